@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from calwebb import dqflags
+
+
+def test_bits_are_distinct_powers_of_two():
+    values = [v for k, v in dqflags.PIXEL.items() if k != "GOOD"]
+    assert len(values) == 32
+    assert sorted(values) == [1 << i for i in range(32)]
+
+
+def test_named_values_match_spec():
+    assert dqflags.DO_NOT_USE == 1
+    assert dqflags.JUMP_DET == 4
+    assert dqflags.NON_SCIENCE == 512
+    assert dqflags.NO_SAT_CHECK == 2097152
+    assert dqflags.REFERENCE_PIXEL == 2147483648
+
+
+def test_group_flags_fit_in_a_byte_and_exclude_outlier():
+    assert all(v < 256 for v in dqflags.GROUP.values())
+    assert "OUTLIER" not in dqflags.GROUP
+    assert dqflags.GROUP["CHARGELOSS"] == 128
+
+
+def test_flag_names_round_trip():
+    value = dqflags.combine("DO_NOT_USE", "SATURATED", "REFERENCE_PIXEL")
+    assert value == 1 + 2 + 2**31
+    assert dqflags.flag_names(value) == ["DO_NOT_USE", "SATURATED", "REFERENCE_PIXEL"]
+    assert dqflags.flag_names(0) == ["GOOD"]
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        (None, None),
+        (6, 6),
+        ("4+8", 12),
+        ("4,8", 12),
+        ("JUMP_DET,DROPOUT", 12),
+        ("~DO_NOT_USE+NON_SCIENCE", 0xFFFFFFFF & ~513),
+        ("~(1+512)", 0xFFFFFFFF & ~513),
+    ],
+)
+def test_interpret_bit_flags(expression, expected):
+    assert dqflags.interpret_bit_flags(expression) == expected
+
+
+def test_unknown_flag_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="NOT_A_FLAG"):
+        dqflags.interpret_bit_flags("NOT_A_FLAG")
+
+
+def test_group_to_pixel_ors_over_groups():
+    groupdq = np.zeros((2, 3, 2, 2), np.uint8)
+    groupdq[0, 1, 0, 0] = dqflags.JUMP_DET
+    groupdq[0, 2, 0, 0] = dqflags.SATURATED
+    pixel = dqflags.group_to_pixel(groupdq)
+    assert pixel.dtype == np.uint32
+    assert pixel.shape == (2, 2, 2)
+    assert pixel[0, 0, 0] == 6 and pixel[1].sum() == 0
