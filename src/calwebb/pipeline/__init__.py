@@ -1,1 +1,1 @@
-"""The calibration pipelines: each lists its steps in order and the few lines of flow between them."""
+"""The calibration pipelines: each lists its steps and the few lines of flow between them."""

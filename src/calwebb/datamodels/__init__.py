@@ -1,0 +1,108 @@
+"""JWST data models: metadata tree + typed arrays, read and written in the official formats.
+
+``open(path_or_model)`` picks the class from the file's DATAMODL keyword, else from its
+arrays; each class can also be built directly from a path, a shape, arrays or a model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from calwebb.datamodels.base import ArraySpec, DataModel
+from calwebb.datamodels.models import (
+    GROUP_DTYPE,
+    INT_TIMES_DTYPE,
+    CubeModel,
+    ImageModel,
+    Level1bModel,
+    RampModel,
+)
+from calwebb.datamodels.reference import (
+    DarkMIRIModel,
+    DarkModel,
+    GainModel,
+    IPCModel,
+    LinearityModel,
+    MaskModel,
+    ReadnoiseModel,
+    ReferenceModel,
+    ResetModel,
+    RSCDModel,
+    SaturationModel,
+    SuperBiasModel,
+    cutout_reference,
+    reference_model_class,
+    register_reference_model,
+)
+from calwebb.errors import DataModelError
+
+__all__ = [
+    "ArraySpec", "DataModel", "ReferenceModel", "Level1bModel", "RampModel", "ImageModel",
+    "CubeModel", "MaskModel", "SaturationModel", "SuperBiasModel", "LinearityModel", "DarkModel",
+    "DarkMIRIModel", "GainModel", "ReadnoiseModel", "IPCModel", "ResetModel", "RSCDModel",
+    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference",
+    "reference_model_class", "register_reference_model",
+]
+
+
+def _all_classes(root: type = DataModel) -> dict[str, type[DataModel]]:
+    found = {}
+    for cls in root.__subclasses__():
+        found[cls.__name__] = cls
+        found.update(_all_classes(cls))
+    return found
+
+
+def model_class(name: str) -> type[DataModel]:
+    """The model class called ``name`` (as in the DATAMODL keyword)."""
+    classes = _all_classes()
+    try:
+        return classes[name]
+    except KeyError:
+        raise DataModelError(
+            f"unknown model type {name!r}; calwebb reads {', '.join(sorted(classes))}"
+        ) from None
+
+
+def open(init, **kwargs) -> DataModel:  # noqa: A001 - the official name
+    """Open a file (or pass through a model) as the model class its contents call for."""
+    if isinstance(init, DataModel):
+        return init
+    if not isinstance(init, str | os.PathLike):
+        raise DataModelError(f"cannot open {type(init).__name__}: expected a file path or a model")
+    path = Path(init)
+    return _detect_class(path)(path, **kwargs)
+
+
+def _detect_class(path: Path) -> type[DataModel]:
+    from calwebb.datamodels.io import open_fits
+
+    if not path.exists():
+        raise DataModelError(f"{path}: no such file")
+    if path.suffix.lower() == ".asdf":
+        import asdf
+
+        try:
+            with asdf.open(path, lazy_load=True) as af:
+                name = (af.tree.get("meta") or {}).get("model_type")
+        except Exception as exc:  # noqa: BLE001
+            raise DataModelError(f"{path}: not a readable ASDF file ({exc})") from exc
+        if not name:
+            raise DataModelError(f"{path}: no meta.model_type; cannot tell which model it holds")
+        return model_class(name)
+    with open_fits(path) as hdul:
+        header = hdul[0].header
+        if header.get("DATAMODL"):
+            return model_class(header["DATAMODL"])
+        names = {hdu.name for hdu in hdul}
+        if "SCI" not in names:
+            raise DataModelError(f"{path}: no DATAMODL keyword and no SCI extension")
+        ndim = hdul["SCI"].header.get("NAXIS", 0)
+        reftype = header.get("REFTYPE")
+    if reftype:
+        return reference_model_class(reftype, header.get("INSTRUME"))
+    by_ndim = {2: ImageModel, 3: CubeModel, 4: RampModel}
+    if ndim not in by_ndim:
+        raise DataModelError(f"{path}: SCI has {ndim} dimensions; expected 2, 3 or 4")
+    return by_ndim[ndim]

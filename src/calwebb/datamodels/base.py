@@ -1,0 +1,206 @@
+"""The data-model base class: a metadata tree plus declared, typed, named arrays."""
+
+from __future__ import annotations
+
+import copy as _copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calwebb.datamodels.tree import Node, flatten
+from calwebb.errors import DataModelError
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One declared array of a model: where it lives on disk and what it must look like.
+
+    ``allocate`` says how an unset array is created on first access: ``"like_data"``
+    (the shape of ``data``), ``"image"`` (the last two axes of ``data``), ``"ints"``
+    (integrations × image), or ``None`` (stays None until set or read).
+    """
+
+    extname: str
+    dtype: Any  # numpy dtype; None for tables (structured arrays)
+    ndim: tuple[int, ...] = ()  # allowed dimensionalities; () = any
+    allocate: str | None = "like_data"
+    fill: float = 0.0
+
+    @property
+    def is_table(self) -> bool:
+        return self.dtype is None
+
+
+Loader = Callable[[], np.ndarray]
+
+
+class DataModel:
+    """Base of every calwebb model.
+
+    Create one from a file path, a shape tuple (declared arrays allocated), another
+    model (converted: metadata and arrays carried over), or keyword arrays
+    (``ImageModel(data=arr, dq=dq)``); ``None`` gives an empty model.
+    """
+
+    arrays: dict[str, ArraySpec] = {}
+    #: metadata paths this model writes to a different HDU than the keyword table says
+    keyword_hdus: dict[str, str] = {}
+
+    def __init__(self, init: Any = None, **arrays: Any):
+        object.__setattr__(self, "_tree", {"meta": {}})
+        object.__setattr__(self, "_arrays", {})
+        if init is None:
+            pass
+        elif isinstance(init, str | os.PathLike):
+            from calwebb.datamodels.io import read_into
+
+            read_into(self, Path(init))
+        elif isinstance(init, tuple):
+            self._allocate(init)
+        elif isinstance(init, DataModel):
+            self._convert_from(init)
+        elif isinstance(init, np.ndarray):
+            self.data = init
+        else:
+            raise DataModelError(
+                f"cannot make a {type(self).__name__} from {type(init).__name__}: "
+                "expected a file path, a shape tuple, an array or a data model"
+            )
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        self.meta.model_type = type(self).__name__
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def meta(self) -> Node:
+        return Node(self._tree, ("meta",))
+
+    @property
+    def tree(self) -> dict:
+        """The whole metadata tree (plain dicts; arrays not included)."""
+        return self._tree
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Every metadata item as ``{"meta.exposure.ngroups": 10, ...}``."""
+        return flatten(self._tree)
+
+    # -- arrays ---------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        spec = type(self).arrays.get(name)
+        if spec is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute or array '{name}'")
+        value = self._arrays.get(name)
+        if callable(value):
+            value = self._arrays[name] = value()
+        if value is None:
+            value = self._allocated(name, spec)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        spec = type(self).arrays.get(name)
+        if spec is None:
+            if name in type(self).__dict__ or name.startswith("_") or hasattr(type(self), name):
+                object.__setattr__(self, name, value)
+                return
+            raise AttributeError(
+                f"{type(self).__name__} has no array '{name}'; metadata goes under model.meta"
+            )
+        self._arrays[name] = None if value is None else self._checked(name, spec, value)
+
+    def has_array(self, name: str) -> bool:
+        """True when the array was read from the file or set (not just default-allocated)."""
+        return self._arrays.get(name) is not None
+
+    def set_loader(self, name: str, loader: Loader) -> None:
+        """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""
+        self._arrays[name] = loader
+
+    def array_names(self) -> list[str]:
+        """Declared arrays that are present (read, set or allocated)."""
+        return [name for name in type(self).arrays if self._arrays.get(name) is not None]
+
+    def _checked(self, name: str, spec: ArraySpec, value: Any) -> np.ndarray:
+        array = np.asarray(value)
+        if spec.ndim and array.ndim not in spec.ndim:
+            raise DataModelError(
+                f"{type(self).__name__}.{name} ({spec.extname}) must have "
+                f"{' or '.join(map(str, spec.ndim))} dimensions, got shape {array.shape}"
+            )
+        if spec.is_table:
+            if array.dtype.names is None:
+                raise DataModelError(
+                    f"{type(self).__name__}.{name} ({spec.extname}) must be a table "
+                    f"(structured array), got dtype {array.dtype}"
+                )
+            return array
+        if array.dtype != spec.dtype:
+            if not np.can_cast(array.dtype, spec.dtype, casting="same_kind") and not (
+                array.dtype.kind in "uib" and np.dtype(spec.dtype).kind in "uif"
+            ):
+                raise DataModelError(
+                    f"{type(self).__name__}.{name} ({spec.extname}) must be "
+                    f"{np.dtype(spec.dtype).name}, got {array.dtype.name}"
+                )
+            array = array.astype(spec.dtype)
+        return array
+
+    def _allocated(self, name: str, spec: ArraySpec) -> np.ndarray | None:
+        if spec.allocate is None or spec.is_table or name == "data":
+            return None
+        data = self._arrays.get("data")
+        if data is None:
+            return None
+        shape = self.data.shape
+        shapes = {"like_data": shape, "image": shape[-2:], "ints": (shape[0], *shape[-2:])}
+        array = np.full(shapes[spec.allocate], spec.fill, dtype=spec.dtype)
+        self._arrays[name] = array
+        return array
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        data_spec = type(self).arrays.get("data")
+        if data_spec is None:
+            raise DataModelError(f"{type(self).__name__} has no data array to allocate")
+        self.data = np.full(shape, data_spec.fill, dtype=data_spec.dtype)
+        for name, spec in type(self).arrays.items():
+            if name != "data" and spec.allocate is not None:
+                getattr(self, name)
+
+    def _convert_from(self, other: DataModel) -> None:
+        self._tree.update(_copy.deepcopy(other._tree))
+        for name in type(self).arrays:
+            if name in type(other).arrays and other.has_array(name):
+                setattr(self, name, getattr(other, name))
+
+    # -- life cycle -----------------------------------------------------------------------
+    def copy(self) -> DataModel:
+        """A deep copy: new tree, new arrays."""
+        twin = type(self)()
+        twin._tree.clear()
+        twin._tree.update(_copy.deepcopy(self._tree))
+        for name in type(self).arrays:
+            if self.has_array(name):
+                twin._arrays[name] = np.array(getattr(self, name), copy=True)
+        return twin
+
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write FITS (``.fits``) or ASDF (``.asdf``) atomically; returns the path written."""
+        from calwebb.datamodels.io import write
+
+        return write(self, Path(path), overwrite=overwrite)
+
+    def close(self) -> None:
+        """Nothing to release: lazy arrays open their file only while they load."""
+
+    def __enter__(self) -> DataModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        shape = getattr(self._arrays.get("data"), "shape", "")
+        return f"<{type(self).__name__} {shape} {self.meta.filename or ''}>"

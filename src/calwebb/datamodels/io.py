@@ -1,0 +1,356 @@
+"""Reading and writing models: JWST FITS (header keywords + named HDUs + ASDF extension) and ASDF.
+
+Files calwebb writes follow the official layout (dataformats.md §2): an empty primary HDU
+with the primary keywords, one HDU per array named by EXTNAME, and a last ``ASDF`` BINTABLE
+holding the whole tree, whose arrays point at their HDUs (``source: fits:SCI,1``) instead of
+repeating their bytes. Writing is atomic: a temporary file in the target directory is
+renamed over the destination only when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asdf
+import numpy as np
+from asdf.tagged import TaggedDict
+from asdf.tags.core import NDArrayType
+from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
+from astropy.io import fits
+
+from calwebb.datamodels import keywords
+from calwebb.datamodels.tree import set_path
+from calwebb.errors import DataModelError
+
+if TYPE_CHECKING:
+    from calwebb.datamodels.base import ArraySpec, DataModel
+
+log = logging.getLogger(__name__)
+
+ASDF_EXTNAME = "ASDF"
+ASDF_COLUMN = "ASDF_METADATA"
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|EXTNAME|EXTVER|BZERO|BSCALE|"
+    r"TFIELDS|T(TYPE|FORM|UNIT|DIM|NULL|SCAL|ZERO|DISP)\d+|CHECKSUM|DATASUM|HISTORY|COMMENT|)$"
+)
+_TREE_ONLY_TOP_KEYS = ("asdf_library", "_fits_hash")
+
+
+# -- reading ------------------------------------------------------------------------------
+def read_into(model: DataModel, path: Path) -> None:
+    """Fill ``model`` from ``path`` (FITS or ASDF); arrays load lazily on first access."""
+    if not path.exists():
+        raise DataModelError(f"{path}: no such file")
+    if path.suffix.lower() == ".asdf":
+        _read_asdf(model, path)
+    else:
+        _read_fits(model, path)
+    model.meta.filename = path.name
+
+
+def open_fits(path: Path) -> fits.HDUList:
+    """Open a FITS file memory-mapped and unscaled; DataModelError if unreadable or truncated."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=fits.verify.VerifyWarning)
+            hdul = fits.open(path, memmap=True, do_not_scale_image_data=True, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, fits.verify.VerifyWarning) as exc:
+        raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc
+    size = path.stat().st_size
+    for index in range(len(hdul)):
+        info = hdul.fileinfo(index)
+        if info["datLoc"] + info["datSpan"] > size:
+            hdul.close()
+            raise DataModelError(
+                f"{path}: truncated: HDU {index} ({hdul[index].name}) needs "
+                f"{info['datLoc'] + info['datSpan']} bytes, the file has {size}"
+            )
+    return hdul
+
+
+def _read_fits(model: DataModel, path: Path) -> None:
+    with open_fits(path) as hdul:
+        tree = _embedded_tree(hdul, path)
+        for name in type(model).arrays:
+            tree.pop(name, None)
+        _headers_to_tree(hdul, tree, model.keyword_hdus, path)
+        model.tree.clear()
+        model.tree.update(tree)
+        model.tree.setdefault("meta", {})
+        present = {(hdu.name, hdu.ver) for hdu in hdul[1:]}
+        for name, spec in type(model).arrays.items():
+            if (spec.extname, 1) not in present:
+                continue
+            hdu = hdul[(spec.extname, 1)]
+            _check_hdu(path, hdu, spec, type(model).__name__)
+            if spec.is_table:
+                setattr(model, name, np.array(hdu.data).view(np.ndarray))
+            else:
+                model.set_loader(name, _image_loader(path, spec))
+    _require_primary(model, path)
+
+
+def _require_primary(model: DataModel, path: Path) -> None:
+    primary = getattr(type(model), "primary_array", "data")
+    if primary and not model.has_array(primary):
+        extname = type(model).arrays[primary].extname
+        raise DataModelError(
+            f"{path}: no {extname} extension; a {type(model).__name__} needs its {extname} array"
+        )
+
+
+def _check_hdu(path: Path, hdu: Any, spec: ArraySpec, model_name: str) -> None:
+    if spec.is_table:
+        if not isinstance(hdu, fits.BinTableHDU):
+            raise DataModelError(f"{path}: {spec.extname} must be a table for {model_name}")
+        return
+    if not isinstance(hdu, fits.ImageHDU | fits.CompImageHDU):
+        raise DataModelError(f"{path}: {spec.extname} must be an image HDU for {model_name}")
+    ndim = hdu.header.get("NAXIS", 0)
+    if spec.ndim and ndim not in spec.ndim:
+        raise DataModelError(
+            f"{path}: {spec.extname} has {ndim} dimensions; {model_name} expects "
+            f"{' or '.join(map(str, spec.ndim))}"
+        )
+    is_float_on_disk = hdu.header.get("BITPIX", 8) < 0
+    if is_float_on_disk and np.dtype(spec.dtype).kind in "ui":
+        raise DataModelError(
+            f"{path}: {spec.extname} holds floating-point values; {model_name} expects "
+            f"{np.dtype(spec.dtype).name}"
+        )
+
+
+def _image_loader(path: Path, spec: ArraySpec):
+    """A loader reading one image HDU into a native array of the declared dtype, copying once."""
+
+    def load() -> np.ndarray:
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
+            hdu = hdul[(spec.extname, 1)]
+            raw = hdu.data
+            if raw is None:
+                return np.zeros(0, dtype=spec.dtype)
+            bscale = hdu.header.get("BSCALE", 1)
+            bzero = hdu.header.get("BZERO", 0)
+            target = np.dtype(spec.dtype)
+            out = np.empty(raw.shape, dtype=target)
+            # one copy into the native target; integer offsets (unsigned ints stored signed
+            # with BZERO) wrap correctly in unsigned arithmetic
+            np.copyto(out, raw, casting="unsafe")
+            if bscale != 1:
+                out *= out.dtype.type(bscale)
+            if bzero:
+                out += out.dtype.type(bzero)
+            del raw
+            return out
+
+    return load
+
+
+def _embedded_tree(hdul: fits.HDUList, path: Path) -> dict:
+    if ASDF_EXTNAME not in hdul:
+        return {"meta": {}}
+    try:
+        payload = hdul[ASDF_EXTNAME].data[ASDF_COLUMN][0].tobytes()
+        return _load_asdf_tree(io.BytesIO(payload))
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad file
+        raise DataModelError(f"{path}: the ASDF extension cannot be read ({exc})") from exc
+
+
+def _load_asdf_tree(source: Any) -> dict:
+    """The tree of an ASDF document with internal arrays loaded and FITS-linked arrays dropped."""
+    with asdf.open(source, lazy_load=True, memmap=False) as af:
+        tree = _materialise(af.tree)
+    for key in _TREE_ONLY_TOP_KEYS:
+        tree.pop(key, None)
+    history = tree.get("history")
+    if isinstance(history, dict):
+        history.pop("extensions", None)
+        if not history:
+            tree.pop("history")
+    return tree
+
+
+def _materialise(node: Any) -> Any:
+    if isinstance(node, NDArrayType):
+        if isinstance(node._source, str) and node._source.startswith("fits:"):
+            return None
+        return np.array(node)
+    if isinstance(node, dict):
+        items = ((key, _materialise(value)) for key, value in node.items())
+        return {key: value for key, value in items if value is not None}
+    if isinstance(node, list):
+        return [_materialise(value) for value in node]
+    return node
+
+
+def _headers_to_tree(hdul: fits.HDUList, tree: dict, moved: dict[str, str], path: Path) -> None:
+    """Header cards overwrite tree values (the header is authoritative); the rest is kept."""
+    known: dict[str, set[str]] = {}
+    for hdu_name in _hdus_with_keywords():
+        if hdu_name != "PRIMARY" and hdu_name not in hdul:
+            continue
+        header = hdul[0 if hdu_name == "PRIMARY" else hdu_name].header
+        for entry in keywords.in_hdu(hdu_name, moved):
+            if entry.keyword not in header:
+                continue
+            known.setdefault(hdu_name, set()).add(entry.keyword)
+            value = header[entry.keyword]
+            if isinstance(value, fits.card.Undefined) or value == "":
+                continue
+            try:
+                set_path(tree, entry.path, value)
+            except DataModelError as exc:
+                log.warning("%s: %s; keyword ignored", path, exc)
+    extra = {}
+    for index, hdu in enumerate(hdul):
+        name = "PRIMARY" if index == 0 else hdu.name
+        if name == ASDF_EXTNAME:
+            continue
+        cards = [
+            [card.keyword, card.value, card.comment]
+            for card in hdu.header.cards
+            if not _STRUCTURAL.match(card.keyword) and card.keyword not in known.get(name, ())
+            and not isinstance(card.value, fits.card.Undefined)
+        ]
+        if cards:
+            extra[name] = {"header": cards}
+    if extra:
+        tree["extra_fits"] = extra
+    else:
+        tree.pop("extra_fits", None)
+
+
+def _hdus_with_keywords() -> list[str]:
+    return sorted({entry.hdu for entry in keywords.table().values() if entry.hdu})
+
+
+def _read_asdf(model: DataModel, path: Path) -> None:
+    try:
+        af = asdf.open(path, lazy_load=True, memmap=True)
+    except Exception as exc:  # noqa: BLE001
+        raise DataModelError(f"{path}: not a readable ASDF file ({exc})") from exc
+    with af:
+        tree = dict(af.tree)
+        for name, spec in type(model).arrays.items():
+            value = tree.pop(name, None)
+            if value is not None:
+                setattr(model, name, np.array(value, dtype=spec.dtype))
+        rest = _materialise(tree)
+    for key in _TREE_ONLY_TOP_KEYS:
+        rest.pop(key, None)
+    rest.pop("history", None)
+    model.tree.clear()
+    model.tree.update(rest)
+    model.tree.setdefault("meta", {})
+    _require_primary(model, path)
+
+
+# -- writing ------------------------------------------------------------------------------
+def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
+    """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically."""
+    if path.exists() and not overwrite:
+        raise DataModelError(f"{path}: exists and overwrite is False")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.meta.filename = path.name
+    model.meta.date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    model.meta.model_type = type(model).__name__
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        if path.suffix.lower() == ".asdf":
+            _write_asdf(model, Path(temporary))
+        else:
+            to_hdulist(model).writeto(temporary, overwrite=True)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def to_hdulist(model: DataModel) -> fits.HDUList:
+    """The model as an HDUList in the JWST layout (not yet written)."""
+    tree = {key: value for key, value in model.tree.items() if key != "extra_fits"}
+    extra = model.tree.get("extra_fits", {})
+    primary = fits.PrimaryHDU()
+    _tree_to_header(primary.header, model, "PRIMARY", extra)
+    hdul = fits.HDUList([primary])
+    for name, spec in type(model).arrays.items():
+        if not model.has_array(name):
+            continue
+        array = getattr(model, name)
+        if spec.is_table:
+            hdu = fits.BinTableHDU(data=array, name=spec.extname)
+        else:
+            hdu = fits.ImageHDU(data=np.ascontiguousarray(array), name=spec.extname)
+        _tree_to_header(hdu.header, model, spec.extname, extra)
+        hdul.append(hdu)
+        tree[name] = _fits_reference(hdu)
+    hdul.append(_asdf_hdu(tree))
+    return hdul
+
+
+def _tree_to_header(header: fits.Header, model: DataModel, hdu_name: str, extra: dict) -> None:
+    from calwebb.datamodels.tree import get_path
+
+    written = set()
+    for entry in keywords.in_hdu(hdu_name, model.keyword_hdus):
+        value = get_path(model.tree, entry.path)
+        if value is None or isinstance(value, dict | list) or _is_nan(value):
+            continue
+        header[entry.keyword] = value
+        written.add(entry.keyword)
+    for keyword, value, comment in extra.get(hdu_name, {}).get("header", []):
+        if keyword not in written and not _STRUCTURAL.match(keyword):
+            header.append((keyword, value, comment), end=True)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _fits_reference(hdu: Any) -> TaggedDict:
+    if hdu.data is None:
+        return None
+    datatype, byteorder = numpy_dtype_to_asdf_datatype(
+        hdu.data.dtype, include_byteorder=True, override_byteorder="big"
+    )
+    return TaggedDict(
+        {
+            "source": f"fits:{hdu.name},{hdu.ver}",
+            "shape": list(hdu.data.shape),
+            "datatype": datatype,
+            "byteorder": byteorder,
+        },
+        _ndarray_tag(),
+    )
+
+
+def _ndarray_tag() -> str:
+    """The ndarray tag of the ASDF standard this asdf library writes by default."""
+    converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
+    return converter.tags[-1]
+
+
+def _asdf_hdu(tree: dict) -> fits.BinTableHDU:
+    buffer = io.BytesIO()
+    asdf.AsdfFile(tree).write_to(buffer)
+    payload = np.frombuffer(buffer.getbuffer(), dtype=np.uint8)[None, :]
+    column = fits.Column(name=ASDF_COLUMN, format=f"{payload.shape[1]}B", array=payload)
+    return fits.BinTableHDU.from_columns([column], name=ASDF_EXTNAME)
+
+
+def _write_asdf(model: DataModel, path: Path) -> None:
+    tree = dict(model.tree)
+    for name in type(model).arrays:
+        if model.has_array(name):
+            tree[name] = getattr(model, name)
+    asdf.AsdfFile(tree).write_to(path)

@@ -1,0 +1,91 @@
+"""Science data models: each class declares its arrays; everything else is in the base."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calwebb.datamodels.base import ArraySpec, DataModel
+
+F32, U32, U8, U16, I32 = np.float32, np.uint32, np.uint8, np.uint16, np.int32
+
+INT_TIMES = ArraySpec("INT_TIMES", None, (1,), allocate=None)
+GROUP = ArraySpec("GROUP", None, (1,), allocate=None)
+#: columns of the INT_TIMES table (dataformats.md §1.1)
+INT_TIMES_DTYPE = np.dtype([
+    ("integration_number", ">i4"),
+    ("int_start_MJD_UTC", ">f8"), ("int_mid_MJD_UTC", ">f8"), ("int_end_MJD_UTC", ">f8"),
+    ("int_start_BJD_TDB", ">f8"), ("int_mid_BJD_TDB", ">f8"), ("int_end_BJD_TDB", ">f8"),
+])
+#: columns of the GROUP table (dataformats.md §1.1)
+GROUP_DTYPE = np.dtype([
+    ("integration_number", ">i4"), ("group_number", ">i2"), ("end_day", ">i2"),
+    ("end_milliseconds", ">i4"), ("end_submilliseconds", ">i2"), ("group_end_time", "S26"),
+    ("number_of_columns", ">i2"), ("number_of_rows", ">i2"), ("number_of_gaps", ">i2"),
+    ("completion_code_number", ">i2"), ("completion_code_text", "S36"),
+    ("bary_end_time", ">f8"), ("helio_end_time", ">f8"),
+])
+
+
+class Level1bModel(DataModel):
+    """Raw ramps as downlinked (``uncal``): uint16 SCI [nints, ngroups, ny, nx], no DQ."""
+
+    primary_array = "data"
+    arrays = {
+        "data": ArraySpec("SCI", U16, (4,)),
+        "zeroframe": ArraySpec("ZEROFRAME", U16, (3,), allocate=None),
+        "refout": ArraySpec("REFOUT", U16, (4,), allocate=None),
+        "int_times": INT_TIMES,
+        "group": GROUP,
+    }
+
+
+class RampModel(DataModel):
+    """Ramps being corrected (``ramp``): float32 SCI, PIXELDQ [ny, nx], GROUPDQ like SCI."""
+
+    primary_array = "data"
+    arrays = {
+        "data": ArraySpec("SCI", F32, (4,)),
+        "pixeldq": ArraySpec("PIXELDQ", U32, (2, 3), allocate="image"),
+        "groupdq": ArraySpec("GROUPDQ", U8, (4,)),
+        "zeroframe": ArraySpec("ZEROFRAME", F32, (3,), allocate=None),
+        "refout": ArraySpec("REFOUT", F32, (4,), allocate=None),
+        "average_dark_current": ArraySpec("AVDRKCUR", F32, (2,), allocate=None),
+        "int_times": INT_TIMES,
+        "group": GROUP,
+    }
+
+
+def _slope_arrays(ndim: int) -> dict[str, ArraySpec]:
+    """ERR, DQ and variance arrays shaped like SCI."""
+    return {
+        "err": ArraySpec("ERR", F32, (ndim,)),
+        "dq": ArraySpec("DQ", U32, (ndim,)),
+        "var_poisson": ArraySpec("VAR_POISSON", F32, (ndim,)),
+        "var_rnoise": ArraySpec("VAR_RNOISE", F32, (ndim,)),
+        "var_flat": ArraySpec("VAR_FLAT", F32, (ndim,), allocate=None),
+    }
+
+
+class ImageModel(DataModel):
+    """One 2-D image with errors and DQ (``rate``, ``cal``)."""
+
+    primary_array = "data"
+    arrays = {
+        "data": ArraySpec("SCI", F32, (2,)),
+        **_slope_arrays(2),
+        "area": ArraySpec("AREA", F32, (2,), allocate=None),
+        "zeroframe": ArraySpec("ZEROFRAME", F32, (2,), allocate=None),
+    }
+
+
+class CubeModel(DataModel):
+    """A stack of images, one per integration (``rateints``, ``calints``)."""
+
+    primary_array = "data"
+    arrays = {
+        "data": ArraySpec("SCI", F32, (3,)),
+        **_slope_arrays(3),
+        "area": ArraySpec("AREA", F32, (2,), allocate=None),
+        "zeroframe": ArraySpec("ZEROFRAME", F32, (3,), allocate=None),
+        "int_times": INT_TIMES,
+    }

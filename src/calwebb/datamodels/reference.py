@@ -1,0 +1,246 @@
+"""Reference-file models, their DQ_DEF translation, and cutting them to a science subarray."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from calwebb import dqflags
+from calwebb.datamodels.base import ArraySpec, DataModel
+from calwebb.errors import DataModelError, ReferenceFileError
+
+log = logging.getLogger(__name__)
+
+F32, U32 = np.float32, np.uint32
+DQ_DEF_DTYPE = np.dtype([("BIT", ">i4"), ("VALUE", ">u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")])
+DQ_DEF = ArraySpec("DQ_DEF", None, (1,), allocate=None)
+#: primary-header keywords reference files keep in PRIMARY where science files use SCI
+_PRIMARY_PHOTOMETRY = {
+    "meta.photometry.pixelarea_steradians": "PRIMARY",
+    "meta.photometry.pixelarea_arcsecsq": "PRIMARY",
+}
+
+
+class ReferenceModel(DataModel):
+    """Base of reference-file models.
+
+    On read, a DQ array stored with a private bit layout is translated to the standard
+    pixel flags through the file's DQ_DEF table (dataformats.md §6.2). On write, DQ is
+    stored in the standard layout with a DQ_DEF table naming every bit that is used.
+    """
+
+    reftype: str = ""
+    primary_array = "data"
+    #: False for types that must match the science subarray exactly (darks)
+    can_cut_out = True
+    keyword_hdus = _PRIMARY_PHOTOMETRY
+
+    def __init__(self, init=None, **arrays):
+        super().__init__(init, **arrays)
+        if isinstance(init, str | Path) and "dq" in type(self).arrays and self.has_array("dq"):
+            self._translate_dq_on_load()
+        if self.reftype and self.meta.reftype is None:
+            self.meta.reftype = self.reftype.upper()
+
+    def _translate_dq_on_load(self) -> None:
+        table = self.dq_def if self.has_array("dq_def") else None
+        if table is None or len(table) == 0:
+            return
+        raw_loader = self._arrays["dq"]
+        source = self.meta.filename
+
+        def load() -> np.ndarray:
+            raw = raw_loader() if callable(raw_loader) else raw_loader
+            return translate_dq(raw, table, source)
+
+        self.set_loader("dq", load)
+
+    def save(self, path, overwrite: bool = True):
+        if "dq_def" in type(self).arrays and self.has_array("dq"):
+            self.dq_def = standard_dq_def(self.dq)
+        return super().save(path, overwrite=overwrite)
+
+
+def translate_dq(raw: np.ndarray, dq_def: np.ndarray, source: str | None = None) -> np.ndarray:
+    """Map a reference DQ array in a private bit layout to the standard pixel flags."""
+    names = [_text(name) for name in dq_def["NAME"]]
+    standard = np.zeros(raw.shape, dtype=np.uint32)
+    for value, name in zip(dq_def["VALUE"], names, strict=True):
+        flag = dqflags.PIXEL.get(name.upper())
+        if flag is None:
+            log.warning("%s: DQ_DEF names unknown flag %r; ignored", source or "reference", name)
+            continue
+        if flag:
+            standard[(raw & np.uint32(value)) != 0] |= np.uint32(flag)
+    return standard
+
+
+def standard_dq_def(dq: np.ndarray) -> np.ndarray:
+    """A DQ_DEF table for a DQ array already in the standard layout (one row per bit used)."""
+    used = int(np.bitwise_or.reduce(dq, axis=None)) if dq.size else 0
+    rows = [
+        (bit, 1 << bit, dqflags.flag_names(1 << bit)[0], dqflags.flag_names(1 << bit)[0])
+        for bit in range(32)
+        if used & (1 << bit)
+    ]
+    return np.array(rows, dtype=DQ_DEF_DTYPE)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _image(extname: str, ndim: tuple[int, ...] = (2,), dtype=F32) -> ArraySpec:
+    return ArraySpec(extname, dtype, ndim, allocate=None)
+
+
+class MaskModel(ReferenceModel):
+    reftype = "mask"
+    primary_array = "dq"
+    arrays = {"dq": _image("DQ", dtype=U32), "dq_def": DQ_DEF}
+
+
+class SaturationModel(ReferenceModel):
+    reftype = "saturation"
+    arrays = {"data": _image("SCI"), "dq": _image("DQ", dtype=U32), "dq_def": DQ_DEF}
+
+
+class SuperBiasModel(ReferenceModel):
+    reftype = "superbias"
+    arrays = {
+        "data": _image("SCI"), "err": _image("ERR"), "dq": _image("DQ", dtype=U32),
+        "dq_def": DQ_DEF,
+    }
+
+
+class LinearityModel(ReferenceModel):
+    reftype = "linearity"
+    primary_array = "coeffs"
+    arrays = {
+        "coeffs": _image("COEFFS", (3,)), "inv_coeffs": _image("INV_COEFFS", (3,)),
+        "dq": _image("DQ", dtype=U32), "dq_def": DQ_DEF,
+    }
+
+
+class DarkModel(ReferenceModel):
+    reftype = "dark"
+    can_cut_out = False
+    arrays = {
+        "data": _image("SCI", (3,)), "err": _image("ERR", (3,)), "dq": _image("DQ", dtype=U32),
+        "dq_def": DQ_DEF, "average_dark_current": _image("AVDRKCUR"),
+    }
+
+
+class DarkMIRIModel(ReferenceModel):
+    reftype = "dark"
+    can_cut_out = False
+    arrays = {
+        "data": _image("SCI", (4,)), "err": _image("ERR", (4,)),
+        "dq": _image("DQ", (4,), dtype=U32), "dq_def": DQ_DEF,
+        "average_dark_current": _image("AVDRKCUR"),
+    }
+
+
+class GainModel(ReferenceModel):
+    reftype = "gain"
+    arrays = {"data": _image("SCI")}
+
+
+class ReadnoiseModel(ReferenceModel):
+    reftype = "readnoise"
+    arrays = {"data": _image("SCI")}
+
+
+class IPCModel(ReferenceModel):
+    reftype = "ipc"
+    arrays = {"data": _image("SCI", (2, 4))}
+
+
+class ResetModel(ReferenceModel):
+    reftype = "reset"
+    arrays = {
+        "data": _image("SCI", (4,)), "err": _image("ERR", (4,)), "dq": _image("DQ", dtype=U32),
+        "dq_def": DQ_DEF,
+    }
+
+
+class RSCDModel(ReferenceModel):
+    reftype = "rscd"
+    primary_array = "rscd_group_skip_table"
+    arrays = {"rscd_group_skip_table": ArraySpec("RSCD_GROUP_SKIP", None, (1,), allocate=None)}
+
+
+REFERENCE_MODELS: dict[str, type[ReferenceModel]] = {
+    cls.reftype: cls
+    for cls in (MaskModel, SaturationModel, SuperBiasModel, LinearityModel, DarkModel,
+                GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel)
+}
+
+
+def register_reference_model(cls: type[ReferenceModel]) -> type[ReferenceModel]:
+    """Class decorator for models added by later steps: makes the reftype resolvable."""
+    REFERENCE_MODELS[cls.reftype] = cls
+    return cls
+
+
+def reference_model_class(reftype: str, instrument: str | None = None) -> type[ReferenceModel]:
+    """The model class of a reference type (``"gain"`` → GainModel); MIRI darks are 4-D."""
+    reftype = reftype.lower()
+    if reftype == "dark" and (instrument or "").upper() == "MIRI":
+        return DarkMIRIModel
+    try:
+        return REFERENCE_MODELS[reftype]
+    except KeyError:
+        raise DataModelError(f"no reference model for reference type {reftype!r}") from None
+
+
+# -- subarray cut-outs ----------------------------------------------------------------------
+def _window(model: DataModel, image_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(xstart, ystart, xsize, ysize), 1-based starts; full frame when keywords are absent."""
+    sub = model.meta.subarray
+    ny, nx = image_shape
+    return (sub.xstart or 1, sub.ystart or 1, sub.xsize or nx, sub.ysize or ny)
+
+
+def _image_shape(model: DataModel) -> tuple[int, int]:
+    primary = getattr(type(model), "primary_array", "data")
+    return tuple(getattr(model, primary).shape[-2:])
+
+
+def cutout_reference(reference: ReferenceModel, science: DataModel) -> ReferenceModel:
+    """The reference cut to the science subarray (framework.md §7.3), or itself if it matches."""
+    ref_shape = _image_shape(reference)
+    sci_shape = tuple(science.data.shape[-2:])
+    rx, ry, rnx, rny = _window(reference, ref_shape)
+    sx, sy, snx, sny = _window(science, sci_shape)
+    if (rx, ry, rnx, rny) == (sx, sy, snx, sny) and ref_shape == sci_shape:
+        return reference
+    name = reference.meta.filename or type(reference).__name__
+    x0, y0 = sx - rx, sy - ry
+    if not reference.can_cut_out:
+        raise ReferenceFileError(
+            f"{name}: {reference.reftype.upper()} covers subarray "
+            f"{reference.meta.subarray.name or 'FULL'} ({rnx}x{rny} at {rx},{ry}) but the science "
+            f"data are {snx}x{sny} at {sx},{sy}; this reference type must match exactly"
+        )
+    if x0 < 0 or y0 < 0 or x0 + snx > ref_shape[1] or y0 + sny > ref_shape[0]:
+        raise ReferenceFileError(
+            f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at {rx},{ry}) "
+            f"does not cover the science subarray ({snx}x{sny} at {sx},{sy})"
+        )
+    cut = type(reference)()
+    cut.tree.clear()
+    cut.tree.update(reference.copy().tree)
+    for array_name in type(reference).arrays:
+        if not reference.has_array(array_name):
+            continue
+        array = getattr(reference, array_name)
+        if array.ndim >= 2 and tuple(array.shape[-2:]) == ref_shape:
+            array = array[..., y0 : y0 + sny, x0 : x0 + snx]
+        setattr(cut, array_name, array)
+    cut.meta.subarray.update(
+        {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
+    )
+    return cut
