@@ -354,3 +354,27 @@ def _write_asdf(model: DataModel, path: Path) -> None:
         if model.has_array(name):
             tree[name] = getattr(model, name)
     asdf.AsdfFile(tree).write_to(path)
+
+
+def describe_arrays(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
+    """(EXTNAME, shape, dtype) of every array/table HDU in a file, without reading the data."""
+    path = Path(path)
+    if path.suffix.lower() == ".asdf":
+        with asdf.open(path, lazy_load=True) as af:
+            return [(key, tuple(value.shape), str(value.dtype)) for key, value in af.tree.items()
+                    if hasattr(value, "shape") and hasattr(value, "dtype")]
+    rows = []
+    with open_fits(path) as hdul:
+        for hdu in hdul[1:]:
+            if hdu.name == ASDF_EXTNAME:
+                continue
+            if isinstance(hdu, fits.BinTableHDU):
+                rows.append((hdu.name, (hdu.header.get("NAXIS2", 0),), "table"))
+            else:
+                axes = [hdu.header[f"NAXIS{n}"] for n in range(1, hdu.header.get("NAXIS", 0) + 1)]
+                shape = tuple(reversed(axes))
+                unsigned = hdu.header.get("BZERO") in (32768, 2147483648)
+                dtype = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32",
+                         -64: "float64"}[hdu.header["BITPIX"]]
+                rows.append((hdu.name, shape, f"u{dtype}" if unsigned else dtype))
+    return rows
