@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-from calwebb.errors import ParameterError
+from calwebb.errors import DataModelError, ParameterError
 from calwebb.stpipe import log as logs
 from calwebb.stpipe import progress
 from calwebb.stpipe.pipeline import Pipeline
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = positionals[1:]
     if not inputs:
         raise ParameterError(f"calwebb run {positionals[0]}: no input file given")
+    missing = [name for name in inputs if not Path(values.get("input_dir", ""), name).exists()]
+    if missing:
+        raise DataModelError(f"{', '.join(missing)}: no such file")
     level = "DEBUG" if options.get("verbose") or options.get("v") else options.get("log_level",
                                                                                     "INFO")
     logs.configure(level, options.get("log_file"), options.get("log_stream", "stderr"))

@@ -205,7 +205,6 @@ class Step:
                 parents=True, exist_ok=True)
         if self.suffix is None:
             self.suffix = self.name.lower()
-        inputs = tuple(self._run_hooks(self.pre_hooks, value) for value in inputs)
         if self.parent is None and self.skip:
             self.log.info("Step %s: skip ignored for a step run on its own", self.name)
             self.skip = False
@@ -214,7 +213,8 @@ class Step:
             for model in _models_in(inputs[0] if inputs else None):
                 setattr(model.meta.cal_step, self.class_alias or self.name.lower(), "SKIPPED")
             return inputs[0] if len(inputs) == 1 else inputs
-        prepared = tuple(self.prepare_input(value) for value in inputs)
+        prepared = tuple(self._run_hooks(self.pre_hooks, self.prepare_input(value))
+                         for value in inputs)
         result = self.process(*prepared)
         result = self._run_hooks(self.post_hooks, result)
         models = _models_in(result)
