@@ -1,0 +1,138 @@
+"""Which reference file a step gets: the real ``crds`` client over a cache or a server.
+
+Order (framework.md §7.1): a step's ``override_<reftype>`` (handled by the step), then
+CRDS. CRDS honours CRDS_PATH, CRDS_SERVER_URL, CRDS_CONTEXT and CRDS_MODE as the official
+client does; with a cache and no server it runs fully offline. With no CRDS configuration
+at all, calwebb uses its embedded local reference set: the CRDS-style cache in
+``$CALWEBB_REFS`` or, by default, the one ``calwebb demo`` writes under the user cache dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from calwebb.errors import ReferenceFileError
+
+log = logging.getLogger(__name__)
+
+SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
+_configured_root: Path | None = None
+
+
+def default_cache_dir() -> Path:
+    """Where the embedded local reference set lives when CALWEBB_REFS is not set."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "calwebb" / "crds"
+
+
+def configure() -> Path:
+    """Point the crds client at a cache (and say so once); returns the cache root."""
+    global _configured_root
+    if "CRDS_PATH" not in os.environ and "CRDS_SERVER_URL" not in os.environ:
+        root = Path(os.environ.get("CALWEBB_REFS") or default_cache_dir())
+        if not (root / "mappings" / "jwst").is_dir():
+            raise ReferenceFileError(
+                f"no reference files: no CRDS_PATH/CRDS_SERVER_URL is set and the local "
+                f"reference set {root} does not exist (run `calwebb demo` to create it, set "
+                "CALWEBB_REFS to a CRDS-style cache, or give override_<reftype> files)"
+            )
+        os.environ["CRDS_PATH"] = str(root)
+        if _configured_root != root:
+            log.info("No CRDS configuration: using the local reference set %s", root)
+    if "CRDS_SERVER_URL" not in os.environ:
+        os.environ["CRDS_SERVER_URL"] = SERVERLESS_URL  # a cache and no server: offline
+    root = Path(os.environ.get("CRDS_PATH", "."))
+    if _configured_root != root:
+        _reset_crds_state()
+    _configured_root = root
+    return root
+
+
+def _reset_crds_state() -> None:
+    """Forget what the crds client cached about a previous cache or context."""
+    from crds.core import config, heavy_client, rmap
+
+    for function in (heavy_client.get_config_info, heavy_client.get_processing_mode,
+                     rmap.get_cached_mapping):
+        cache_clear = getattr(function, "cache_clear", None)
+        if cache_clear:
+            cache_clear()
+    for name in dir(config):
+        value = getattr(config, name)
+        if hasattr(value, "cache_clear"):
+            value.cache_clear()
+
+
+def dataset_parameters(model) -> dict[str, object]:
+    """The model's scalar metadata with CRDS-style keys (``META.INSTRUMENT.NAME``)."""
+    return {key.upper(): value for key, value in model.to_flat_dict().items()
+            if isinstance(value, str | int | float | bool) and key.startswith("meta.")}
+
+
+def _best_references(model, reftypes: list[str]) -> dict[str, str]:
+    import crds
+    from crds.core.exceptions import CrdsError
+
+    configure()
+    try:
+        found = crds.getreferences(dataset_parameters(model), reftypes=reftypes,
+                                   observatory="jwst")
+    except CrdsError as exc:
+        raise ReferenceFileError(
+            f"{model.meta.filename or 'dataset'}: CRDS could not choose "
+            f"{', '.join(t.upper() for t in reftypes)}: {exc}"
+        ) from exc
+    return {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
+            for reftype, path in found.items()}
+
+
+def get_reference_file(model, reftype: str) -> str:
+    """Absolute path of the best ``reftype`` reference for ``model``, or ``"N/A"``."""
+    path = _best_references(model, [reftype]).get(reftype, "N/A")
+    if path != "N/A":
+        if not os.access(path, os.R_OK):
+            raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
+        check_reference_matches(path, model)
+    return path
+
+
+def get_parameter_reference(model, step_class_name: str) -> str | None:
+    """Path of the ``pars-<class>`` reference for ``model``, or None (N/A or any failure)."""
+    reftype = f"pars-{step_class_name.lower()}"
+    try:
+        path = _best_references(model, [reftype]).get(reftype, "N/A")
+    except ReferenceFileError as exc:
+        log.debug("no parameter reference %s: %s", reftype, exc)
+        return None
+    return None if path == "N/A" else path
+
+
+def crds_context(model=None) -> str | None:
+    """The context (``jwst_NNNN.pmap``) the crds client uses."""
+    import crds
+
+    configure()
+    try:
+        return crds.get_context_name("jwst")
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        log.debug("no CRDS context: %s", exc)
+        return None
+
+
+def check_reference_matches(path: str | os.PathLike, model) -> None:
+    """ReferenceFileError when a reference's INSTRUME or DETECTOR contradicts the data."""
+    from calwebb.references.cache import reference_metadata
+
+    meta = reference_metadata(path)
+    for key, label in (("META.INSTRUMENT.NAME", "INSTRUME"),
+                       ("META.INSTRUMENT.DETECTOR", "DETECTOR")):
+        theirs = str(meta.get(key) or "").upper()
+        ours = str(model.to_flat_dict().get(key.lower()) or "").upper()
+        if theirs in ("", "ANY", "N/A", "GENERIC", "MULTIPLE") or not ours:
+            continue
+        allowed = {part.strip() for part in theirs.split("|")}
+        if ours not in allowed:
+            raise ReferenceFileError(
+                f"{Path(path).name}: reference {label} is {theirs} but the data are {ours}")
