@@ -18,7 +18,7 @@ from calwebb.errors import ReferenceFileError
 log = logging.getLogger(__name__)
 
 SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
-_configured_root: Path | None = None
+_configured: tuple | None = None
 
 
 def default_cache_dir() -> Path:
@@ -29,7 +29,7 @@ def default_cache_dir() -> Path:
 
 def configure() -> Path:
     """Point the crds client at a cache (and say so once); returns the cache root."""
-    global _configured_root
+    global _configured
     if "CRDS_PATH" not in os.environ and "CRDS_SERVER_URL" not in os.environ:
         root = Path(os.environ.get("CALWEBB_REFS") or default_cache_dir())
         if not (root / "mappings" / "jwst").is_dir():
@@ -39,30 +39,24 @@ def configure() -> Path:
                 "CALWEBB_REFS to a CRDS-style cache, or give override_<reftype> files)"
             )
         os.environ["CRDS_PATH"] = str(root)
-        if _configured_root != root:
+        if _configured is None or _configured[0] != root:
             log.info("No CRDS configuration: using the local reference set %s", root)
     if "CRDS_SERVER_URL" not in os.environ:
         os.environ["CRDS_SERVER_URL"] = SERVERLESS_URL  # a cache and no server: offline
     root = Path(os.environ.get("CRDS_PATH", "."))
-    if _configured_root != root:
+    state = (root, os.environ.get("CRDS_CONTEXT"), os.environ["CRDS_SERVER_URL"],
+             os.environ.get("CRDS_MODE"))
+    if state != _configured:
         _reset_crds_state()
-    _configured_root = root
+    _configured = state
     return root
 
 
 def _reset_crds_state() -> None:
     """Forget what the crds client cached about a previous cache or context."""
-    from crds.core import config, heavy_client, rmap
+    from crds.core import utils
 
-    for function in (heavy_client.get_config_info, heavy_client.get_processing_mode,
-                     rmap.get_cached_mapping):
-        cache_clear = getattr(function, "cache_clear", None)
-        if cache_clear:
-            cache_clear()
-    for name in dir(config):
-        value = getattr(config, name)
-        if hasattr(value, "cache_clear"):
-            value.cache_clear()
+    utils.clear_function_caches()
 
 
 def dataset_parameters(model) -> dict[str, object]:

@@ -1,0 +1,193 @@
+"""Reference selection through the real crds client over caches written by calwebb."""
+
+import numpy as np
+import pytest
+
+from calwebb import datamodels, references
+from calwebb.errors import ReferenceFileError
+from calwebb.references.cache import write_local_cache
+
+
+def _reference(tmp_path, name, reftype, useafter="2000-01-01T00:00:00", value=1.0, **meta):
+    model = datamodels.GainModel(data=np.full((8, 8), value, np.float32))
+    model.meta.reftype = reftype.upper()
+    model.meta.instrument.name = meta.pop("instrument", "NIRCAM")
+    model.meta.instrument.detector = meta.pop("detector", "NRCA1")
+    model.meta.useafter = useafter
+    model.meta.pedigree = "SIMULATION"
+    model.meta.subarray.name = meta.pop("subarray", "FULL")
+    for path, item in meta.items():
+        group, leaf = path.split("__")
+        setattr(getattr(model.meta, group), leaf, item)
+    path = tmp_path / "refs" / name
+    path.parent.mkdir(exist_ok=True)
+    model.save(path)
+    return path
+
+
+def _science(**values):
+    model = datamodels.ImageModel((8, 8))
+    model.meta.instrument.name = "NIRCAM"
+    model.meta.instrument.detector = "NRCA1"
+    model.meta.instrument.filter = "F200W"
+    model.meta.instrument.pupil = "CLEAR"
+    model.meta.exposure.type = "NRC_IMAGE"
+    model.meta.exposure.readpatt = "MEDIUM8"
+    model.meta.subarray.name = "FULL"
+    model.meta.observation.date = "2024-03-01"
+    model.meta.observation.time = "12:00:00"
+    for path, value in values.items():
+        group, leaf = path.split("__")
+        setattr(getattr(model.meta, group), leaf, value)
+    return model
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    files = [
+        _reference(tmp_path, "jwst_nircam_gain_9001.fits", "gain", detector="NRCA1"),
+        _reference(tmp_path, "jwst_nircam_gain_9002.fits", "gain", detector="NRCA2"),
+        _reference(tmp_path, "jwst_nircam_readnoise_9001.fits", "readnoise",
+                   exposure__readpatt="MEDIUM8"),
+        _reference(tmp_path, "jwst_nircam_readnoise_9002.fits", "readnoise",
+                   exposure__p_readpatt="RAPID | BRIGHT1 |"),
+        _reference(tmp_path, "jwst_nircam_mask_9001.fits", "mask"),
+        _reference(tmp_path, "jwst_nircam_mask_9002.fits", "mask", subarray="SUB160"),
+        _reference(tmp_path, "jwst_nircam_flat_9001.fits", "flat", instrument__filter="F200W",
+                   instrument__pupil="CLEAR"),
+        _reference(tmp_path, "jwst_nircam_flat_9002.fits", "flat", instrument__filter="F150W",
+                   instrument__pupil="CLEAR"),
+        _reference(tmp_path, "jwst_nircam_flat_9003.fits", "flat", instrument__filter="F200W",
+                   instrument__pupil="MASKBAR"),
+        _reference(tmp_path, "jwst_nircam_dark_9001.fits", "dark",
+                   exposure__type="NRC_IMAGE"),
+        _reference(tmp_path, "jwst_nircam_dark_9002.fits", "dark",
+                   exposure__type="NRC_TSIMAGE"),
+        _reference(tmp_path, "jwst_nircam_superbias_9001.fits", "superbias"),
+        _reference(tmp_path, "jwst_nircam_superbias_9002.fits", "superbias",
+                   useafter="2024-01-01T00:00:00"),
+        _reference(tmp_path, "jwst_nircam_superbias_9003.fits", "superbias",
+                   useafter="2025-01-01T00:00:00"),
+    ]
+    root = write_local_cache(files, tmp_path / "crds", "jwst_9000.pmap")
+    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT", "CRDS_MODE", "CALWEBB_REFS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CRDS_PATH", str(root))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("reftype", "science", "expected"),
+    [
+        ("gain", {}, "jwst_nircam_gain_9001.fits"),
+        ("gain", {"instrument__detector": "NRCA2"}, "jwst_nircam_gain_9002.fits"),
+        ("readnoise", {}, "jwst_nircam_readnoise_9001.fits"),
+        ("readnoise", {"exposure__readpatt": "BRIGHT1"}, "jwst_nircam_readnoise_9002.fits"),
+        ("mask", {}, "jwst_nircam_mask_9001.fits"),
+        ("mask", {"subarray__name": "SUB160"}, "jwst_nircam_mask_9002.fits"),
+        ("mask", {"subarray__name": "SUB320"}, "jwst_nircam_mask_9001.fits"),
+        ("flat", {}, "jwst_nircam_flat_9001.fits"),
+        ("flat", {"instrument__filter": "F150W"}, "jwst_nircam_flat_9002.fits"),
+        ("flat", {"instrument__pupil": "MASKBAR"}, "jwst_nircam_flat_9003.fits"),
+        ("dark", {"exposure__type": "NRC_TSIMAGE"}, "jwst_nircam_dark_9002.fits"),
+        ("superbias", {"observation__date": "2023-05-01"}, "jwst_nircam_superbias_9001.fits"),
+        ("superbias", {"observation__date": "2024-01-01", "observation__time": "00:00:00"},
+         "jwst_nircam_superbias_9002.fits"),
+        ("superbias", {"observation__date": "2026-01-01"}, "jwst_nircam_superbias_9003.fits"),
+    ],
+)
+def test_selection_by_keyword_and_date(cache, reftype, science, expected):
+    path = references.get_reference_file(_science(**science), reftype)
+    assert path.endswith(expected)
+    assert path.startswith(str(cache))
+
+
+def test_types_without_files_are_not_applicable(cache):
+    assert references.get_reference_file(_science(), "photom") == "N/A"
+    assert references.get_parameter_reference(_science(), "JumpStep") is None
+
+
+def test_no_match_is_a_clear_error(cache):
+    with pytest.raises(ReferenceFileError, match="GAIN"):
+        references.get_reference_file(_science(instrument__detector="NRCB4"), "gain")
+    with pytest.raises(ReferenceFileError, match="SUPERBIAS"):
+        references.get_reference_file(_science(observation__date="1990-01-01"), "superbias")
+
+
+def test_context_pinning(cache, tmp_path, monkeypatch):
+    newer = _reference(tmp_path, "jwst_nircam_gain_9101.fits", "gain", value=5.0)
+    write_local_cache([newer], cache, "jwst_9100.pmap")
+    monkeypatch.setenv("CRDS_CONTEXT", "jwst_9100.pmap")
+    assert references.get_reference_file(_science(), "gain").endswith("gain_9101.fits")
+    assert references.crds_context() == "jwst_9100.pmap"
+    monkeypatch.setenv("CRDS_CONTEXT", "jwst_9000.pmap")
+    assert references.get_reference_file(_science(), "gain").endswith("gain_9001.fits")
+    monkeypatch.setenv("CRDS_CONTEXT", "jwst_9999.pmap")
+    with pytest.raises(ReferenceFileError):
+        references.get_reference_file(_science(), "gain")
+
+
+def test_missing_cache_is_reported(tmp_path, monkeypatch):
+    for variable in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CALWEBB_REFS", str(tmp_path / "nothing"))
+    with pytest.raises(ReferenceFileError, match="no reference files"):
+        references.get_reference_file(_science(), "gain")
+
+
+def test_embedded_reference_set_is_used_without_crds_configuration(cache, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH")
+    monkeypatch.setenv("CALWEBB_REFS", str(cache))
+    assert references.get_reference_file(_science(), "gain").endswith("gain_9001.fits")
+
+
+def test_header_mismatch_is_reported(cache, tmp_path):
+    wrong = _reference(tmp_path, "wrong_gain.fits", "gain", detector="NRCB1")
+    with pytest.raises(ReferenceFileError, match="DETECTOR is NRCB1 but the data are NRCA1"):
+        references.check_reference_matches(wrong, _science())
+
+
+def test_parameter_reference_is_selected(cache, tmp_path):
+    import asdf
+
+    pars = tmp_path / "refs" / "jwst_nircam_pars-jumpstep_9001.asdf"
+    asdf.AsdfFile({
+        "class": "calwebb.jump.step.JumpStep", "name": "jump",
+        "parameters": {"rejection_threshold": 6.0},
+        "meta": {"reftype": "pars-jumpstep", "instrument": {"name": "NIRCAM"},
+                 "exposure": {"type": "NRC_IMAGE"}, "useafter": "2000-01-01T00:00:00",
+                 "pedigree": "SIMULATION"},
+    }).write_to(pars)
+    write_local_cache([pars], cache, "jwst_9200.pmap")
+    import os
+
+    os.environ["CRDS_CONTEXT"] = "jwst_9200.pmap"
+    try:
+        assert references.get_parameter_reference(_science(), "JumpStep").endswith(pars.name)
+        assert references.get_parameter_reference(
+            _science(exposure__type="NRC_TSIMAGE"), "JumpStep") is None
+    finally:
+        del os.environ["CRDS_CONTEXT"]
+
+
+def test_steps_record_the_references_they_used(cache):
+    from calwebb.stpipe import Step
+
+    class UsesGain(Step):
+        reference_file_types = ["gain"]
+
+        def process(self, model):
+            gain = self.open_reference(model, "gain")
+            if gain is None:
+                return self.skip_model(model, "no GAIN reference")
+            model.data[...] = gain.data
+            self.set_status(model, "COMPLETE")
+            return model
+
+    result = UsesGain.call(_science())
+    np.testing.assert_array_equal(result.data, 1.0)
+    assert result.meta.ref_file.gain.name == "crds://jwst_nircam_gain_9001.fits"
+    assert result.meta.ref_file.crds.context_used == "jwst_9000.pmap"
+    skipped = UsesGain.call(_science(), override_gain="N/A")
+    assert skipped.meta.cal_step.usesgain == "SKIPPED"
+    assert skipped.meta.ref_file.gain.name == "N/A"
