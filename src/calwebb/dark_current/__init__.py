@@ -1,0 +1,1 @@
+"""The dark_current step."""

@@ -1,0 +1,58 @@
+"""DarkCurrentStep: subtract the dark signal accumulated in every group."""
+
+import numpy as np
+
+from calwebb import datamodels
+from calwebb.dark_current.subtract import science_dark, subtract_dark
+from calwebb.stpipe import Step
+
+
+class DarkCurrentStep(Step):
+    """Subtract the DARK reference, averaged to the science NFRAMES/GROUPGAP pattern."""
+
+    class_alias = "dark_current"
+    cal_step_attr = "dark_sub"
+    spec = """
+        dark_output = output_file(default=None)  # save the dark actually subtracted
+        average_dark_current = float(default=None)  # dark rate (e-/s) for ramp-fit Poisson noise
+    """
+    reference_file_types = ["dark"]
+    input_model_class = datamodels.RampModel
+
+    def process(self, model):
+        dark = self.open_reference(model, "dark")
+        if dark is None:
+            return self.skip_model(model, "no DARK reference")
+        exposure = model.meta.exposure
+        ngroups, nframes, groupgap = model.data.shape[1], exposure.nframes or 1, (
+            exposure.groupgap or 0)
+        planes = dark.data if dark.data.ndim == 4 else dark.data[None]
+        darks = [
+            science_dark(plane, dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0,
+                         ngroups, nframes, groupgap)
+            for plane in planes
+        ]
+        if darks[0] is None:
+            return self.skip_model(model, "the dark has more frames per group or a larger gap "
+                                          "than the science data")
+        subtract_dark(model.data, darks)
+        if dark.has_array("dq"):
+            dq = dark.dq
+            model.pixeldq |= dq if dq.ndim == 2 else np.bitwise_or.reduce(dq[:, 0], axis=0)
+        model.average_dark_current = self._average_dark_current(model, dark)
+        if self.dark_output:
+            averaged = datamodels.DarkModel(data=darks[0])
+            averaged.meta.exposure.nframes = nframes
+            averaged.meta.exposure.groupgap = groupgap
+            averaged.save(self.dark_output)
+        self.set_status(model, "COMPLETE")
+        return model
+
+    def _average_dark_current(self, model, dark) -> np.ndarray:
+        """Step parameter > the dark's AVDRKCUR array (non-zero) > its keyword > 0."""
+        shape = model.data.shape[-2:]
+        if self.average_dark_current is not None:
+            return np.full(shape, self.average_dark_current, np.float32)
+        if dark.has_array("average_dark_current") and np.any(dark.average_dark_current):
+            return dark.average_dark_current.astype(np.float32)
+        return np.full(shape, dark.meta.exposure.average_dark_current or 0.0, np.float32)

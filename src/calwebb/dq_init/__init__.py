@@ -1,0 +1,1 @@
+"""The dq_init step."""

@@ -1,0 +1,36 @@
+"""DQInitStep: start the DQ arrays from the MASK reference."""
+
+import numpy as np
+from astropy.io import fits
+
+from calwebb import datamodels
+from calwebb.dq_init.mask import apply_mask
+from calwebb.errors import ParameterError
+from calwebb.stpipe import Step
+
+
+class DQInitStep(Step):
+    """OR the bad-pixel mask into PIXELDQ and its DO_NOT_USE bit into every group."""
+
+    class_alias = "dq_init"
+    spec = """
+        user_supplied_dq = string(default=None)  # FITS file OR-ed into the mask
+    """
+    reference_file_types = ["mask"]
+    input_model_class = datamodels.RampModel
+
+    def process(self, model):
+        mask_model = self.open_reference(model, "mask")
+        if mask_model is None:
+            return self.skip_model(model, "no MASK reference")
+        mask = mask_model.dq
+        if self.user_supplied_dq:
+            user = np.asarray(fits.getdata(self.user_supplied_dq))
+            if user.shape != mask.shape or user.dtype.kind not in "ui":
+                raise ParameterError(
+                    f"user_supplied_dq {self.user_supplied_dq}: expected an integer array of "
+                    f"shape {mask.shape}, got {user.dtype} {user.shape}")
+            mask = mask | user.astype(np.uint32)
+        apply_mask(model.pixeldq, model.groupdq, mask)
+        self.set_status(model, "COMPLETE")
+        return model

@@ -1,0 +1,1 @@
+"""The gain_scale step."""

@@ -1,0 +1,27 @@
+"""GainScaleStep: rescale slopes taken in a non-standard gain setting."""
+
+from calwebb import datamodels
+from calwebb.gain_scale.scale import scale_by_gain_factor
+from calwebb.stpipe import Step
+
+
+class GainScaleStep(Step):
+    """Multiply rates and errors by GAINFACT (from the data, else the GAIN reference)."""
+
+    class_alias = "gain_scale"
+    reference_file_types = ["gain"]
+
+    def process(self, model):
+        factor = model.meta.exposure.gain_factor
+        if factor is None:
+            path = self.get_reference_file(model, "gain")
+            if path not in ("N/A", ""):
+                factor = datamodels.GainModel(path).meta.exposure.gain_factor
+        if factor is None:
+            return self.skip_model(model, "no GAINFACT in the data or the GAIN reference")
+        arrays = {name: getattr(model, name) for name in
+                  ("data", "err", "var_poisson", "var_rnoise") if model.has_array(name)}
+        scale_by_gain_factor(arrays, factor)
+        model.meta.exposure.gain_factor = factor
+        self.set_status(model, "COMPLETE")
+        return model

@@ -1,0 +1,26 @@
+"""LinearityStep: make the ramps linear in accumulated charge."""
+
+from calwebb import datamodels
+from calwebb.linearity.correct import linearize, linearize_zeroframe, sanitize_coefficients
+from calwebb.stpipe import Step
+
+
+class LinearityStep(Step):
+    """Apply the LINEARITY reference polynomial to every unsaturated group."""
+
+    class_alias = "linearity"
+    reference_file_types = ["linearity"]
+    input_model_class = datamodels.RampModel
+
+    def process(self, model):
+        reference = self.open_reference(model, "linearity")
+        if reference is None:
+            return self.skip_model(model, "no LINEARITY reference")
+        ref_dq = reference.dq if reference.has_array("dq") else 0 * model.pixeldq
+        coeffs, ref_dq = sanitize_coefficients(reference.coeffs, ref_dq)
+        model.pixeldq |= ref_dq
+        linearize(model.data, model.groupdq, coeffs)
+        if model.has_array("zeroframe"):
+            linearize_zeroframe(model.zeroframe, coeffs)
+        self.set_status(model, "COMPLETE")
+        return model

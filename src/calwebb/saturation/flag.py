@@ -1,0 +1,103 @@
+"""Flagging saturated groups (stage1.md §2.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from calwebb import dqflags
+
+AD_LIMIT = 65535
+SAT, DNU = np.uint8(dqflags.SATURATED), np.uint8(dqflags.DO_NOT_USE)
+LOW = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
+
+
+def prepare_thresholds(thresholds: np.ndarray, reference_dq: np.ndarray) -> tuple:
+    """(thresholds, reference DQ) with unchecked pixels set never to saturate.
+
+    Pixels flagged NO_SAT_CHECK or with a NaN threshold get AD_LIMIT + 1; NaN ones are
+    also given NO_SAT_CHECK.
+    """
+    reference_dq = reference_dq.astype(np.uint32, copy=True)
+    reference_dq[np.isnan(thresholds)] |= dqflags.NO_SAT_CHECK
+    unchecked = (reference_dq & dqflags.NO_SAT_CHECK) != 0
+    thresholds = np.where(unchecked, AD_LIMIT + 1, thresholds).astype(np.float32)
+    return thresholds, reference_dq
+
+
+def read_pattern(ngroups: int, nframes: int) -> list[list[int]]:
+    """1-based frame numbers in each group (group gaps ignored, as the official step)."""
+    return [list(range(g * nframes + 1, g * nframes + nframes + 1)) for g in range(ngroups)]
+
+
+def grow(mask: np.ndarray, n_pix: int) -> np.ndarray:
+    """``mask`` dilated by a (2n+1)×(2n+1) box."""
+    if n_pix <= 0:
+        return mask
+    return ndimage.maximum_filter(mask, size=2 * n_pix + 1, mode="constant", cval=0)
+
+
+def flag_saturation(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    thresholds: np.ndarray,
+    unchecked: np.ndarray,
+    n_pix_grow_sat: int = 1,
+    pattern: list[list[int]] | None = None,
+    bias: np.ndarray | None = None,
+    zeroframe: np.ndarray | None = None,
+) -> None:
+    """Set SATURATED / AD_FLOOR / DO_NOT_USE in ``groupdq`` (and zero bad ZEROFRAME values).
+
+    ``data`` [nints, ngroups, ny, nx]; ``thresholds`` [ny, nx] in DN; ``unchecked`` marks
+    NO_SAT_CHECK pixels; ``pattern`` the frames of each group (None: no averaging
+    corrections). Works in place on ``groupdq`` and ``zeroframe``.
+    """
+    nints, ngroups = data.shape[:2]
+    bias = np.zeros_like(thresholds) if bias is None else np.nan_to_num(bias)
+    for integration in range(nints):
+        planes, dq = data[integration], groupdq[integration]
+        saturated = np.zeros(thresholds.shape, dtype=bool)
+        for group in range(ngroups):
+            saturated |= planes[group] >= thresholds
+            dq[group] |= np.where(saturated, SAT, 0).astype(np.uint8)
+            dq[group] |= np.where(planes[group] <= 0, LOW, 0).astype(np.uint8)
+            dq[group] |= np.where(grow((dq[group] & SAT) != 0, n_pix_grow_sat), SAT, 0).astype(
+                np.uint8)
+        if pattern is not None:
+            _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat)
+            if ngroups > 2:
+                _flag_second_group(planes, dq, thresholds, pattern, bias)
+        if zeroframe is not None:
+            plane = zeroframe[integration]
+            bad = (plane >= thresholds) | (plane <= 0)
+            plane[grow(bad, n_pix_grow_sat)] = 0
+
+
+def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) -> None:
+    """Backward pass: groups whose average hides a saturation reached in their last frame."""
+    for group in range(len(planes) - 2, -1, -1):
+        dilution = np.mean(pattern[group]) / pattern[group][-1]
+        if dilution == 1:
+            continue
+        limit = np.where(unchecked, thresholds, thresholds * dilution)
+        partial = (
+            (planes[group] >= limit)
+            & ((dq[group] & (SAT | DNU)) == 0)
+            & ((dq[group + 1] & SAT) != 0)
+        )
+        dq[group] |= np.where(grow(partial, n_pix_grow_sat), DNU, 0).astype(np.uint8)
+
+
+def _flag_second_group(planes, dq, thresholds, pattern, bias) -> None:
+    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3)."""
+    first = planes[0] - bias
+    expected_third = first / np.mean(pattern[0]) * pattern[2][-1] + bias
+    jump = planes[1] - planes[0]
+    suspicious = (
+        (expected_third < thresholds)
+        & (jump > (thresholds - planes[0]) / len(pattern[1]))
+        & ((dq[2] & SAT) != 0)
+        & ((dq[1] & SAT) == 0)
+    )
+    dq[1] |= np.where(suspicious, DNU, 0).astype(np.uint8)

@@ -1,0 +1,15 @@
+"""Subtracting the superbias image."""
+
+import numpy as np
+
+
+def subtract_bias(data: np.ndarray, bias: np.ndarray) -> None:
+    """Subtract ``bias`` (NaN → 0) from every group of every integration, in place."""
+    data -= np.nan_to_num(bias, nan=0.0).astype(np.float32)
+
+
+def subtract_bias_zeroframe(zeroframe: np.ndarray, bias: np.ndarray) -> None:
+    """Subtract the bias from frame-zero data, keeping unusable (zero) values at zero."""
+    unusable = zeroframe == 0
+    zeroframe -= np.nan_to_num(bias, nan=0.0).astype(np.float32)
+    zeroframe[unusable] = 0
