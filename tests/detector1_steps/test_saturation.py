@@ -1,0 +1,88 @@
+"""Saturation flagging: forward, growth, averaging and group-2 passes (stage1.md §2.4)."""
+
+import numpy as np
+import pytest
+
+from calwebb import datamodels, dqflags
+from calwebb.saturation.flag import flag_saturation, prepare_thresholds, read_pattern
+from calwebb.saturation.step import SaturationStep
+
+DNU, SAT, LOW = dqflags.DO_NOT_USE, dqflags.SATURATED, dqflags.AD_FLOOR
+
+
+def test_forward_pass_growth_and_ad_floor():
+    data = np.full((1, 4, 7, 7), 100.0, np.float32)
+    data[0, 2:, 3, 3] = 1000
+    data[0, 1, 0, 6] = -5
+    gdq = np.zeros(data.shape, np.uint8)
+    thresholds = np.full((7, 7), 500.0, np.float32)
+    flag_saturation(data, gdq, thresholds, np.zeros((7, 7), bool), n_pix_grow_sat=1)
+    assert (gdq[0, 2:, 2:5, 2:5] == SAT).all() and not gdq[0, 2:, 1, 1].any()
+    assert not gdq[0, :2, 3, 3].any()
+    assert gdq[0, 1, 0, 6] == LOW | DNU and gdq[0, 2, 0, 6] == 0  # floor: that group only
+
+
+def test_no_sat_check_and_nan_thresholds():
+    thresholds = np.array([[100.0, np.nan]], np.float32)
+    ref_dq = np.array([[dqflags.NO_SAT_CHECK, 0]], np.uint32)
+    limits, dq = prepare_thresholds(thresholds, ref_dq)
+    assert (limits == 65536).all() and (dq & dqflags.NO_SAT_CHECK).all()
+
+
+def test_averaged_groups_hide_saturation_in_their_last_frame():
+    nframes = 4
+    pattern = read_pattern(3, nframes)
+    data = np.full((1, 3, 3, 3), 100.0, np.float32)
+    data[0, :, 1, 1] = [100, 900, 1000]  # group 2 saturated; group 1 average ≥ 1000·dilution
+    gdq = np.zeros(data.shape, np.uint8)
+    thresholds = np.full((3, 3), 1000.0, np.float32)
+    flag_saturation(data, gdq, thresholds, np.zeros((3, 3), bool), 0, pattern)
+    dilution = np.mean(pattern[1]) / pattern[1][-1]
+    assert 900 >= 1000 * dilution
+    assert gdq[0, 1, 1, 1] & DNU and not gdq[0, 1, 1, 1] & SAT and gdq[0, 2, 1, 1] & SAT
+
+
+def test_zeroframe_unusable_values_become_zero():
+    data = np.full((1, 2, 3, 3), 10.0, np.float32)
+    zeroframe = np.full((1, 3, 3), 10.0, np.float32)
+    zeroframe[0, 0, 0] = 2000
+    flag_saturation(data, np.zeros(data.shape, np.uint8), np.full((3, 3), 1000.0, np.float32),
+                    np.zeros((3, 3), bool), 0, zeroframe=zeroframe)
+    assert zeroframe[0, 0, 0] == 0 and zeroframe[0, 1, 1] == 10
+
+
+def test_step_propagates_reference_dq():
+    model = datamodels.RampModel((1, 3, 4, 4))
+    model.data[...] = 10
+    model.meta.exposure.nframes = 1
+    reference = datamodels.SaturationModel(data=np.full((4, 4), 50.0, np.float32),
+                                           dq=np.zeros((4, 4), np.uint32))
+    reference.dq[0, 0] = dqflags.NO_SAT_CHECK
+    result = datamodels.RampModel(model)
+    result = SaturationStep.call(model, override_saturation=reference, override_superbias="N/A")
+    assert result.pixeldq[0, 0] == dqflags.NO_SAT_CHECK
+    assert result.meta.cal_step.saturation == "COMPLETE"
+
+
+@pytest.mark.compare
+def test_matches_stcal():
+    stcal_saturation = pytest.importorskip("stcal.saturation.saturation")
+    rng = np.random.default_rng(3)
+    nframes = 4
+    data = np.cumsum(rng.uniform(0, 400, (2, 6, 40, 40)), axis=1).astype(np.float32)
+    data[0, 1, 5, 5] = -3
+    thresholds = rng.uniform(800, 1500, (40, 40)).astype(np.float32)
+    thresholds[7, 7] = np.nan
+    ref_dq = np.zeros((40, 40), np.uint32)
+    ref_dq[9, 9] = dqflags.NO_SAT_CHECK
+    bias = rng.uniform(0, 50, (40, 40)).astype(np.float32)
+    limits, dq_out = prepare_thresholds(thresholds, ref_dq)
+    gdq = np.zeros(data.shape, np.uint8)
+    flag_saturation(data, gdq, limits, (dq_out & dqflags.NO_SAT_CHECK) != 0, 1,
+                    read_pattern(6, nframes), bias)
+    theirs_gdq, theirs_pdq, _ = stcal_saturation.flag_saturated_pixels(
+        data.copy(), np.zeros(data.shape, np.uint8), np.zeros((40, 40), np.uint32),
+        thresholds.copy(), ref_dq.copy(), 65535, dqflags.PIXEL, n_pix_grow_sat=1,
+        read_pattern=read_pattern(6, nframes), bias=bias)
+    np.testing.assert_array_equal(gdq, theirs_gdq)
+    np.testing.assert_array_equal(dq_out, theirs_pdq)

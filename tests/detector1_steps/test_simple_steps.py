@@ -1,0 +1,147 @@
+"""Stage 1 steps on small ramps with hand-computed answers (stage1.md §2)."""
+
+import numpy as np
+import pytest
+
+from calwebb import datamodels, dqflags
+from calwebb.charge_migration.step import ChargeMigrationStep
+from calwebb.dark_current.step import DarkCurrentStep
+from calwebb.dark_current.subtract import average_dark, science_dark
+from calwebb.dq_init.step import DQInitStep
+from calwebb.firstframe.step import FirstFrameStep
+from calwebb.gain_scale.step import GainScaleStep
+from calwebb.group_scale.step import GroupScaleStep
+from calwebb.lastframe.step import LastFrameStep
+from calwebb.linearity.step import LinearityStep
+from calwebb.superbias.step import SuperBiasStep
+
+DNU, SAT = dqflags.DO_NOT_USE, dqflags.SATURATED
+
+
+def ramp(nints=1, ngroups=4, ny=6, nx=5, value=100.0, instrument="NIRCAM"):
+    model = datamodels.RampModel((nints, ngroups, ny, nx))
+    model.data[...] = value
+    model.meta.instrument.name = instrument
+    model.meta.exposure.nframes = 1
+    model.meta.exposure.groupgap = 0
+    return model
+
+
+def test_group_scale():
+    model = ramp()
+    model.meta.exposure.nframes, model.meta.exposure.frame_divisor = 5, 4
+    result = GroupScaleStep.call(model)
+    np.testing.assert_allclose(result.data, 100 * 4 / 5)
+    assert result.meta.cal_step.group_scale == "COMPLETE"
+    model.meta.exposure.frame_divisor = 5
+    assert GroupScaleStep.call(model).meta.cal_step.group_scale == "SKIPPED"
+
+
+def test_dq_init_or_s_mask_and_copies_only_do_not_use_to_groups():
+    model = ramp()
+    mask = np.zeros((6, 5), np.uint32)
+    mask[1, 1] = DNU | dqflags.DEAD
+    mask[2, 2] = dqflags.HOT
+    result = DQInitStep.call(model, override_mask=datamodels.MaskModel(dq=mask))
+    assert result.pixeldq[1, 1] == DNU | dqflags.DEAD and result.pixeldq[2, 2] == dqflags.HOT
+    assert (result.groupdq[:, :, 1, 1] == DNU).all() and (result.groupdq[:, :, 2, 2] == 0).all()
+    assert result.meta.cal_step.dq_init == "COMPLETE"
+    assert model.pixeldq.sum() == 0  # the caller's model is untouched
+    skipped = DQInitStep.call(model, override_mask="N/A")
+    assert skipped.meta.cal_step.dq_init == "SKIPPED"
+
+
+def test_superbias():
+    model = ramp()
+    model.zeroframe = np.full((1, 6, 5), 50.0, np.float32)
+    model.zeroframe[0, 0, 0] = 0
+    bias = np.full((6, 5), 30.0, np.float32)
+    bias[3, 3] = np.nan
+    dq = np.zeros((6, 5), np.uint32)
+    dq[4, 4] = dqflags.UNRELIABLE_BIAS
+    result = SuperBiasStep.call(model, override_superbias=datamodels.SuperBiasModel(
+        data=bias, dq=dq))
+    assert result.data[0, 0, 0, 0] == 70 and result.data[0, 0, 3, 3] == 100  # NaN bias → 0
+    assert result.zeroframe[0, 0, 0] == 0 and result.zeroframe[0, 1, 1] == 20
+    assert result.pixeldq[4, 4] == dqflags.UNRELIABLE_BIAS
+    assert result.meta.cal_step.superbias == "COMPLETE"
+
+
+def test_linearity_polynomial_and_bad_coefficients():
+    model = ramp()
+    model.data[0, :, 0, 0] = [0, 10, 20, 30]
+    model.groupdq[0, 3, 0, 0] = SAT
+    coeffs = np.zeros((3, 6, 5), np.float32)
+    coeffs[1], coeffs[2] = 1.0, 0.01
+    coeffs[:, 1, 1] = np.nan
+    coeffs[1, 2, 2] = 0
+    result = LinearityStep.call(model, override_linearity=datamodels.LinearityModel(
+        coeffs=coeffs))
+    np.testing.assert_allclose(result.data[0, :, 0, 0], [0, 11, 24, 30])  # saturated kept
+    np.testing.assert_allclose(result.data[0, 0, 3, 3], 100 + 0.01 * 100**2)
+    assert result.data[0, 0, 1, 1] == 100 and result.data[0, 0, 2, 2] == 100
+    assert result.pixeldq[1, 1] & dqflags.NO_LIN_CORR and result.pixeldq[2, 2] & dqflags.NO_LIN_CORR
+
+
+def test_dark_averaging_matches_frame_means():
+    frames = np.arange(20, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    averaged = average_dark(frames, ngroups=3, nframes=4, groupgap=1)
+    np.testing.assert_allclose(averaged[:, 0, 0], [1.5, 6.5, 11.5])
+    extended = science_dark(frames[:5], 1, 0, ngroups=8, nframes=1, groupgap=0)
+    np.testing.assert_allclose(extended[:, 0, 0], np.arange(8))  # extrapolated linearly
+    assert science_dark(frames, 2, 0, ngroups=3, nframes=1, groupgap=0) is None
+
+
+def test_dark_current_step():
+    model = ramp(nints=2)
+    model.meta.exposure.nframes, model.meta.exposure.groupgap = 2, 1
+    frames = np.arange(12, dtype=np.float32)[:, None, None] * np.ones((1, 6, 5), np.float32)
+    dark = datamodels.DarkModel(data=frames, dq=np.zeros((6, 5), np.uint32))
+    dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
+    dark.meta.exposure.average_dark_current = 0.5
+    result = DarkCurrentStep.call(model, override_dark=dark)
+    np.testing.assert_allclose(result.data[1, :, 2, 2], 100 - np.array([0.5, 3.5, 6.5, 9.5]))
+    assert result.meta.cal_step.dark_sub == "COMPLETE"
+    np.testing.assert_allclose(result.average_dark_current, 0.5)
+
+
+def test_gain_scale():
+    rate = datamodels.ImageModel(data=np.full((3, 3), 2.0, np.float32))
+    rate.err[...] = 1
+    rate.var_poisson[...] = 1
+    rate.meta.exposure.gain_factor = 2.0
+    result = GainScaleStep.call(rate)
+    assert result.data[0, 0] == 4 and result.err[0, 0] == 2 and result.var_poisson[0, 0] == 4
+    assert result.meta.cal_step.gain_scale == "COMPLETE"
+    rate.meta.exposure.gain_factor = None
+    assert GainScaleStep.call(rate, override_gain="N/A").meta.cal_step.gain_scale == "SKIPPED"
+
+
+def test_lastframe_and_firstframe_are_miri_only():
+    nircam = LastFrameStep.call(ramp())
+    assert nircam.meta.cal_step.lastframe == "SKIPPED" and not nircam.groupdq.any()
+    miri = LastFrameStep.call(ramp(instrument="MIRI"))
+    assert (miri.groupdq[:, -1] == DNU).all() and not miri.groupdq[:, :-1].any()
+    model = ramp(ngroups=5, instrument="MIRI")
+    model.groupdq[0, 2:, 0, 0] = SAT
+    first = FirstFrameStep.call(model)
+    assert first.groupdq[0, 0, 0, 0] == 0 and first.pixeldq[0, 0] & dqflags.FLUX_ESTIMATED
+    assert first.groupdq[0, 0, 1, 1] == DNU
+
+
+def test_charge_migration_flags_later_groups_and_neighbours():
+    model = ramp(ngroups=4)
+    model.data[0, 2:, 3, 2] = 30000
+    result = ChargeMigrationStep.call(model)
+    flagged = dqflags.CHARGELOSS | DNU
+    for y, x in [(3, 2), (2, 2), (4, 2), (3, 1), (3, 3)]:
+        assert (result.groupdq[0, 2:, y, x] == flagged).all()
+        assert (result.groupdq[0, :2, y, x] == 0).all()
+    assert result.groupdq[0, 3, 2, 1] == 0  # diagonal neighbour untouched
+
+
+@pytest.mark.parametrize("step", [DQInitStep, SuperBiasStep, LinearityStep, DarkCurrentStep])
+def test_steps_skip_on_not_applicable_reference(step):
+    reftype = step.reference_file_types[0]
+    result = step.call(ramp(), **{f"override_{reftype}": "N/A"})
+    assert getattr(result.meta.cal_step, step.cal_step_attr or step.class_alias) == "SKIPPED"
