@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+import calwebb
 from calwebb import datamodels
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe import registry
@@ -111,6 +112,7 @@ def test_four_levels_of_precedence(rate_file, tmp_path, monkeypatch):
     fake = types.ModuleType("calwebb.references")
     fake.get_parameter_reference = lambda model, name: chosen.get(name)
     monkeypatch.setitem(sys.modules, "calwebb.references", fake)
+    monkeypatch.setattr(calwebb, "references", fake, raising=False)
 
     defaults = ToyPipeline().get_pars()
     assert defaults["steps"]["add"]["amount"] == 1.0 and defaults["note"] == "x"

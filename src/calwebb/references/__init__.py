@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
 _configured: tuple | None = None
+_injected: dict[str, str] = {}
 
 
 def default_cache_dir() -> Path:
@@ -28,8 +29,16 @@ def default_cache_dir() -> Path:
 
 
 def configure() -> Path:
-    """Point the crds client at a cache (and say so once); returns the cache root."""
+    """Point the crds client at a cache (and say so once); returns the cache root.
+
+    Variables calwebb set itself on an earlier call are not mistaken for the user's own
+    CRDS configuration.
+    """
     global _configured
+    for name, value in list(_injected.items()):
+        if os.environ.get(name) == value:
+            del os.environ[name]
+        del _injected[name]
     if "CRDS_PATH" not in os.environ and "CRDS_SERVER_URL" not in os.environ:
         root = Path(os.environ.get("CALWEBB_REFS") or default_cache_dir())
         if not (root / "mappings" / "jwst").is_dir():
@@ -38,18 +47,26 @@ def configure() -> Path:
                 f"reference set {root} does not exist (run `calwebb demo` to create it, set "
                 "CALWEBB_REFS to a CRDS-style cache, or give override_<reftype> files)"
             )
-        os.environ["CRDS_PATH"] = str(root)
+        _inject("CRDS_PATH", str(root))
         if _configured is None or _configured[0] != root:
             log.info("No CRDS configuration: using the local reference set %s", root)
     if "CRDS_SERVER_URL" not in os.environ:
-        os.environ["CRDS_SERVER_URL"] = SERVERLESS_URL  # a cache and no server: offline
-    root = Path(os.environ.get("CRDS_PATH", "."))
+        _inject("CRDS_SERVER_URL", SERVERLESS_URL)  # a cache and no server: offline
+    if "CRDS_PATH" not in os.environ:
+        raise ReferenceFileError("CRDS_SERVER_URL is set but CRDS_PATH is not: set CRDS_PATH "
+                                 "to the cache directory CRDS should use")
+    root = Path(os.environ["CRDS_PATH"])
     state = (root, os.environ.get("CRDS_CONTEXT"), os.environ["CRDS_SERVER_URL"],
              os.environ.get("CRDS_MODE"))
     if state != _configured:
         _reset_crds_state()
     _configured = state
     return root
+
+
+def _inject(name: str, value: str) -> None:
+    os.environ[name] = value
+    _injected[name] = value
 
 
 def _reset_crds_state() -> None:
@@ -73,7 +90,7 @@ def _best_references(model, reftypes: list[str]) -> dict[str, str]:
     try:
         found = crds.getreferences(dataset_parameters(model), reftypes=reftypes,
                                    observatory="jwst")
-    except CrdsError as exc:
+    except (CrdsError, SystemExit) as exc:  # the client exits on fatal configuration errors
         raise ReferenceFileError(
             f"{model.meta.filename or 'dataset'}: CRDS could not choose "
             f"{', '.join(t.upper() for t in reftypes)}: {exc}"
@@ -110,7 +127,7 @@ def crds_context(model=None) -> str | None:
     configure()
     try:
         return crds.get_context_name("jwst")
-    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not fatal
         log.debug("no CRDS context: %s", exc)
         return None
 
