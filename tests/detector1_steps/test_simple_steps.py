@@ -145,3 +145,22 @@ def test_steps_skip_on_not_applicable_reference(step):
     reftype = step.reference_file_types[0]
     result = step.call(ramp(), **{f"override_{reftype}": "N/A"})
     assert getattr(result.meta.cal_step, step.cal_step_attr or step.class_alias) == "SKIPPED"
+
+
+def test_ipc_convolution_matches_scipy_and_spares_reference_pixels():
+    from scipy import ndimage
+
+    from calwebb.ipc.step import IPCStep
+
+    rng = np.random.default_rng(1)
+    model = datamodels.RampModel((1, 2, 20, 20))
+    model.data[...] = rng.normal(100, 5, model.data.shape)
+    model.meta.subarray.xstart, model.meta.subarray.ystart = 1, 1  # includes a reference border
+    kernel = np.array([[0, -0.01, 0], [-0.02, 1.06, -0.01], [0, -0.02, 0]], np.float32)
+    result = IPCStep.call(model, override_ipc=datamodels.IPCModel(data=kernel))
+    science = np.zeros((20, 20), np.float32)
+    science[4:, 4:] = model.data[0, 0, 4:, 4:]
+    expected = ndimage.convolve(science, kernel, mode="constant")
+    np.testing.assert_allclose(result.data[0, 0, 4:, 4:], expected[4:, 4:], rtol=1e-5)
+    np.testing.assert_array_equal(result.data[0, 0, :4], model.data[0, 0, :4])
+    assert result.meta.cal_step.ipc == "COMPLETE"

@@ -35,6 +35,8 @@ class ReferenceModel(DataModel):
     primary_array = "data"
     #: False for types that must match the science subarray exactly (darks)
     can_cut_out = True
+    #: the primary array is an image on the detector only with at least this many axes
+    image_min_ndim = 2
     keyword_hdus = _PRIMARY_PHOTOMETRY
 
     def __init__(self, init=None, **arrays):
@@ -154,7 +156,10 @@ class ReadnoiseModel(ReferenceModel):
 
 
 class IPCModel(ReferenceModel):
+    """A [k, k] kernel for every pixel, or one [k, k, ny, nx] per pixel."""
+
     reftype = "ipc"
+    image_min_ndim = 4
     arrays = {"data": _image("SCI", (2, 4))}
 
 
@@ -211,6 +216,9 @@ def _image_shape(model: DataModel) -> tuple[int, int]:
 
 def cutout_reference(reference: ReferenceModel, science: DataModel) -> ReferenceModel:
     """The reference cut to the science subarray (framework.md §7.3), or itself if it matches."""
+    primary = getattr(reference, type(reference).primary_array)
+    if primary.ndim < reference.image_min_ndim:
+        return reference  # not a detector image (e.g. a single IPC kernel)
     ref_shape = _image_shape(reference)
     sci_shape = tuple(science.data.shape[-2:])
     rx, ry, rnx, rny = _window(reference, ref_shape)
