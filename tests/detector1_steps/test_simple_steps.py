@@ -164,3 +164,18 @@ def test_ipc_convolution_matches_scipy_and_spares_reference_pixels():
     np.testing.assert_allclose(result.data[0, 0, 4:, 4:], expected[4:, 4:], rtol=1e-5)
     np.testing.assert_array_equal(result.data[0, 0, :4], model.data[0, 0, :4])
     assert result.meta.cal_step.ipc == "COMPLETE"
+
+
+def test_reset_uses_matching_reference_integration():
+    from calwebb.reset.step import ResetStep
+
+    model = ramp(nints=3, ngroups=4, instrument="MIRI")
+    correction = np.zeros((2, 2, 6, 5), np.float32)
+    correction[0, :, :, :] = [[[1.0]], [[2.0]]]
+    correction[1, :, :, :] = [[[10.0]], [[20.0]]]
+    correction[1, 0, 0, 0] = np.nan
+    result = ResetStep.call(model, override_reset=datamodels.ResetModel(data=correction))
+    np.testing.assert_allclose(result.data[0, :, 1, 1], [99, 98, 100, 100])
+    np.testing.assert_allclose(result.data[2, :, 1, 1], [90, 80, 100, 100])  # last ref int
+    assert result.data[1, 0, 0, 0] == 100  # NaN → no correction
+    assert ResetStep.call(ramp()).meta.cal_step.reset == "SKIPPED"
