@@ -179,3 +179,55 @@ def test_reset_uses_matching_reference_integration():
     np.testing.assert_allclose(result.data[2, :, 1, 1], [90, 80, 100, 100])  # last ref int
     assert result.data[1, 0, 0, 0] == 100  # NaN → no correction
     assert ResetStep.call(ramp()).meta.cal_step.reset == "SKIPPED"
+
+
+def _rscd_reference(skip1=3, skip=2):
+    table = np.array([("FULL", "FASTR1", skip1, skip)],
+                     dtype=[("subarray", "S17"), ("readpatt", "S12"), ("group_skip1", ">i4"),
+                            ("group_skip", ">i4")])
+    return datamodels.RSCDModel(rscd_group_skip_table=table)
+
+
+def test_rscd_flags_leading_groups_and_backs_off_for_saturation():
+    from calwebb.rscd.step import RscdStep
+
+    model = ramp(nints=2, ngroups=10, instrument="MIRI")
+    model.meta.exposure.readpatt, model.meta.subarray.name = "FASTR1", "FULL"
+    model.groupdq[0, 3:, 1, 1] = SAT  # first saturated group 3 → only 1 group flagged
+    model.groupdq[1, 0:, 2, 2] = SAT  # saturated from group 0 → unchanged
+    result = RscdStep.call(model, override_rscd=_rscd_reference())
+    dnu = (result.groupdq & DNU) != 0
+    assert dnu[0, :3, 0, 0].all() and not dnu[0, 3:, 0, 0].any()
+    assert dnu[1, :2, 0, 0].all() and not dnu[1, 2:, 0, 0].any()
+    assert dnu[0, :1, 1, 1].all() and not dnu[0, 1, 1, 1]
+    assert dnu[1, :2, 2, 2].all()
+    assert result.pixeldq[1, 1] & dqflags.FLUX_ESTIMATED and not result.pixeldq[0, 0]
+    assert result.meta.rscd.ngroups_skip_int1 == 3 and result.meta.rscd.ngroups_skip_int2p == 2
+    assert result.meta.cal_step.rscd == "COMPLETE"
+    model.meta.exposure.readpatt = "SLOWR1"
+    assert RscdStep.call(model, override_rscd=_rscd_reference()).meta.cal_step.rscd == "SKIPPED"
+
+
+@pytest.mark.compare
+def test_rscd_matches_official_flagging():
+    official = pytest.importorskip("jwst.rscd.rscd_sub")
+    from stdatamodels.jwst import datamodels as official_models
+
+    from calwebb.rscd.step import RscdStep
+
+    rng = np.random.default_rng(7)
+    model = ramp(nints=3, ngroups=9, ny=20, nx=20, instrument="MIRI")
+    model.meta.exposure.readpatt, model.meta.subarray.name = "FASTR1", "FULL"
+    first_sat = rng.integers(0, 12, (3, 20, 20))
+    model.groupdq[...] = np.where(np.arange(9)[None, :, None, None] >= first_sat[:, None], SAT, 0)
+    ours = RscdStep.call(model, override_rscd=_rscd_reference(4, 3))
+    theirs = official_models.RampModel(data=model.data.copy(), groupdq=model.groupdq.copy(),
+                                       pixeldq=model.pixeldq.copy())
+    theirs.meta.exposure.readpatt, theirs.meta.subarray.name = "FASTR1", "FULL"
+    theirs.meta.exposure.nints, theirs.meta.exposure.ngroups = 3, 9
+    theirs.meta.exposure.integration_start = 1
+    reference = official_models.RSCDModel()
+    reference.rscd_group_skip_table = _rscd_reference(4, 3).rscd_group_skip_table
+    theirs = official.do_correction(theirs, reference)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)

@@ -1,0 +1,51 @@
+"""RscdStep: exclude the MIRI groups disturbed by the previous reset."""
+
+import numpy as np
+
+from calwebb import datamodels, dqflags
+from calwebb.rscd.flag import flag_skipped_groups, groups_to_skip, limit_skip, skip_per_pixel
+from calwebb.stpipe import Step
+
+
+class RscdStep(Step):
+    """Flag the first groups of each integration DO_NOT_USE, fewer where pixels saturate."""
+
+    class_alias = "rscd"
+    reference_file_types = ["rscd"]
+    input_model_class = datamodels.RampModel
+
+    def process(self, model):
+        if (model.meta.instrument.name or "").upper() != "MIRI":
+            return self.skip_model(model, "not a MIRI exposure")
+        ngroups = model.data.shape[1]
+        if ngroups < 3:
+            return self.skip_model(model, "fewer than three groups")
+        reference = self.open_reference(model, "rscd")
+        if reference is None:
+            return self.skip_model(model, "no RSCD reference")
+        skips = groups_to_skip(reference.rscd_group_skip_table, model.meta.exposure.readpatt or "",
+                               model.meta.subarray.name or "")
+        if skips is None:
+            return self.skip_model(model, "READPATT/SUBARRAY not in the RSCD table")
+        first_in_file = (model.meta.exposure.integration_start or 1) == 1
+        record = model.meta.rscd
+        for label, integrations, skip in (("int1", slice(0, 1), skips[0]),
+                                          ("int2p", slice(1, None), skips[1])):
+            if not first_in_file:
+                if label == "int1":
+                    continue
+                integrations = slice(0, None)
+            dq = model.groupdq[integrations]
+            if dq.shape[0] == 0:
+                continue
+            skip = limit_skip(skip, ngroups)
+            per_pixel = skip_per_pixel(dq, skip)
+            flag_skipped_groups(dq, per_pixel)
+            lowered = (per_pixel < skip).any(axis=0)
+            model.pixeldq[lowered] |= dqflags.FLUX_ESTIMATED
+            setattr(record, f"ngroups_skip_{label}", skip)
+            setattr(record, f"keep_groups_saturation_{label}", int(lowered.sum()))
+            setattr(record, f"keep_bright_firstgroup_{label}",
+                    int((np.asarray(per_pixel) == 0).any(axis=0).sum()))
+        self.set_status(model, "COMPLETE")
+        return model
