@@ -1,0 +1,1 @@
+"""The ramp_fit step: slopes from up-the-ramp samples."""

@@ -1,0 +1,251 @@
+"""Ordinary least-squares ramp fitting with optimal weighting (stage1.md §4), in numba.
+
+Everything per pixel happens in one compiled kernel, parallel over rows: segment the
+ramp at jumps and unusable groups, fit each segment with the signal-to-noise-dependent
+weights, and combine segments and integrations by inverse read-noise variance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+DO_NOT_USE, SATURATED, JUMP_DET, PERSISTENCE, CHARGELOSS = 1, 2, 4, 32, 128
+LARGE_VARIANCE = 1e6
+#: S/N thresholds and the weighting exponent above each (Fixsen et al. 2000)
+SNR_EDGES = np.array([5.0, 10.0, 20.0, 50.0, 100.0])
+EXPONENTS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
+
+
+@njit(cache=True)
+def _exponent(snr):
+    power = EXPONENTS[0]
+    for index in range(SNR_EDGES.size):
+        if snr >= SNR_EDGES[index]:
+            power = EXPONENTS[index + 1]
+    return power
+
+
+@njit(cache=True)
+def _segments(dq, starts, lengths):
+    """Segments of a ramp's group DQ; returns how many were written into starts/lengths."""
+    ngroups = dq.size
+    count = 0
+    group = 0
+    while group < ngroups:
+        if dq[group] != 0:
+            group += 1
+            continue
+        first = group
+        while group < ngroups and dq[group] == 0:
+            group += 1
+        if first > 0 and dq[first - 1] == JUMP_DET:
+            first -= 1
+        starts[count] = first
+        lengths[count] = group - first
+        count += 1
+    longest = 0
+    for index in range(count):
+        longest = max(longest, lengths[index])
+    if longest == 1:
+        return min(count, 1)
+    kept = 0
+    for index in range(count):
+        if lengths[index] >= 2:
+            starts[kept] = starts[index]
+            lengths[kept] = lengths[index]
+            kept += 1
+    return kept
+
+
+@njit(cache=True)
+def _fit_segment(values, start, n, read_noise, gain):
+    """Slope in DN per group of ``values[start:start+n]`` (n ≥ 3), optimally weighted."""
+    signal = (values[start + n - 1] - values[start]) * gain
+    denominator = read_noise * read_noise + signal
+    snr = 0.0
+    if gain != 0 and denominator > 0 and signal > 0:
+        snr = signal / np.sqrt(denominator)
+    power = _exponent(snr)
+    middle = (n - 1) / 2.0
+    sw = sx = sxx = sy = sxy = 0.0
+    for i in range(n):
+        weight = np.abs((i - middle) / middle) ** power if power > 0 else 1.0
+        weight /= read_noise * read_noise if read_noise > 0 else 1.0
+        x = float(start + i)
+        y = values[start + i]
+        if np.isnan(y):
+            y = 0.0
+        sw += weight
+        sx += weight * x
+        sxx += weight * x * x
+        sy += weight * y
+        sxy += weight * x * y
+    return (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+
+
+@njit(cache=True)
+def _median_rate(ramp, dq, tgroup):
+    """The integration's median group-to-group rate (DN/s), as used for Poisson noise."""
+    ngroups = ramp.size
+    diffs = np.empty(max(ngroups - 1, 1))
+    count = 0
+    for group in range(ngroups - 1):
+        if dq[group] & (DO_NOT_USE | SATURATED) or dq[group + 1] & (DO_NOT_USE | SATURATED):
+            continue
+        if dq[group + 1] & JUMP_DET:
+            continue
+        diffs[count] = (ramp[group + 1] - ramp[group]) / tgroup
+        count += 1
+    if count == 0:
+        if ngroups > 0 and not dq[0] & (DO_NOT_USE | SATURATED):
+            value = ramp[0] / tgroup
+            return 0.0 if np.isnan(value) else value
+        return 0.0
+    value = np.median(diffs[:count])
+    return 0.0 if np.isnan(value) else value
+
+
+@njit(cache=True)
+def _variances(n, t, read_noise, gain, poisson_rate):
+    """(read-noise, Poisson) variance of a segment of n groups, in (DN/s)²."""
+    if gain <= 0 or np.isnan(gain):
+        return 0.0, 0.0
+    if n >= 3:
+        var_r = 12.0 * read_noise ** 2 / ((n ** 3 - n) * t * t * gain * gain)
+        var_p = poisson_rate / (t * gain * (n - 1))
+    else:
+        var_r = 12.0 * read_noise ** 2 / (6.0 * t * t * gain * gain)
+        var_p = poisson_rate / (t * gain)
+    return var_r, var_p
+
+
+@njit(parallel=True, cache=True)
+def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_zeroframe,
+              tgroup, tframe, nframes, suppress_one_group, rate, rate_err, rate_dq, rate_var_p,
+              rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
+    """Fit every pixel; fills the rate (2-D) and rateints (3-D) output arrays."""
+    nints, ngroups, ny, nx = data.shape
+    one_group_time = (nframes + 1) * tframe / 2.0
+    for y in prange(ny):
+        starts = np.empty(ngroups, np.int64)
+        lengths = np.empty(ngroups, np.int64)
+        dq = np.empty(ngroups, np.int64)
+        relaxed = np.empty(ngroups, np.int64)
+        ramp = np.empty(ngroups)
+        for x in range(nx):
+            g = gain[y, x]
+            bad_gain = not (g > 0)
+            r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes) if not bad_gain else 0.0
+            pixel_flags = pixeldq[y, x]
+            if bad_gain:
+                pixel_flags |= DO_NOT_USE | 524288  # NO_GAIN_VALUE
+            # median rate over integrations (for Poisson variances)
+            median = 0.0
+            for i in range(nints):
+                for k in range(ngroups):
+                    ramp[k] = data[i, k, y, x]
+                    dq[k] = groupdq[i, k, y, x] & ~PERSISTENCE
+                median += _median_rate(ramp, dq, tgroup)
+            median /= nints
+            poisson_rate = dark[y, x] + (median if median > 0 else 0.0)
+            exp_inv_r = exp_inv_r_var = exp_inv_p = exp_weighted = 0.0
+            rate_flags = pixel_flags
+            usable_ints = 0
+            for i in range(nints):
+                flags = pixel_flags
+                good_count = 0
+                any_charge_loss = False
+                for k in range(ngroups):
+                    ramp[k] = data[i, k, y, x]
+                    raw = groupdq[i, k, y, x]
+                    dq[k] = raw & ~PERSISTENCE
+                    relaxed[k] = dq[k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[k]
+                    any_charge_loss |= (raw & CHARGELOSS) != 0
+                    flags |= raw & (JUMP_DET | PERSISTENCE | SATURATED)
+                    if dq[k] == 0:
+                        good_count += 1
+                if suppress_one_group and ngroups > 1 and good_count == 1:
+                    for k in range(ngroups):
+                        dq[k] |= DO_NOT_USE
+                nseg = _segments(dq, starts, lengths)
+                all_sat = True
+                all_bad = True
+                for k in range(ngroups):
+                    all_sat &= (dq[k] & SATURATED) != 0
+                    all_bad &= (dq[k] & (DO_NOT_USE | SATURATED)) != 0
+                special_time = 0.0
+                if not suppress_one_group and nseg == 0 and has_zeroframe:
+                    if zeroframe[i, y, x] != 0:
+                        ramp[0] = zeroframe[i, y, x]
+                        starts[0], lengths[0], nseg = 0, 1, 1
+                        special_time = tframe
+                elif (not suppress_one_group and nseg == 1 and lengths[0] == 1
+                      and starts[0] == 0 and good_count == 1):
+                    special_time = one_group_time
+                unusable = (groupdq[i, 0, y, x] & SATURATED) != 0 or nseg == 0 or (
+                    pixel_flags & DO_NOT_USE) != 0
+                if special_time > 0:
+                    unusable = (pixel_flags & DO_NOT_USE) != 0
+                if unusable:
+                    flags |= DO_NOT_USE
+                    if all_sat or (groupdq[i, 0, y, x] & SATURATED) != 0:
+                        flags |= SATURATED
+                    ints[i, y, x] = np.nan
+                    ints_err[i, y, x] = ints_var_p[i, y, x] = ints_var_r[i, y, x] = 0.0
+                    ints_dq[i, y, x] = flags
+                    rate_flags |= flags & ~DO_NOT_USE
+                    continue
+                inv_r = inv_p = inv_c = weighted = 0.0
+                for s in range(nseg):
+                    n = lengths[s]
+                    t = special_time if special_time > 0 else tgroup
+                    if n >= 3:
+                        slope = _fit_segment(ramp, starts[s], n, r, g) / tgroup
+                    elif n == 2:
+                        slope = (ramp[starts[s] + 1] - ramp[starts[s]]) / tgroup
+                    else:
+                        slope = ramp[starts[s]] / t
+                    var_r, var_p = _variances(n, t, r, g, poisson_rate)
+                    if var_r > 0:
+                        inv_r += 1.0 / var_r
+                        weighted += slope / var_r
+                    if var_p > 0:
+                        inv_p += 1.0 / var_p
+                    if var_r + var_p > 0:
+                        inv_c += 1.0 / (var_r + var_p)
+                if any_charge_loss:  # read noise as if the charge-loss groups were usable
+                    inv_r_relaxed = 0.0
+                    for s in range(_segments(relaxed, starts, lengths)):
+                        var_r, _ = _variances(lengths[s], tgroup, r, g, poisson_rate)
+                        if var_r > 0:
+                            inv_r_relaxed += 1.0 / var_r
+                else:
+                    inv_r_relaxed = inv_r
+                var_r_int = 1.0 / inv_r_relaxed if inv_r_relaxed > 0 else 0.0
+                var_p_int = 1.0 / inv_p if inv_p > 0 else 0.0
+                ints[i, y, x] = weighted / inv_r if inv_r > 0 else np.nan
+                ints_var_r[i, y, x] = var_r_int if var_r_int < LARGE_VARIANCE else 0.0
+                ints_var_p[i, y, x] = var_p_int if var_p_int < LARGE_VARIANCE else 0.0
+                ints_err[i, y, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
+                ints_dq[i, y, x] = flags
+                rate_flags |= flags
+                exp_inv_r += inv_r
+                exp_inv_r_var += inv_r_relaxed
+                exp_weighted += weighted
+                exp_inv_p += inv_p
+                usable_ints += 1
+            if usable_ints == 0 or (pixel_flags & DO_NOT_USE) != 0:
+                rate[y, x] = np.nan
+                rate_err[y, x] = rate_var_p[y, x] = rate_var_r[y, x] = 0.0
+                rate_dq[y, x] = rate_flags | DO_NOT_USE
+                continue
+            var_r = 1.0 / exp_inv_r_var if exp_inv_r_var > 0 else 0.0
+            var_p = 1.0 / exp_inv_p if exp_inv_p > 0 else 0.0
+            var_r = var_r if var_r < LARGE_VARIANCE else 0.0
+            var_p = var_p if 0 <= var_p < LARGE_VARIANCE else 0.0
+            rate[y, x] = exp_weighted / exp_inv_r if exp_inv_r > 0 else np.nan
+            rate_var_r[y, x] = var_r
+            rate_var_p[y, x] = var_p
+            rate_err[y, x] = np.sqrt(var_p + var_r)
+            rate_dq[y, x] = rate_flags

@@ -1,0 +1,55 @@
+"""Preparing ramps for fitting: group ranges, MIRI group trimming, core counts."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from calwebb import dqflags
+
+DNU = np.uint8(dqflags.DO_NOT_USE)
+
+
+def apply_group_range(groupdq: np.ndarray, first: int | None, last: int | None) -> None:
+    """DO_NOT_USE outside groups first..last (0-based, inclusive), in place.
+
+    Ignored when first ≥ last; out-of-range values are clamped.
+    """
+    ngroups = groupdq.shape[1]
+    first = 0 if first is None else min(max(first, 0), ngroups - 1)
+    last = ngroups - 1 if last is None else min(max(last, 0), ngroups - 1)
+    if first >= last:
+        return
+    groupdq[:, :first] |= DNU
+    groupdq[:, last + 1:] |= DNU
+
+
+def drop_unusable_miri_groups(data: np.ndarray, groupdq: np.ndarray):
+    """Trim leading (and a trailing) group that is DO_NOT_USE everywhere (stage1.md §4.3).
+
+    Returns (data, groupdq) views, or (None, None) when fewer than two groups remain.
+    """
+    start, stop = 0, data.shape[1]
+    while stop - start > 1 and ((groupdq[:, start] & DNU) != 0).all():
+        start += 1
+    if stop - start > 1 and ((groupdq[:, stop - 1] & DNU) != 0).all():
+        stop -= 1
+    if stop - start < 2:
+        return None, None
+    if start == 0 and stop == data.shape[1]:
+        return data, groupdq
+    groupdq = groupdq[:, start:stop].copy()
+    if start:
+        groupdq[:, 0] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
+    return data[:, start:stop], groupdq
+
+
+def resolve_cores(maximum_cores: str, available: int | None = None) -> int:
+    """Threads for 'none', 'quarter', 'half', 'all' or a number (at least 1)."""
+    available = available or os.cpu_count() or 1
+    fractions = {"none": 0.0, "quarter": 0.25, "half": 0.5, "all": 1.0}
+    text = str(maximum_cores).strip().lower()
+    if text in fractions:
+        return max(1, int(available * fractions[text]))
+    return max(1, min(int(text), available))

@@ -1,0 +1,132 @@
+"""Ramp fitting: analytic ramps, noise statistics, and agreement with stcal (stage1.md §4)."""
+
+import numpy as np
+import pytest
+
+from calwebb import datamodels, dqflags
+from calwebb.ramp_fitting.prepare import apply_group_range, drop_unusable_miri_groups
+from calwebb.ramp_fitting.step import RampFitStep
+
+TGROUP = 10.737
+JUMP, SAT, DNU = dqflags.JUMP_DET, dqflags.SATURATED, dqflags.DO_NOT_USE
+
+
+def make_ramp(rate, nints=1, ngroups=10, gain=2.0, read_noise=10.0, seed=0, noise=True):
+    """Ramps of ``rate`` (DN/s) with Poisson and read noise, plus GAIN/READNOISE models."""
+    rng = np.random.default_rng(seed)
+    rate = np.asarray(rate, np.float64)
+    ny, nx = rate.shape
+    times = np.arange(1, ngroups + 1) * TGROUP
+    mean = rate[None, None] * times[None, :, None, None] * np.ones((nints, 1, 1, 1))
+    if noise:
+        increments = np.diff(np.concatenate([np.zeros((nints, 1, ny, nx)), mean], 1), axis=1)
+        electrons = rng.poisson(increments * gain).cumsum(axis=1) / gain
+        mean = electrons + rng.normal(0, read_noise / np.sqrt(2), mean.shape)
+    model = datamodels.RampModel(data=mean.astype(np.float32))
+    model.meta.instrument.name = "NIRCAM"
+    model.meta.exposure.group_time = model.meta.exposure.frame_time = TGROUP
+    model.meta.exposure.nframes, model.meta.exposure.groupgap = 1, 0
+    references = {
+        "override_gain": datamodels.GainModel(data=np.full((ny, nx), gain, np.float32)),
+        "override_readnoise": datamodels.ReadnoiseModel(
+            data=np.full((ny, nx), read_noise, np.float32)),
+    }
+    return model, references
+
+
+def test_noiseless_linear_ramp_gives_the_exact_slope():
+    model, refs = make_ramp(np.full((4, 4), 3.5), noise=False)
+    rate, rateints = RampFitStep.call(model, **refs)
+    np.testing.assert_allclose(rate.data, 3.5, rtol=1e-6)
+    np.testing.assert_allclose(rateints.data, 3.5, rtol=1e-6)
+    assert rate.meta.cal_step.ramp_fit == "COMPLETE" and rate.meta.bunit_data == "DN/s"
+    # read-noise variance of a 10-group uniform-weight fit: 12 r² / ((n³ − n) t² G²)
+    r = 10.0 * 2.0 / np.sqrt(2.0)
+    expected = 12 * r**2 / ((10**3 - 10) * TGROUP**2 * 2.0**2)
+    np.testing.assert_allclose(rate.var_rnoise, expected, rtol=1e-5)
+    np.testing.assert_allclose(rate.var_poisson, 3.5 / (TGROUP * 2.0 * 9), rtol=1e-5)
+
+
+def test_jump_splits_the_ramp_and_saturation_truncates_it():
+    model, refs = make_ramp(np.full((3, 3), 2.0), noise=False)
+    model.data[0, 6:, 1, 1] += 1000
+    model.groupdq[0, 6, 1, 1] = JUMP
+    model.data[0, 4:, 2, 2] = 60000
+    model.groupdq[0, 4:, 2, 2] = SAT
+    rate, _ = RampFitStep.call(model, **refs)
+    np.testing.assert_allclose(rate.data[1, 1], 2.0, rtol=1e-5)
+    np.testing.assert_allclose(rate.data[2, 2], 2.0, rtol=1e-5)
+    assert rate.dq[1, 1] == JUMP and rate.dq[2, 2] == SAT
+
+
+def test_unusable_pixels_are_nan_with_zero_variance():
+    model, refs = make_ramp(np.full((3, 3), 2.0), noise=False)
+    model.groupdq[0, :, 0, 0] = SAT
+    model.pixeldq[1, 1] = DNU | dqflags.DEAD
+    model.groupdq[0, 1:, 2, 2] = DNU  # one good group: suppressed by default
+    rate, rateints = RampFitStep.call(model, **refs)
+    for y, x in [(0, 0), (1, 1), (2, 2)]:
+        assert np.isnan(rate.data[y, x]) and rate.err[y, x] == 0 and rate.dq[y, x] & DNU
+    assert rateints.dq[0, 0, 0] == DNU | SAT
+
+
+def test_errors_describe_the_scatter():
+    truth = np.random.default_rng(3).uniform(0.5, 80, (60, 60))
+    model, refs = make_ramp(truth, nints=2, ngroups=8, seed=4)
+    rate, _ = RampFitStep.call(model, **refs)
+    pull = (rate.data - truth) / rate.err
+    assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.05
+
+
+def test_group_range_and_miri_trimming():
+    dq = np.zeros((1, 6, 2, 2), np.uint8)
+    apply_group_range(dq, 1, 3)
+    assert (dq[0, [0, 4, 5]] == DNU).all() and not dq[0, 1:4].any()
+    data = np.zeros((1, 5, 2, 2), np.float32)
+    dq = np.zeros((1, 5, 2, 2), np.uint8)
+    dq[:, 0] = DNU
+    dq[:, 1] = JUMP
+    dq[:, -1] = DNU
+    trimmed, trimmed_dq = drop_unusable_miri_groups(data, dq)
+    assert trimmed.shape[1] == 3 and not trimmed_dq[:, 0].any()
+    dq[:, :4] = DNU
+    assert drop_unusable_miri_groups(data, dq) == (None, None)
+
+
+@pytest.mark.compare
+def test_matches_stcal_ols():
+    ramp_fit = pytest.importorskip("stcal.ramp_fitting.ramp_fit")
+    from stcal.ramp_fitting.ramp_fit_class import RampData
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.5, 50, (64, 64))
+    model, refs = make_ramp(truth, nints=2, ngroups=10, seed=1)
+    model.data[0, 5:, 3, 3] += 500
+    model.groupdq[0, 5, 3, 3] = JUMP
+    model.groupdq[1, 7:, 4, 4] = SAT
+    model.groupdq[:, 1:, 5, 5] = SAT
+    model.groupdq[0, 3, 7, 7] = DNU
+    model.pixeldq[8, 8] = DNU
+    refs["override_gain"].data[10, 10] = 0
+    rate, rateints = RampFitStep.call(model, **refs)
+
+    ramp_data = RampData()
+    ramp_data.set_arrays(model.data.copy(), model.groupdq.copy(), model.pixeldq.copy(),
+                         np.zeros((64, 64), np.float32))
+    ramp_data.set_meta(name="NIRCAM", frame_time=TGROUP, group_time=TGROUP, groupgap=0,
+                       nframes=1, drop_frames1=0)
+    ramp_data.set_dqflags(dqflags.PIXEL)
+    ramp_data.suppress_one_group_ramps = True
+    image, integ, _ = ramp_fit.ramp_fit_data(
+        ramp_data, False, refs["override_readnoise"].data.copy(),
+        refs["override_gain"].data.copy(), "OLS_C", "optimal", "1")
+    assert (np.isnan(rate.data) == np.isnan(image["slope"])).all()
+    good = np.isfinite(rate.data)
+    delta = np.abs(rate.data - image["slope"])[good]
+    assert np.median(delta / rate.err[good]) < 0.01
+    assert np.median(delta / np.abs(image["slope"][good])) < 1e-4
+    assert (rate.dq == image["dq"]).mean() >= 0.999
+    np.testing.assert_allclose(rate.var_poisson, image["var_poisson"], rtol=1e-4)
+    np.testing.assert_allclose(rate.var_rnoise, image["var_rnoise"], rtol=1e-4)
+    np.testing.assert_allclose(rateints.data, integ["slope"], rtol=1e-4)
+    assert (rateints.dq == integ["dq"]).mean() >= 0.999
