@@ -1,0 +1,1 @@
+"""The jump step: cosmic-ray and other jump detection."""

@@ -1,0 +1,150 @@
+"""JumpStep: flag cosmic rays and other jumps in the ramps (two-point difference)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from astropy.stats import sigma_clip
+
+from calwebb import datamodels, dqflags
+from calwebb.jump.twopoint import (
+    detect_jumps_iterative,
+    detect_jumps_single_pass,
+    flag_after_jumps,
+    flag_neighbours,
+    median_and_sigma,
+)
+from calwebb.ramp_fitting.prepare import resolve_cores
+from calwebb.stpipe import Step
+
+SAT_OR_DNU = dqflags.SATURATED | dqflags.DO_NOT_USE
+
+
+class JumpStep(Step):
+    """Two-point-difference jump detection with neighbour and after-jump flagging."""
+
+    class_alias = "jump"
+    spec = """
+        rejection_threshold = float(default=4.0, min=0)  # sigma for 4 or more usable differences
+        three_group_rejection_threshold = float(default=6.0, min=0)  # sigma for 2 differences
+        four_group_rejection_threshold = float(default=5.0, min=0)  # sigma for 3 differences
+        maximum_cores = string(default='1')  # 'none', 'quarter', 'half', 'all' or a number
+        flag_4_neighbors = boolean(default=True)  # flag the 4 neighbours of a jump
+        max_jump_to_flag_neighbors = float(default=1000)  # upper sigma for neighbour flagging
+        min_jump_to_flag_neighbors = float(default=10)  # lower sigma for neighbour flagging
+        after_jump_flag_dn1 = float(default=0)  # DN: flag groups after jumps this large
+        after_jump_flag_time1 = float(default=0)  # seconds flagged after such jumps
+        after_jump_flag_dn2 = float(default=0)  # DN: second tier
+        after_jump_flag_time2 = float(default=0)  # seconds: second tier
+        expand_large_events = boolean(default=False)  # snowball flagging (NIR)
+        min_sat_area = float(default=1.0)  # snowballs: minimum saturated core area
+        min_jump_area = float(default=5.0)  # snowballs: minimum jump region area
+        expand_factor = float(default=2.0)  # snowballs: ellipse growth
+        use_ellipses = boolean(default=False)  # deprecated
+        sat_required_snowball = boolean(default=True)  # snowballs need a saturated core
+        min_sat_radius_extend = float(default=2.5)  # snowballs: core size to enlarge
+        sat_expand = integer(default=2)  # snowballs: core enlargement
+        edge_size = integer(default=25)  # snowballs: edge distance without core requirement
+        mask_snowball_core_next_int = boolean(default=True)  # flag cores in the next integration
+        snowball_time_masked_next_int = integer(default=4000)  # seconds masked next integration
+        find_showers = boolean(default=False)  # shower flagging (MIRI)
+        max_shower_amplitude = float(default=4)  # showers: DN/s amplitude limit
+        extend_snr_threshold = float(default=1.2)  # showers: detection S/N
+        extend_min_area = integer(default=90)  # showers: minimum area
+        extend_inner_radius = float(default=1)  # showers: ring inner radius
+        extend_outer_radius = float(default=2.6)  # showers: ring outer radius
+        extend_ellipse_expand_ratio = float(default=1.1)  # showers: ellipse growth
+        time_masked_after_shower = float(default=15)  # showers: seconds flagged after
+        min_diffs_single_pass = integer(default=10)  # differences needed for single-pass mode
+        max_extended_radius = integer(default=200)  # snowball/shower size cap
+        minimum_groups = integer(default=3)  # usable groups needed for two-point detection
+        minimum_sigclip_groups = integer(default=100)  # switch to sigma clipping from here
+        only_use_ints = boolean(default=True)  # sigma clip across integrations only
+    """
+    reference_file_types = ["gain", "readnoise"]
+    input_model_class = datamodels.RampModel
+
+    def process(self, model):
+        nints, ngroups = model.data.shape[:2]
+        if ngroups <= 2:
+            return self.skip_model(model, "two groups or fewer")
+        for option in ("expand_large_events", "find_showers"):
+            if getattr(self, option):
+                self.log.warning("%s is not implemented yet; ignored", option)
+        gain = self.open_reference(model, "gain")
+        readnoise = self.open_reference(model, "readnoise")
+        if gain is None or readnoise is None:
+            raise ValueError("jump needs GAIN and READNOISE references; got N/A")
+        gain = gain.data.astype(np.float32)
+        bad_gain = ~(gain > 0)
+        model.pixeldq[bad_gain] |= dqflags.NO_GAIN_VALUE | dqflags.DO_NOT_USE
+        nframes = model.meta.exposure.nframes or 1
+        read_noise_2 = ((readnoise.data * gain) ** 2 / nframes).astype(np.float64)
+        electrons = model.data * gain
+        electrons[(model.groupdq & SAT_OR_DNU) != 0] = np.nan
+        diffs = np.diff(electrons, axis=1)
+        del electrons
+        median, sigma = median_and_sigma(diffs, read_noise_2)
+        jumps = self._detect(model.groupdq, diffs, median, sigma, read_noise_2)
+        primary = int(jumps.sum())
+        model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
+        if self.flag_4_neighbors:
+            with np.errstate(invalid="ignore"):
+                ratio = np.abs(diffs - median) / sigma
+            sources = jumps & (ratio > self.min_jump_to_flag_neighbors) & (
+                ratio < self.max_jump_to_flag_neighbors)
+            flag_neighbours(model.groupdq, sources)
+        self._flag_after_jumps(model, diffs - median, jumps, float(np.nanmedian(gain)))
+        both = (model.groupdq & SAT_OR_DNU) != 0
+        model.groupdq[both] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
+        self._record_rates(model, primary)
+        self.set_status(model, "COMPLETE")
+        return model
+
+    def _detect(self, groupdq, diffs, median, sigma, read_noise_2) -> np.ndarray:
+        nints, ngroups = groupdq.shape[:2]
+        fully_bad = ((groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        usable_groups = ngroups - fully_bad.sum(axis=1)
+        if (self.only_use_ints and nints >= self.minimum_sigclip_groups) or (
+                not self.only_use_ints and usable_groups.sum() >= self.minimum_sigclip_groups):
+            axis = 0 if self.only_use_ints else (0, 1)
+            clipped = sigma_clip(diffs, sigma=self.rejection_threshold, axis=axis,
+                                 masked=True).mask
+            usable = (groupdq[:, 1:] & SAT_OR_DNU) == 0
+            return clipped & np.isfinite(diffs) & usable
+        if usable_groups.min() - 1 >= self.min_diffs_single_pass:
+            return detect_jumps_single_pass(diffs, median, sigma, self.rejection_threshold)
+        if usable_groups.min() < self.minimum_groups:
+            self.log.info("Fewer than %d usable groups: no jump detection", self.minimum_groups)
+            return np.zeros(diffs.shape, bool)
+        flagged = np.zeros(diffs.shape, bool)
+        thresholds = np.array([self.rejection_threshold, self.four_group_rejection_threshold,
+                               self.three_group_rejection_threshold])
+        previous = numba.get_num_threads()
+        numba.set_num_threads(resolve_cores(self.maximum_cores, numba.config.NUMBA_NUM_THREADS))
+        try:
+            detect_jumps_iterative(np.ascontiguousarray(diffs), read_noise_2, thresholds, flagged)
+        finally:
+            numba.set_num_threads(previous)
+        return flagged
+
+    def _flag_after_jumps(self, model, amplitude, jumps, median_gain) -> None:
+        tgroup = model.meta.exposure.group_time
+        for dn, seconds in ((self.after_jump_flag_dn1, self.after_jump_flag_time1),
+                            (self.after_jump_flag_dn2, self.after_jump_flag_time2)):
+            if seconds > 0 and tgroup:
+                with np.errstate(invalid="ignore"):
+                    flag_after_jumps(model.groupdq, amplitude, jumps, dn * median_gain,
+                                     int(seconds // tgroup))
+
+    def _record_rates(self, model, primary: int) -> None:
+        """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12); no extended events are searched."""
+        nints, ngroups, ny, nx = model.data.shape
+        tgroup = model.meta.exposure.group_time
+        fully_bad = int(((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
+        if not tgroup:
+            return
+        exposure_time = tgroup * (nints * ngroups - fully_bad - nints)
+        if exposure_time > 0:
+            model.meta.exposure.primary_cosmic_rays = 1000.0 * primary / (exposure_time * ny * nx)
+            model.meta.exposure.extended_emission_events = 0.0

@@ -1,0 +1,108 @@
+"""Jump detection: injected jumps found, thresholds respected, agreement with stcal."""
+
+import numpy as np
+import pytest
+
+from calwebb import datamodels, dqflags
+from calwebb.jump.step import JumpStep
+
+TGROUP = 10.737
+JUMP, SAT, DNU = dqflags.JUMP_DET, dqflags.SATURATED, dqflags.DO_NOT_USE
+
+
+def make_ramp(nints=1, ngroups=8, shape=(32, 32), rate=5.0, gain=2.0, read_noise=10.0, seed=0):
+    rng = np.random.default_rng(seed)
+    times = np.arange(1, ngroups + 1) * TGROUP
+    mean = rate * times[None, :, None, None] * np.ones((nints, 1, *shape))
+    data = mean + rng.normal(0, read_noise / np.sqrt(2), mean.shape)
+    model = datamodels.RampModel(data=data.astype(np.float32))
+    model.meta.instrument.name = "NIRCAM"
+    model.meta.exposure.group_time = TGROUP
+    model.meta.exposure.nframes = 1
+    references = {
+        "override_gain": datamodels.GainModel(data=np.full(shape, gain, np.float32)),
+        "override_readnoise": datamodels.ReadnoiseModel(
+            data=np.full(shape, read_noise, np.float32)),
+    }
+    return model, references
+
+
+def test_injected_jumps_are_found_with_neighbours():
+    model, refs = make_ramp()
+    model.data[0, 4:, 10, 10] += 2000
+    model.data[0, 2:, 20, 20] += 400
+    result = JumpStep.call(model, **refs)
+    assert result.groupdq[0, 4, 10, 10] == JUMP and result.groupdq[0, 2, 20, 20] == JUMP
+    for y, x in [(9, 10), (11, 10), (10, 9), (10, 11)]:
+        assert result.groupdq[0, 4, y, x] == JUMP  # strong jump: neighbours flagged
+    assert result.meta.cal_step.jump == "COMPLETE"
+    assert result.meta.exposure.primary_cosmic_rays > 0
+    false = (result.groupdq & JUMP) != 0
+    false[0, :, 9:12, 9:12] = False
+    false[0, :, 19:22, 19:22] = False
+    assert false.mean() < 1e-3  # at 4 sigma few false positives
+
+
+def test_threshold_depends_on_usable_differences():
+    # 4 groups = 3 differences: the four-group threshold (5 sigma) applies
+    model, refs = make_ramp(ngroups=4, read_noise=10.0, rate=0.0, seed=3)
+    sigma = 10.0 * 2.0  # CDS noise in electrons, NFRAMES = 1
+    model.data[0, 3:, 5, 5] += 4.5 * sigma / 2.0  # 4.5σ in DN: not a jump at 5σ
+    model.data[0, 3:, 6, 6] += 8 * sigma / 2.0
+    result = JumpStep.call(model, **refs)
+    assert not result.groupdq[0, :, 5, 5].any()
+    assert result.groupdq[0, 3, 6, 6] == JUMP
+    relaxed = JumpStep.call(model, four_group_rejection_threshold=3.0, **refs)
+    assert relaxed.groupdq[0, 3, 5, 5] == JUMP
+
+
+def test_saturated_groups_are_never_jumps_and_short_ramps_skip():
+    model, refs = make_ramp()
+    model.data[0, 5:, 3, 3] = 70000
+    model.groupdq[0, 5:, 3, 3] = SAT
+    result = JumpStep.call(model, **refs)
+    assert not (result.groupdq[0, :, 3, 3] & JUMP).any()
+    short, refs = make_ramp(ngroups=2)
+    assert JumpStep.call(short, **refs).meta.cal_step.jump == "SKIPPED"
+
+
+def test_after_jump_flagging():
+    model, refs = make_ramp(ngroups=10)
+    model.data[0, 3:, 8, 8] += 5000
+    result = JumpStep.call(model, after_jump_flag_dn1=1000, after_jump_flag_time1=2.5 * TGROUP,
+                           flag_4_neighbors=False, **refs)
+    assert (result.groupdq[0, 3:6, 8, 8] == JUMP).all() and result.groupdq[0, 6, 8, 8] == 0
+
+
+@pytest.mark.compare
+@pytest.mark.parametrize("ngroups", [4, 8, 12])
+def test_matches_stcal(ngroups):
+    jump_module = pytest.importorskip("stcal.jump.jump")
+    from stcal.jump.jump_class import JumpData
+
+    rng = np.random.default_rng(ngroups)
+    model, refs = make_ramp(nints=2, ngroups=ngroups, shape=(48, 48), seed=ngroups)
+    hits = rng.integers(0, 48, (40, 2))
+    for n, (y, x) in enumerate(hits):
+        model.data[n % 2, 1 + n % (ngroups - 1):, y, x] += rng.uniform(50, 3000)
+    model.groupdq[0, ngroups - 2:, 7, 7] = SAT
+    model.groupdq[1, 1, 9, 9] = DNU
+    ours = JumpStep.call(model, **refs)
+
+    data = JumpData(gain2d=refs["override_gain"].data.copy(),
+                    rnoise2d=refs["override_readnoise"].data.copy(), dqflags=dqflags.PIXEL)
+    data.init_arrays_from_arrays(model.data.copy(), model.groupdq.copy(), model.pixeldq.copy())
+    data.nframes = 1
+    data.dt_group = np.ones(1)
+    data.n_reads_groupdiff = np.ones(1) * 2
+    data.set_detection_settings(4.0, 6.0, 5.0, 1000, 10, True)
+    data.set_after_jump(0.0, 0, 0.0, 0)
+    data.set_snowball_info(False, 5.0, 1.0, 2.0, True, 2.5, 2, 25)
+    data.set_shower_info(False, 1.2, 90, 1, 2.6, 1.1, 15, 200)
+    data.set_sigma_clipping_info(3, 100, True)
+    data.max_cores = "1"
+    data.grp_time = TGROUP
+    data.min_diffs_single_pass = 10
+    gdq, pdq, *_ = jump_module.detect_jumps_data(data)
+    assert (ours.groupdq == gdq).mean() >= 0.9999
+    np.testing.assert_array_equal(ours.pixeldq, pdq)
