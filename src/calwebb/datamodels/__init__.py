@@ -95,13 +95,16 @@ def _detect_class(path: Path) -> type[DataModel]:
         header = hdul[0].header
         if header.get("DATAMODL"):
             return model_class(header["DATAMODL"])
+        reftype = header.get("REFTYPE")
+        if reftype:  # reference files: the type decides (MASK, LINEARITY have no SCI)
+            return reference_model_class(str(reftype), header.get("INSTRUME"))
         names = {hdu.name for hdu in hdul}
         if "SCI" not in names:
-            raise DataModelError(f"{path}: no DATAMODL keyword and no SCI extension")
+            raise DataModelError(
+                f"{path}: no DATAMODL or REFTYPE keyword and no SCI extension; "
+                "cannot tell which model it holds"
+            )
         ndim = hdul["SCI"].header.get("NAXIS", 0)
-        reftype = header.get("REFTYPE")
-    if reftype:
-        return reference_model_class(reftype, header.get("INSTRUME"))
     by_ndim = {2: ImageModel, 3: CubeModel, 4: RampModel}
     if ndim not in by_ndim:
         raise DataModelError(f"{path}: SCI has {ndim} dimensions; expected 2, 3 or 4")

@@ -92,7 +92,7 @@ def _read_fits(model: DataModel, path: Path) -> None:
             hdu = hdul[(spec.extname, 1)]
             _check_hdu(path, hdu, spec, type(model).__name__)
             if spec.is_table:
-                setattr(model, name, np.array(hdu.data).view(np.ndarray))
+                setattr(model, name, _table_array(hdu))
             else:
                 model.set_loader(name, _image_loader(path, spec))
     _require_primary(model, path)
@@ -126,6 +126,24 @@ def _check_hdu(path: Path, hdu: Any, spec: ArraySpec, model_name: str) -> None:
             f"{path}: {spec.extname} holds floating-point values; {model_name} expects "
             f"{np.dtype(spec.dtype).name}"
         )
+
+
+def _table_array(hdu: fits.BinTableHDU) -> np.ndarray:
+    """A table HDU as a plain structured array with TZERO/TSCAL applied (unsigned columns)."""
+    data = hdu.data
+    if data is None or not data.names:
+        return np.zeros(0, dtype=[("empty", "u1")]) if data is None else np.array(data)
+    storage = np.asarray(data).view(np.ndarray)  # raw bytes: strings stay bytes
+    columns = [
+        storage[name] if storage.dtype[name].kind == "S" else np.asarray(data.field(name))
+        for name in data.names
+    ]
+    dtype = np.dtype([(name, column.dtype, column.shape[1:])
+                      for name, column in zip(data.names, columns, strict=True)])
+    table = np.empty(len(data), dtype=dtype)
+    for name, column in zip(data.names, columns, strict=True):
+        table[name] = column
+    return table
 
 
 def _image_loader(path: Path, spec: ArraySpec):

@@ -1,0 +1,118 @@
+"""Raw (uncal) files read as ramps: dtype conversion, default DQ arrays, lazy loading, memory."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from dm_helpers import build
+
+from calwebb import datamodels
+from calwebb.datamodels import io as dm_io
+
+
+def _uncal(tmp_path, shape=(2, 3, 6, 5), name="raw_uncal.fits"):
+    model = build(datamodels.Level1bModel)
+    rng = np.random.default_rng(3)
+    model.data = rng.integers(0, 65535, shape, endpoint=True).astype(np.uint16)
+    model.data.flat[0] = 65535  # the extremes of uint16 must survive the BZERO offset
+    model.data.flat[1] = 0
+    return model, model.save(tmp_path / name)
+
+
+def test_level1b_on_disk_is_uint16(tmp_path):
+    model, path = _uncal(tmp_path)
+    with fits.open(path) as hdul:
+        assert hdul["SCI"].data.dtype.kind == "u" and hdul["SCI"].data.itemsize == 2
+        assert "PIXELDQ" not in hdul and "GROUPDQ" not in hdul
+    read = datamodels.open(path)
+    assert type(read) is datamodels.Level1bModel
+    assert read.data.dtype == np.uint16
+    np.testing.assert_array_equal(read.data, model.data)
+
+
+def test_uncal_read_as_ramp(tmp_path):
+    model, path = _uncal(tmp_path)
+    ramp = datamodels.RampModel(path)
+    assert ramp.data.dtype == np.float32
+    np.testing.assert_array_equal(ramp.data, model.data.astype(np.float32))
+    assert ramp.data.max() == 65535.0 and ramp.data.min() == 0.0
+    assert ramp.pixeldq.shape == (6, 5) and ramp.pixeldq.dtype == np.uint32
+    assert ramp.groupdq.shape == (2, 3, 6, 5) and ramp.groupdq.dtype == np.uint8
+    assert not ramp.pixeldq.any() and not ramp.groupdq.any()
+    assert ramp.meta.model_type == "RampModel"
+    assert ramp.meta.instrument.detector == "NRCA1"
+    np.testing.assert_array_equal(ramp.int_times, model.int_times)
+    np.testing.assert_array_equal(ramp.group, model.group)
+    # saved again it is a proper ramp file
+    again = datamodels.open(ramp.save(tmp_path / "raw_ramp.fits"))
+    assert type(again) is datamodels.RampModel
+    assert again.has_array("pixeldq") and again.has_array("groupdq")
+
+
+def test_ramp_reads_existing_dq_extensions(tmp_path):
+    ramp = build(datamodels.RampModel)
+    ramp.pixeldq[0, 0] = 1024
+    ramp.groupdq[1, 2, 3, 4] = 4
+    read = datamodels.RampModel(ramp.save(tmp_path / "x_ramp.fits"))
+    assert read.pixeldq[0, 0] == 1024 and read.groupdq[1, 2, 3, 4] == 4
+
+
+def test_ramp_is_read_lazily(tmp_path, monkeypatch):
+    _, path = _uncal(tmp_path)
+    calls = []
+    original = dm_io._image_loader
+
+    def counting_loader(file_path, spec):
+        load = original(file_path, spec)
+
+        def wrapped():
+            calls.append(spec.extname)
+            return load()
+
+        return wrapped
+
+    monkeypatch.setattr(dm_io, "_image_loader", counting_loader)
+    ramp = datamodels.RampModel(path)
+    assert calls == []
+    assert callable(ramp._arrays["data"])  # a loader, not an array
+    assert ramp.has_array("data")
+    assert ramp.meta.exposure.ngroups == 3  # metadata needs no pixels
+    assert calls == []
+    data = ramp.data
+    assert calls == ["SCI"]
+    assert isinstance(ramp._arrays["data"], np.ndarray)
+    assert ramp.data is data  # loaded once, then kept
+    assert calls == ["SCI"]
+
+
+def test_ramp_is_copied_once(tmp_path):
+    shape = (2, 10, 256, 256)
+    _, path = _uncal(tmp_path, shape=shape)
+    ramp = datamodels.RampModel(path)
+    float_size = np.prod(shape) * 4
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        data = ramp.data
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.dtype == np.float32 and data.shape == shape
+    assert peak < 1.6 * float_size, f"peak {peak / float_size:.2f}x the float32 ramp"
+
+
+@pytest.mark.parametrize("extname", ["ZEROFRAME", "REFOUT"])
+def test_optional_raw_arrays_converted(tmp_path, extname):
+    model, _ = _uncal(tmp_path)
+    if extname == "ZEROFRAME":
+        model.zeroframe = np.full((2, 6, 5), 40000, np.uint16)
+    else:
+        model.refout = np.full((2, 3, 6, 1), 123, np.uint16)
+    path = model.save(tmp_path / "opt_uncal.fits")
+    ramp = datamodels.RampModel(path)
+    name = extname.lower()
+    assert ramp.has_array(name)
+    assert getattr(ramp, name).dtype == np.float32
+    np.testing.assert_array_equal(getattr(ramp, name), getattr(model, name).astype(np.float32))
+    assert not ramp.has_array("average_dark_current")
