@@ -61,6 +61,8 @@ def open_fits(path: Path) -> fits.HDUList:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", category=fits.verify.VerifyWarning)
+            # truncation is checked below and reported as a DataModelError
+            warnings.filterwarnings("ignore", message="File may have been truncated")
             hdul = fits.open(path, memmap=True, do_not_scale_image_data=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, fits.verify.VerifyWarning) as exc:
         raise DataModelError(f"{path}: not a readable FITS file ({exc})") from exc

@@ -206,7 +206,10 @@ def _window(model: DataModel, image_shape: tuple[int, int]) -> tuple[int, int, i
     """(xstart, ystart, xsize, ysize), 1-based starts; full frame when keywords are absent."""
     sub = model.meta.subarray
     ny, nx = image_shape
-    return (sub.xstart or 1, sub.ystart or 1, sub.xsize or nx, sub.ysize or ny)
+    values = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
+    defaults = (1, 1, nx, ny)
+    # only absent keywords default; an invalid 0 must not pass as 1
+    return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
 
 
 def _image_shape(model: DataModel) -> tuple[int, int]:
