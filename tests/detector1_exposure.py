@@ -27,7 +27,8 @@ def _reference(model, reftype, subarray=True):
     model.meta.author = "calwebb tests"
     if subarray:
         sub = model.meta.subarray
-        sub.name, sub.xstart, sub.ystart, sub.xsize, sub.ysize = "SUB64P", 1, 1, 64, 64
+        sub.name, sub.xstart, sub.ystart = "SUB64P", 1, 1
+        sub.ysize, sub.xsize = SHAPE
         sub.fastaxis, sub.slowaxis = -1, 2
     return model
 
