@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from astropy.stats import sigma_clip
 
@@ -14,7 +13,7 @@ from calwebb.jump.twopoint import (
     flag_neighbours,
     median_and_sigma,
 )
-from calwebb.ramp_fitting.prepare import resolve_cores
+from calwebb.ramp_fitting.prepare import limited_threads
 from calwebb.stpipe import Step
 
 SAT_OR_DNU = dqflags.SATURATED | dqflags.DO_NOT_USE
@@ -84,8 +83,9 @@ class JumpStep(Step):
         electrons[(model.groupdq & SAT_OR_DNU) != 0] = np.nan
         diffs = np.diff(electrons, axis=1)
         del electrons
-        median, sigma = median_and_sigma(diffs, read_noise_2)
-        jumps = self._detect(model.groupdq, diffs, median, sigma, read_noise_2)
+        with limited_threads(self.maximum_cores):
+            median, sigma = median_and_sigma(diffs, read_noise_2)
+            jumps = self._detect(model.groupdq, diffs, median, sigma, read_noise_2)
         primary = int(jumps.sum())
         model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
         if self.flag_4_neighbors:
@@ -120,12 +120,7 @@ class JumpStep(Step):
         flagged = np.zeros(diffs.shape, bool)
         thresholds = np.array([self.rejection_threshold, self.four_group_rejection_threshold,
                                self.three_group_rejection_threshold])
-        previous = numba.get_num_threads()
-        numba.set_num_threads(resolve_cores(self.maximum_cores, numba.config.NUMBA_NUM_THREADS))
-        try:
-            detect_jumps_iterative(np.ascontiguousarray(diffs), read_noise_2, thresholds, flagged)
-        finally:
-            numba.set_num_threads(previous)
+        detect_jumps_iterative(np.ascontiguousarray(diffs), read_noise_2, thresholds, flagged)
         return flagged
 
     def _flag_after_jumps(self, model, amplitude, jumps, median_gain) -> None:

@@ -70,15 +70,26 @@ def detect_jumps_iterative(diffs, read_noise_2, thresholds, flagged):
                         values[j] = np.nan
 
 
-def median_and_sigma(diffs: np.ndarray, read_noise_2: np.ndarray):
-    """Per-pixel median of all usable differences and the noise σ expected from it."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(diffs.reshape(-1, *diffs.shape[2:]), axis=0)
-    sigma = np.sqrt(np.abs(median) + read_noise_2)
-    sigma[sigma == 0] = np.nan
+@njit(parallel=True, cache=True)
+def median_and_sigma(diffs, read_noise_2):
+    """Per-pixel median of all usable differences and the noise σ expected from it (NaN if 0)."""
+    nints, ndiffs, ny, nx = diffs.shape
+    median = np.full((ny, nx), np.nan)
+    sigma = np.full((ny, nx), np.nan)
+    for y in prange(ny):
+        values = np.empty(nints * ndiffs)
+        for x in range(nx):
+            count = 0
+            for i in range(nints):
+                for k in range(ndiffs):
+                    value = diffs[i, k, y, x]
+                    if np.isfinite(value):
+                        values[count] = value
+                        count += 1
+            if count:
+                median[y, x] = np.median(values[:count])
+                noise = np.sqrt(np.abs(median[y, x]) + read_noise_2[y, x])
+                sigma[y, x] = noise if noise > 0 else np.nan
     return median, sigma
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 
 from calwebb import dqflags
@@ -53,3 +55,14 @@ def resolve_cores(maximum_cores: str, available: int | None = None) -> int:
     if text in fractions:
         return max(1, int(available * fractions[text]))
     return max(1, min(int(text), available))
+
+
+@contextmanager
+def limited_threads(maximum_cores: str):
+    """Run numba kernels on the number of threads ``maximum_cores`` allows."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(resolve_cores(maximum_cores, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

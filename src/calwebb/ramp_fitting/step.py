@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import numba
 import numpy as np
 
 from calwebb import datamodels, dqflags
@@ -12,7 +11,7 @@ from calwebb.ramp_fitting.ols import fit_ramps
 from calwebb.ramp_fitting.prepare import (
     apply_group_range,
     drop_unusable_miri_groups,
-    resolve_cores,
+    limited_threads,
 )
 from calwebb.stpipe import Step
 
@@ -75,16 +74,12 @@ class RampFitStep(Step):
                                                   np.float32)]
         cube = [np.empty((nints, ny, nx), t) for t in (np.float32, np.float32, np.uint32,
                                                         np.float32, np.float32)]
-        previous = numba.get_num_threads()
-        numba.set_num_threads(resolve_cores(self.maximum_cores, numba.config.NUMBA_NUM_THREADS))
-        try:
+        with limited_threads(self.maximum_cores):
             fit_ramps(np.ascontiguousarray(data), np.ascontiguousarray(groupdq), model.pixeldq,
                       gain.astype(np.float32), readnoise.astype(np.float32), dark.astype(
                           np.float32), zeroframe, has_zeroframe, float(exposure.group_time),
                       float(tframe), int(exposure.nframes or 1), self.suppress_one_group,
                       *image, *cube)
-        finally:
-            numba.set_num_threads(previous)
         rate = datamodels.ImageModel(data=image[0], err=image[1], dq=image[2],
                                      var_poisson=image[3], var_rnoise=image[4])
         rateints = datamodels.CubeModel(data=cube[0], err=cube[1], dq=cube[2],
