@@ -111,7 +111,7 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping):  # an empty group holds no item
             flat.update(flatten(value, dotted + "."))
         else:
             flat[dotted] = value
