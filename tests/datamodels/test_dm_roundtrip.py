@@ -184,3 +184,61 @@ def test_copy_is_deep():
     assert model.meta.instrument.detector == "NRCA1"
     with model as same:
         assert same is model
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".asdf"])
+def test_history_round_trip_and_header_cards(tmp_path, suffix):
+    model = build(datamodels.ImageModel)
+    model.tree["history"] = {"entries": [{"description": "flat fielded"},
+                                         {"description": "photometry applied"}]}
+    path = model.save(tmp_path / f"h{suffix}")
+    read = datamodels.open(path)
+    assert read.tree["history"] == model.tree["history"]
+    if suffix == ".fits":
+        with fits.open(path) as hdul:
+            assert list(hdul[0].header["HISTORY"]) == ["flat fielded", "photometry applied"]
+
+
+def test_history_cards_without_tree_history(tmp_path):
+    path = tmp_path / "plain.fits"
+    primary = fits.PrimaryHDU()
+    primary.header.add_history("made by hand")
+    fits.HDUList([primary, fits.ImageHDU(np.zeros((2, 2), np.float32), name="SCI")]
+                 ).writeto(path)
+    read = datamodels.ImageModel(path)
+    assert read.tree["history"] == {"entries": [{"description": "made by hand"}]}
+    with fits.open(read.save(tmp_path / "again.fits")) as hdul:
+        assert list(hdul[0].header["HISTORY"]) == ["made by hand"]
+
+
+def test_open_passes_models_through():
+    model = datamodels.ImageModel((2, 2))
+    assert datamodels.open(model) is model
+
+
+def test_integer_arrays_never_wrap():
+    ramp = datamodels.RampModel((1, 2, 3, 3))
+    with pytest.raises(datamodels.DataModelError, match=r"groupdq.*uint8.*1024"):
+        ramp.groupdq = np.full((1, 2, 3, 3), 1024, np.uint32)
+    ramp.groupdq = np.full((1, 2, 3, 3), 4, np.int64)  # fits: converted
+    assert ramp.groupdq.dtype == np.uint8 and ramp.groupdq[0, 0, 0, 0] == 4
+    image = datamodels.ImageModel((2, 2))
+    with pytest.raises(datamodels.DataModelError, match=r"dq.*uint32"):
+        image.dq = np.full((2, 2), -1)
+
+
+def test_header_values_fits_cannot_hold(tmp_path):
+    model = datamodels.ImageModel((2, 2))
+    model.meta.exposure.frame_time = float("inf")
+    model.meta.exposure.group_time = float("nan")
+    path = model.save(tmp_path / "inf.fits")
+    with fits.open(path) as hdul:
+        assert "TFRAME" not in hdul[0].header and "TGROUP" not in hdul[0].header
+    read = datamodels.ImageModel(path)
+    assert read.meta.exposure.frame_time == float("inf")  # kept by the tree
+    assert np.isnan(read.meta.exposure.group_time)
+    model.meta.target.proposer_name = "Caf\u00e9"
+    with pytest.raises(datamodels.DataModelError, match=r"meta.target.proposer_name.*TARGPROP"):
+        model.save(tmp_path / "bad.fits")
+    assert not (tmp_path / "bad.fits").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["inf.fits"]

@@ -38,6 +38,22 @@ class ArraySpec:
 Loader = Callable[[], np.ndarray]
 
 
+def _check_integer_range(model: DataModel, name: str, spec: ArraySpec, array: np.ndarray) -> None:
+    """Refuse integer values that the declared integer dtype cannot hold (no silent wrap)."""
+    target = np.dtype(spec.dtype)
+    if target.kind not in "ui" or array.dtype.kind not in "ui" or array.size == 0:
+        return
+    if np.can_cast(array.dtype, target, casting="safe"):
+        return
+    limits = np.iinfo(target)
+    low, high = array.min(), array.max()
+    if low < limits.min or high > limits.max:
+        raise DataModelError(
+            f"{type(model).__name__}.{name} ({spec.extname}) is {target.name}: values "
+            f"{low}..{high} do not fit in {limits.min}..{limits.max}"
+        )
+
+
 class DataModel:
     """Base of every calwebb model.
 
@@ -145,6 +161,7 @@ class DataModel:
                     f"{type(self).__name__}.{name} ({spec.extname}) must be "
                     f"{np.dtype(spec.dtype).name}, got {array.dtype.name}"
                 )
+            _check_integer_range(self, name, spec, array)
             array = array.astype(spec.dtype)
         return array
 

@@ -84,6 +84,7 @@ def _read_fits(model: DataModel, path: Path) -> None:
         for name in type(model).arrays:
             tree.pop(name, None)
         _headers_to_tree(hdul, tree, model.keyword_hdus, path)
+        _history_from_header(hdul, tree)
         model.tree.clear()
         model.tree.update(tree)
         model.tree.setdefault("meta", {})
@@ -188,14 +189,43 @@ def _load_asdf_tree(source: Any) -> dict:
     """The tree of an ASDF document with internal arrays loaded and FITS-linked arrays dropped."""
     with asdf.open(source, lazy_load=True, memmap=False) as af:
         tree = _materialise(af.tree)
+    _drop_library_items(tree)
+    return tree
+
+
+def _drop_library_items(tree: dict) -> None:
+    """Remove what the asdf library adds by itself (its name, the extensions it used)."""
     for key in _TREE_ONLY_TOP_KEYS:
         tree.pop(key, None)
     history = tree.get("history")
     if isinstance(history, dict):
         history.pop("extensions", None)
-        if not history:
+        if not history.get("entries"):
             tree.pop("history")
-    return tree
+    elif not history:
+        tree.pop("history", None)
+
+
+def history_entries(tree: dict) -> list:
+    """The history entries of a tree (``{"entries": [...]}`` or the older plain list)."""
+    history = tree.get("history")
+    if isinstance(history, dict):
+        return list(history.get("entries") or [])
+    return list(history) if isinstance(history, list) else []
+
+
+def _history_text(entry: Any) -> str:
+    return str(entry.get("description", "")) if isinstance(entry, dict) else str(entry)
+
+
+def _history_from_header(hdul: fits.HDUList, tree: dict) -> None:
+    """Primary HISTORY cards are the history; tree entries are kept when they agree."""
+    cards = [str(text) for text in hdul[0].header.get("HISTORY", [])]
+    if not cards:
+        return
+    entries = history_entries(tree)
+    if [_history_text(entry) for entry in entries] != cards:
+        tree["history"] = {"entries": [{"description": text} for text in cards]}
 
 
 def _materialise(node: Any) -> Any:
@@ -264,9 +294,7 @@ def _read_asdf(model: DataModel, path: Path) -> None:
             if value is not None:
                 setattr(model, name, np.array(value, dtype=spec.dtype))
         rest = _materialise(tree)
-    for key in _TREE_ONLY_TOP_KEYS:
-        rest.pop(key, None)
-    rest.pop("history", None)
+    _drop_library_items(rest)
     model.tree.clear()
     model.tree.update(rest)
     model.tree.setdefault("meta", {})
@@ -302,6 +330,12 @@ def to_hdulist(model: DataModel) -> fits.HDUList:
     extra = model.tree.get("extra_fits", {})
     primary = fits.PrimaryHDU()
     _tree_to_header(primary.header, model, "PRIMARY", extra)
+    for entry in history_entries(model.tree):
+        try:
+            primary.header.add_history(_history_text(entry))
+        except ValueError as exc:
+            raise DataModelError(f"history entry {entry!r} cannot be a FITS HISTORY card "
+                                 f"({exc})") from exc
     hdul = fits.HDUList([primary])
     for name, spec in type(model).arrays.items():
         if not model.has_array(name):
@@ -324,17 +358,23 @@ def _tree_to_header(header: fits.Header, model: DataModel, hdu_name: str, extra:
     written = set()
     for entry in keywords.in_hdu(hdu_name, model.keyword_hdus):
         value = get_path(model.tree, entry.path)
-        if value is None or isinstance(value, dict | list) or _is_nan(value):
-            continue
-        header[entry.keyword] = value
+        if value is None or isinstance(value, dict | list) or _not_finite(value):
+            continue  # the tree keeps what a header card cannot hold
+        try:
+            header[entry.keyword] = value
+        except ValueError as exc:
+            raise DataModelError(
+                f"{entry.path} = {value!r} cannot be written as FITS keyword "
+                f"{entry.keyword} in {hdu_name} ({exc})"
+            ) from exc
         written.add(entry.keyword)
     for keyword, value, comment in extra.get(hdu_name, {}).get("header", []):
         if keyword not in written and not _STRUCTURAL.match(keyword):
             header.append((keyword, value, comment), end=True)
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not np.isfinite(value)
 
 
 def _fits_reference(hdu: Any) -> TaggedDict:
