@@ -191,3 +191,17 @@ def test_steps_record_the_references_they_used(cache):
     skipped = UsesGain.call(_science(), override_gain="N/A")
     assert skipped.meta.cal_step.usesgain == "SKIPPED"
     assert skipped.meta.ref_file.gain.name == "N/A"
+
+
+def test_refs_command_explains_the_choice(cache, tmp_path, capsys):
+    from calwebb.cli.main import main
+
+    science = _science()
+    path = tmp_path / "jw01_nrca1_rate.fits"
+    science.save(path)
+    assert main(["refs", str(path), "--pipeline", "jump"]) == 0
+    text = capsys.readouterr().out
+    assert "jwst_9000.pmap" in text
+    assert "jwst_nircam_gain_9001.fits" in text and "instrument.detector=NRCA1" in text
+    assert "jwst_nircam_readnoise_9001.fits" in text and "exposure.readpatt=MEDIUM8" in text
+    assert "2000-01-01T00:00:00" in text

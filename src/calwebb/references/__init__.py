@@ -147,3 +147,35 @@ def check_reference_matches(path: str | os.PathLike, model) -> None:
         if ours not in allowed:
             raise ReferenceFileError(
                 f"{Path(path).name}: reference {label} is {theirs} but the data are {ours}")
+
+
+def explain(model, reftypes: list[str]) -> list[dict]:
+    """Why CRDS chooses each reference: rows of reftype, file, matched keywords, USEAFTER."""
+    import crds
+
+    from calwebb.references.cache import reference_metadata
+
+    configure()
+    parameters = dataset_parameters(model)
+    context = crds_context(model)
+    try:
+        instrument_map = crds.get_cached_mapping(context).get_imap(
+            str(parameters.get("META.INSTRUMENT.NAME", "")).lower())
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported as a clear error
+        raise ReferenceFileError(f"CRDS context {context} cannot be read: {exc}") from exc
+    rows = []
+    for reftype in reftypes:
+        row = {"reftype": reftype, "file": "N/A", "matched": {}, "useafter": ""}
+        try:
+            row["file"] = get_reference_file(model, reftype)
+        except ReferenceFileError as exc:
+            row["file"] = f"error: {exc}"
+        if row["file"] not in ("N/A",) and not row["file"].startswith("error"):
+            rmap = instrument_map.get_rmap(reftype)
+            for key in rmap.parkey[0]:  # the Match level; the next level is the date
+                value = parameters.get(key, "")
+                row["matched"][key.lower().removeprefix("meta.")] = value if value != "" else "—"
+            row["useafter"] = str(reference_metadata(row["file"]).get("META.USEAFTER", ""))
+            row["file"] = Path(row["file"]).name
+        rows.append(row)
+    return rows

@@ -291,7 +291,10 @@ class Step:
         for reftype, name in self._references_used.items():
             getattr(model.meta.ref_file, reftype).name = name
         if self._crds_context:
+            from crds import __version__ as crds_version
+
             model.meta.ref_file.crds.context_used = self._crds_context
+            model.meta.ref_file.crds.sw_version = crds_version
 
     def save_model(self, model: DataModel, suffix: str | bool | None = None,
                    idx: int | None = None, output_file: str | None = None,
