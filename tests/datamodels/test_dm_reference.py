@@ -257,3 +257,29 @@ def test_register_reference_model():
         assert datamodels.model_class("TestOnlyModel") is TestOnlyModel
     finally:
         REFERENCE_MODELS.pop("testonly")
+
+
+def test_cutout_is_a_separate_compact_copy():
+    reference = _full_frame()
+    cut = datamodels.cutout_reference(reference, _science(5, 3, 4, 6))
+    assert not np.shares_memory(cut.data, reference.data)
+    assert cut.data.flags.c_contiguous
+    cut.data[:] = -1
+    cut.meta.instrument.name = "MIRI"
+    assert (reference.data >= 0).all()
+    assert reference.meta.instrument.name is None
+
+
+def test_unknown_datamodl_with_known_reftype(tmp_path):
+    path = tmp_path / "nrs_dark.fits"
+    primary = fits.PrimaryHDU()
+    primary.header["DATAMODL"] = "DarkNirspecModel"
+    primary.header["REFTYPE"] = "DARK"
+    primary.header["INSTRUME"] = "NIRSPEC"
+    fits.HDUList([primary, fits.ImageHDU(np.zeros((2, 3, 3), np.float32), name="SCI")]
+                 ).writeto(path)
+    assert type(datamodels.open(path)) is datamodels.DarkModel
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["REFTYPE"] = "SOMETHINGELSE"
+    with pytest.raises(DataModelError, match="DarkNirspecModel"):
+        datamodels.open(path)

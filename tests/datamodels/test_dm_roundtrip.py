@@ -242,3 +242,32 @@ def test_header_values_fits_cannot_hold(tmp_path):
         model.save(tmp_path / "bad.fits")
     assert not (tmp_path / "bad.fits").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["inf.fits"]
+
+
+def test_scaled_integer_hdu(tmp_path):
+    path = tmp_path / "scaled.fits"
+    stored = np.array([[0, 2], [4, 6]], np.int16)
+    hdu = fits.ImageHDU(stored, name="DQ", do_not_scale_image_data=True)
+    hdu.header["BSCALE"] = 2.5
+    hdu.header["BZERO"] = 10.0
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((2, 2), np.float32), name="SCI"),
+                  hdu]).writeto(path)
+    with fits.open(path, mode="update", do_not_scale_image_data=True) as hdul:
+        hdul["DQ"].header["BSCALE"] = 2.5
+        hdul["DQ"].header["BZERO"] = 10.0
+    np.testing.assert_array_equal(datamodels.ImageModel(path).dq, [[10, 15], [20, 25]])
+
+
+def test_describe_arrays(tmp_path):
+    from calwebb.datamodels.io import describe_arrays
+
+    model = build(datamodels.RampModel)
+    rows = describe_arrays(model.save(tmp_path / "d.fits"))
+    assert ("SCI", (2, 3, 6, 5), "float32") in rows
+    assert ("PIXELDQ", (6, 5), "uint32") in rows
+    assert ("GROUPDQ", (2, 3, 6, 5), "uint8") in rows
+    assert ("INT_TIMES", (2,), "table") in rows
+    uncal = build(datamodels.Level1bModel)
+    assert ("SCI", (2, 3, 6, 5), "uint16") in describe_arrays(uncal.save(tmp_path / "u.fits"))
+    asdf_rows = describe_arrays(model.save(tmp_path / "d.asdf"))
+    assert ("data", (2, 3, 6, 5), "float32") in asdf_rows

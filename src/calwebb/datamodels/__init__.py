@@ -19,6 +19,7 @@ from calwebb.datamodels.models import (
     RampModel,
 )
 from calwebb.datamodels.reference import (
+    REFERENCE_MODELS,
     DarkMIRIModel,
     DarkModel,
     GainModel,
@@ -93,9 +94,15 @@ def _detect_class(path: Path) -> type[DataModel]:
         return model_class(name)
     with open_fits(path) as hdul:
         header = hdul[0].header
-        if header.get("DATAMODL"):
-            return model_class(header["DATAMODL"])
         reftype = header.get("REFTYPE")
+        if header.get("DATAMODL"):
+            try:
+                return model_class(header["DATAMODL"])
+            except DataModelError:
+                # an official reference class calwebb does not have (DarkNirspecModel...):
+                # the reference type still says how to read it
+                if not reftype or str(reftype).lower() not in REFERENCE_MODELS:
+                    raise
         if reftype:  # reference files: the type decides (MASK, LINEARITY have no SCI)
             return reference_model_class(str(reftype), header.get("INSTRUME"))
         names = {hdu.name for hdu in hdul}

@@ -161,6 +161,10 @@ def _image_loader(path: Path, spec: ArraySpec):
             bscale = hdu.header.get("BSCALE", 1)
             bzero = hdu.header.get("BZERO", 0)
             target = np.dtype(spec.dtype)
+            if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
+                # a true scaling into integers: compute in float, round once
+                scaled = raw * np.float64(bscale) + np.float64(bzero)
+                return np.rint(scaled).astype(target)
             out = np.empty(raw.shape, dtype=target)
             # one copy into the native target; integer offsets (unsigned ints stored signed
             # with BZERO) wrap correctly in unsigned arithmetic

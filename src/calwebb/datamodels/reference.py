@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -243,13 +244,16 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
         )
     cut = type(reference)()
     cut.tree.clear()
-    cut.tree.update(reference.copy().tree)
+    cut.tree.update(copy.deepcopy(reference.tree))  # metadata only: arrays are cut below
     for array_name in type(reference).arrays:
         if not reference.has_array(array_name):
             continue
         array = getattr(reference, array_name)
         if array.ndim >= 2 and tuple(array.shape[-2:]) == ref_shape:
-            array = array[..., y0 : y0 + sny, x0 : x0 + snx]
+            # a compact copy: the cut never shares memory with the (possibly cached) reference
+            array = np.ascontiguousarray(array[..., y0 : y0 + sny, x0 : x0 + snx])
+        else:
+            array = array.copy()
         setattr(cut, array_name, array)
     cut.meta.subarray.update(
         {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
