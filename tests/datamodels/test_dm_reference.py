@@ -283,3 +283,23 @@ def test_unknown_datamodl_with_known_reftype(tmp_path):
         hdul[0].header["REFTYPE"] = "SOMETHINGELSE"
     with pytest.raises(DataModelError, match="DarkNirspecModel"):
         datamodels.open(path)
+
+
+def test_dq_def_with_signed_value_column(tmp_path):
+    """Some reference files store VALUE as plain int32, so bit 31 reads as negative."""
+    path = tmp_path / "signed.fits"
+    primary = fits.PrimaryHDU()
+    primary.header["REFTYPE"] = "MASK"
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="BIT", format="J", array=[0, 31]),
+            fits.Column(name="VALUE", format="J", array=np.array([1, -2**31], np.int32)),
+            fits.Column(name="NAME", format="40A", array=["HOT", "REFERENCE_PIXEL"]),
+            fits.Column(name="DESCRIPTION", format="80A", array=["", ""]),
+        ],
+        name="DQ_DEF",
+    )
+    dq = np.array([[1, 2**31], [2**31 + 1, 0]], np.uint32)
+    fits.HDUList([primary, fits.ImageHDU(dq, name="DQ"), table]).writeto(path)
+    np.testing.assert_array_equal(datamodels.MaskModel(path).dq,
+                                  [[2048, 2**31], [2**31 | 2048, 0]])

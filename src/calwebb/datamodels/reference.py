@@ -68,9 +68,11 @@ class ReferenceModel(DataModel):
 
 def translate_dq(raw: np.ndarray, dq_def: np.ndarray, source: str | None = None) -> np.ndarray:
     """Map a reference DQ array in a private bit layout to the standard pixel flags."""
-    names = [_text(name) for name in dq_def["NAME"]]
+    names = [_text(name).strip() for name in dq_def["NAME"]]
+    # VALUE may be stored as signed int32 (bit 31 negative): take the 32-bit pattern
+    values = np.asarray(dq_def["VALUE"]).astype(np.int64) & 0xFFFFFFFF
     standard = np.zeros(raw.shape, dtype=np.uint32)
-    for value, name in zip(dq_def["VALUE"], names, strict=True):
+    for value, name in zip(values, names, strict=True):
         flag = dqflags.PIXEL.get(name.upper())
         if flag is None:
             log.warning("%s: DQ_DEF names unknown flag %r; ignored", source or "reference", name)
