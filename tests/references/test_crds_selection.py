@@ -47,6 +47,8 @@ def cache(tmp_path, monkeypatch):
     files = [
         _reference(tmp_path, "jwst_nircam_gain_9001.fits", "gain", detector="NRCA1"),
         _reference(tmp_path, "jwst_nircam_gain_9002.fits", "gain", detector="NRCA2"),
+        _reference(tmp_path, "jwst_miri_gain_9001.fits", "gain", instrument="MIRI",
+                   detector="MIRIMAGE"),
         _reference(tmp_path, "jwst_nircam_readnoise_9001.fits", "readnoise",
                    exposure__readpatt="MEDIUM8"),
         _reference(tmp_path, "jwst_nircam_readnoise_9002.fits", "readnoise",
@@ -81,6 +83,8 @@ def cache(tmp_path, monkeypatch):
     [
         ("gain", {}, "jwst_nircam_gain_9001.fits"),
         ("gain", {"instrument__detector": "NRCA2"}, "jwst_nircam_gain_9002.fits"),
+        ("gain", {"instrument__name": "MIRI", "instrument__detector": "MIRIMAGE"},
+         "jwst_miri_gain_9001.fits"),
         ("readnoise", {}, "jwst_nircam_readnoise_9001.fits"),
         ("readnoise", {"exposure__readpatt": "BRIGHT1"}, "jwst_nircam_readnoise_9002.fits"),
         ("mask", {}, "jwst_nircam_mask_9001.fits"),

@@ -181,3 +181,12 @@ def test_registry_resolves_names():
     assert registry.resolve(f"{AddStep.__module__}.AddStep")[0] is AddStep
     with pytest.raises(ParameterError, match="unknown step"):
         registry.resolve("nosuchstep")
+
+
+def test_yaml_parameter_files(rate_file, tmp_path):
+    path = tmp_path / "pars.yaml"
+    path.write_text("class: calwebb_toy\nname: toy\nparameters:\n  note: yaml\nsteps:\n"
+                    "- name: add\n  parameters:\n    amount: 4\n")
+    result = ToyPipeline.call(rate_file, config_file=path)
+    np.testing.assert_array_equal(result.data, (1 + 4) * 2)
+    assert ToyPipeline.configured(config_file=path).note == "yaml"
