@@ -1,0 +1,84 @@
+"""calwebb_detector1 at real detector sizes: wall time and peak memory, calwebb vs official.
+
+    python benchmarks/detector1.py [--cores N] [--skip-official]
+
+Cases: NIRCam full frame (2048 x 2048, 10 groups, 1 integration) and MIRI full frame
+(1024 x 1032, 40 groups), against the same uncal file and reference files (an offline CRDS
+cache). Each run is a fresh process (imports included in time and peak RSS); the exposure
+is generated in yet another process so that the parent's memory does not leak into the
+children's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+from measure import measure, report  # noqa: E402
+
+CASES = {
+    "NIRCam full frame 2048x2048, 10 groups": dict(instrument="NIRCAM", shape=(2048, 2048),
+                                                    ngroups=10, nints=1),
+    "MIRI full frame 1024x1032, 40 groups": dict(instrument="MIRI", shape=(1024, 1032),
+                                                  ngroups=40, nints=1),
+}
+
+
+def run_calwebb(uncal: str, cache: str, cores: str) -> None:
+    os.environ.update(CRDS_PATH=cache, STPIPE_DISABLE_CRDS_STEPPARS="true")
+    from calwebb.pipeline.detector1 import Detector1Pipeline
+
+    Detector1Pipeline.call(uncal, steps={"jump": {"maximum_cores": cores},
+                                         "ramp_fit": {"maximum_cores": cores}})
+
+
+def run_official(uncal: str, cache: str, cores: str) -> None:
+    os.environ.update(CRDS_PATH=cache, STPIPE_DISABLE_CRDS_STEPPARS="true",
+                      CRDS_SERVER_URL="https://crds-serverless-mode.stsci.edu")
+    from jwst.pipeline import Detector1Pipeline
+
+    Detector1Pipeline.call(uncal, steps={"jump": {"maximum_cores": cores},
+                                         "ramp_fit": {"maximum_cores": cores}})
+
+
+def write_case(directory: str, case: dict) -> None:
+    """Generate the exposure in its own process, so the parent's memory peak stays small."""
+    from detector1_exposure import write_exposure
+
+    write_exposure(Path(directory), **case)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", default="1", help="maximum_cores for jump and ramp_fit")
+    parser.add_argument("--skip-official", action="store_true")
+    args = parser.parse_args()
+    try:
+        import jwst  # noqa: F401
+
+        official = not args.skip_official
+    except ImportError:
+        official = False
+    rows = []
+    for name, case in CASES.items():
+        with tempfile.TemporaryDirectory() as directory:
+            measure(write_case, directory, case)
+            uncal = next(Path(directory).glob("*_uncal.fits"))
+            cache = Path(directory) / "crds"
+            ours = measure(run_calwebb, str(uncal), str(cache), args.cores)
+            theirs = measure(run_official, str(uncal), str(cache), args.cores) if official else (
+                None, None)
+            rows.append((name, *ours, *theirs))
+            print(report(rows[-1:]), flush=True)
+    print()
+    print(report(rows))
+
+
+if __name__ == "__main__":
+    main()
