@@ -6,13 +6,7 @@ import numpy as np
 from astropy.stats import sigma_clip
 
 from calwebb import datamodels, dqflags
-from calwebb.jump.twopoint import (
-    detect_jumps_iterative,
-    detect_jumps_single_pass,
-    flag_after_jumps,
-    flag_neighbours,
-    median_and_sigma,
-)
+from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_neighbours
 from calwebb.ramp_fitting.prepare import limited_threads
 from calwebb.stpipe import Step
 
@@ -79,58 +73,66 @@ class JumpStep(Step):
         model.pixeldq[bad_gain] |= dqflags.NO_GAIN_VALUE | dqflags.DO_NOT_USE
         nframes = model.meta.exposure.nframes or 1
         read_noise_2 = ((readnoise.data * gain) ** 2 / nframes).astype(np.float64)
-        electrons = model.data * gain
-        electrons[(model.groupdq & SAT_OR_DNU) != 0] = np.nan
-        diffs = np.diff(electrons, axis=1)
-        del electrons
-        with limited_threads(self.maximum_cores):
-            median, sigma = median_and_sigma(diffs, read_noise_2)
-            jumps = self._detect(model.groupdq, diffs, median, sigma, read_noise_2)
+        jumps, sources, amplitude = self._detect(model, gain, read_noise_2)
         primary = int(jumps.sum())
         model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
         if self.flag_4_neighbors:
-            with np.errstate(invalid="ignore"):
-                ratio = np.abs(diffs - median) / sigma
-            sources = jumps & (ratio > self.min_jump_to_flag_neighbors) & (
-                ratio < self.max_jump_to_flag_neighbors)
             flag_neighbours(model.groupdq, sources)
-        self._flag_after_jumps(model, diffs - median, jumps, float(np.nanmedian(gain)))
+        if amplitude is not None:
+            self._flag_after_jumps(model, amplitude, jumps, float(np.nanmedian(gain)))
         both = (model.groupdq & SAT_OR_DNU) != 0
         model.groupdq[both] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
         self._record_rates(model, primary)
         self.set_status(model, "COMPLETE")
         return model
 
-    def _detect(self, groupdq, diffs, median, sigma, read_noise_2) -> np.ndarray:
-        nints, ngroups = groupdq.shape[:2]
+    def _wants_after_jump_flags(self) -> bool:
+        return self.after_jump_flag_time1 > 0 or self.after_jump_flag_time2 > 0
+
+    def _detect(self, model, gain, read_noise_2):
+        """(jumps, neighbour sources, amplitudes or None), each [nints, ngroups - 1, ny, nx]."""
+        groupdq = model.groupdq
+        nints, ngroups, ny, nx = groupdq.shape
+        shape = (nints, ngroups - 1, ny, nx)
         fully_bad = ((groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
         usable_groups = ngroups - fully_bad.sum(axis=1)
         if (self.only_use_ints and nints >= self.minimum_sigclip_groups) or (
                 not self.only_use_ints and usable_groups.sum() >= self.minimum_sigclip_groups):
-            axis = 0 if self.only_use_ints else (0, 1)
-            clipped = sigma_clip(diffs, sigma=self.rejection_threshold, axis=axis,
-                                 masked=True).mask
-            usable = (groupdq[:, 1:] & SAT_OR_DNU) == 0
-            return clipped & np.isfinite(diffs) & usable
-        if usable_groups.min() - 1 >= self.min_diffs_single_pass:
-            return detect_jumps_single_pass(diffs, median, sigma, self.rejection_threshold)
-        if usable_groups.min() < self.minimum_groups:
+            return self._sigma_clip(model, gain)
+        jumps, sources = np.zeros(shape, bool), np.zeros(shape, bool)
+        keep = self._wants_after_jump_flags()
+        amplitude = np.full(shape if keep else (1, 1, 1, 1), np.nan, np.float32)
+        single_pass = bool(usable_groups.min() - 1 >= self.min_diffs_single_pass)
+        if not single_pass and usable_groups.min() < self.minimum_groups:
             self.log.info("Fewer than %d usable groups: no jump detection", self.minimum_groups)
-            return np.zeros(diffs.shape, bool)
-        flagged = np.zeros(diffs.shape, bool)
+            return jumps, sources, None
         thresholds = np.array([self.rejection_threshold, self.four_group_rejection_threshold,
                                self.three_group_rejection_threshold])
-        detect_jumps_iterative(np.ascontiguousarray(diffs), read_noise_2, thresholds, flagged)
-        return flagged
+        limits = np.array([self.min_jump_to_flag_neighbors, self.max_jump_to_flag_neighbors],
+                          np.float64)
+        with limited_threads(self.maximum_cores):
+            find_jumps(model.data, groupdq, gain, read_noise_2, thresholds, single_pass,
+                       limits, jumps, sources, amplitude, keep)
+        return jumps, sources, (amplitude if keep else None)
+
+    def _sigma_clip(self, model, gain):
+        """Many integrations: clip differences across integrations (stage1.md §3.2 step 6)."""
+        electrons = model.data * gain
+        electrons[(model.groupdq & SAT_OR_DNU) != 0] = np.nan
+        diffs = np.diff(electrons, axis=1)
+        axis = 0 if self.only_use_ints else (0, 1)
+        clipped = sigma_clip(diffs, sigma=self.rejection_threshold, axis=axis, masked=True).mask
+        usable = (model.groupdq[:, 1:] & SAT_OR_DNU) == 0
+        jumps = clipped & np.isfinite(diffs) & usable
+        return jumps, np.zeros_like(jumps), None
 
     def _flag_after_jumps(self, model, amplitude, jumps, median_gain) -> None:
         tgroup = model.meta.exposure.group_time
         for dn, seconds in ((self.after_jump_flag_dn1, self.after_jump_flag_time1),
                             (self.after_jump_flag_dn2, self.after_jump_flag_time2)):
             if seconds > 0 and tgroup:
-                with np.errstate(invalid="ignore"):
-                    flag_after_jumps(model.groupdq, amplitude, jumps, dn * median_gain,
-                                     int(seconds // tgroup))
+                flag_after_jumps(model.groupdq, amplitude, jumps, dn * median_gain,
+                                 int(seconds // tgroup))
 
     def _record_rates(self, model, primary: int) -> None:
         """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12); no extended events are searched."""

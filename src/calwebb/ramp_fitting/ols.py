@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from calwebb.kernels import median_small
+
 DO_NOT_USE, SATURATED, JUMP_DET, PERSISTENCE, CHARGELOSS = 1, 2, 4, 32, 128
 LARGE_VARIANCE = 1e6
 #: S/N thresholds and the weighting exponent above each (Fixsen et al. 2000)
@@ -17,13 +19,23 @@ SNR_EDGES = np.array([5.0, 10.0, 20.0, 50.0, 100.0])
 EXPONENTS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 
 
+def weight_table(ngroups: int) -> np.ndarray:
+    """w[p, n, i] = |(i - m)/m|^P for exponent index p, segment length n, sample i."""
+    table = np.zeros((EXPONENTS.size, ngroups + 1, ngroups))
+    for p, power in enumerate(EXPONENTS):
+        for n in range(3, ngroups + 1):
+            middle = (n - 1) / 2.0
+            table[p, n, :n] = np.abs((np.arange(n) - middle) / middle) ** power
+    return table
+
+
 @njit(cache=True)
-def _exponent(snr):
-    power = EXPONENTS[0]
-    for index in range(SNR_EDGES.size):
-        if snr >= SNR_EDGES[index]:
-            power = EXPONENTS[index + 1]
-    return power
+def _exponent_index(snr):
+    index = 0
+    for edge in range(SNR_EDGES.size):
+        if snr >= SNR_EDGES[edge]:
+            index = edge + 1
+    return index
 
 
 @njit(cache=True)
@@ -59,19 +71,20 @@ def _segments(dq, starts, lengths):
 
 
 @njit(cache=True)
-def _fit_segment(values, start, n, read_noise, gain):
-    """Slope in DN per group of ``values[start:start+n]`` (n ≥ 3), optimally weighted."""
+def _fit_segment(values, start, n, read_noise, gain, weights):
+    """Slope in DN per group of ``values[start:start+n]`` (n ≥ 3), optimally weighted.
+
+    The weights' common 1/r² factor cancels in the slope and is left out.
+    """
     signal = (values[start + n - 1] - values[start]) * gain
     denominator = read_noise * read_noise + signal
     snr = 0.0
     if gain != 0 and denominator > 0 and signal > 0:
         snr = signal / np.sqrt(denominator)
-    power = _exponent(snr)
-    middle = (n - 1) / 2.0
+    row = weights[_exponent_index(snr), n]
     sw = sx = sxx = sy = sxy = 0.0
     for i in range(n):
-        weight = np.abs((i - middle) / middle) ** power if power > 0 else 1.0
-        weight /= read_noise * read_noise if read_noise > 0 else 1.0
+        weight = row[i]
         x = float(start + i)
         y = values[start + i]
         if np.isnan(y):
@@ -102,7 +115,7 @@ def _median_rate(ramp, dq, tgroup):
             value = ramp[0] / tgroup
             return 0.0 if np.isnan(value) else value
         return 0.0
-    value = np.median(diffs[:count])
+    value = median_small(diffs, count)
     return 0.0 if np.isnan(value) else value
 
 
@@ -122,8 +135,8 @@ def _variances(n, t, read_noise, gain, poisson_rate):
 
 @njit(parallel=True, cache=True)
 def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_zeroframe,
-              tgroup, tframe, nframes, suppress_one_group, rate, rate_err, rate_dq, rate_var_p,
-              rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
+              weights, tgroup, tframe, nframes, suppress_one_group, rate, rate_err, rate_dq,
+              rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
     """Fit every pixel; fills the rate (2-D) and rateints (3-D) output arrays."""
     nints, ngroups, ny, nx = data.shape
     one_group_time = (nframes + 1) * tframe / 2.0
@@ -201,7 +214,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                     n = lengths[s]
                     t = special_time if special_time > 0 else tgroup
                     if n >= 3:
-                        slope = _fit_segment(ramp, starts[s], n, r, g) / tgroup
+                        slope = _fit_segment(ramp, starts[s], n, r, g, weights) / tgroup
                     elif n == 2:
                         slope = (ramp[starts[s] + 1] - ramp[starts[s]]) / tgroup
                     else:

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from calwebb import datamodels, dqflags
-from calwebb.ramp_fitting.ols import fit_ramps
+from calwebb.ramp_fitting.ols import fit_ramps, weight_table
 from calwebb.ramp_fitting.prepare import (
     apply_group_range,
     drop_unusable_miri_groups,
@@ -77,7 +77,8 @@ class RampFitStep(Step):
         with limited_threads(self.maximum_cores):
             fit_ramps(np.ascontiguousarray(data), np.ascontiguousarray(groupdq), model.pixeldq,
                       gain.astype(np.float32), readnoise.astype(np.float32), dark.astype(
-                          np.float32), zeroframe, has_zeroframe, float(exposure.group_time),
+                          np.float32), zeroframe, has_zeroframe, weight_table(data.shape[1]),
+                      float(exposure.group_time),
                       float(tframe), int(exposure.nframes or 1), self.suppress_one_group,
                       *image, *cube)
         rate = datamodels.ImageModel(data=image[0], err=image[1], dq=image[2],
