@@ -69,6 +69,13 @@ def _inject(name: str, value: str) -> None:
     _injected[name] = value
 
 
+def forget_crds_state() -> None:
+    """Make the next lookup re-read the cache (after mappings were rewritten)."""
+    global _configured
+    _configured = None
+    _reset_crds_state()
+
+
 def _reset_crds_state() -> None:
     """Forget what the crds client cached about a previous cache or context."""
     from crds.core import utils

@@ -156,6 +156,9 @@ def write_local_cache(reference_files, crds_path, context_name: str = "jwst_9000
               "parkey": ("META.INSTRUMENT.NAME",)}
     _write_mapping(mappings / context_name, _mapping_text(header, pprint.pformat(imaps)))
     _write_config(root, context_name)
+    from calwebb.references import forget_crds_state
+
+    forget_crds_state()  # mappings of this name may have been read before in this process
     return root
 
 

@@ -1,0 +1,235 @@
+"""An observation: exposures on a dither pattern, their headers, reference files and truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from calwebb import datamodels
+from calwebb.associations import asn_from_list
+from calwebb.simulate import instruments
+from calwebb.simulate.detector import make_detector, simulate_ramps
+from calwebb.simulate.references import write_cache, write_detector_references
+from calwebb.simulate.sky import make_catalog, render
+
+PHOTMJSR = 0.3  # MJy/sr per DN/s, the same for every simulated filter
+
+
+@dataclass
+class ObservationConfig:
+    """What to observe and how; the defaults make a small, fast NIRCam observation."""
+
+    instrument: str = "NIRCAM"
+    detectors: tuple[str, ...] = ("NRCA1",)
+    filter: str = "F200W"
+    pupil: str = "CLEAR"
+    readpatt: str = "MEDIUM8"
+    ngroups: int = 6
+    nints: int = 1
+    subarray: str = "SUB320"
+    n_dithers: int = 2
+    dither_step_arcsec: float = 0.7
+    ra: float = 53.1625
+    dec: float = -27.7914
+    roll: float = 0.0
+    n_stars: int = 40
+    n_galaxies: int = 15
+    background_mjy_sr: float = 0.15
+    cosmic_ray_rate: float = 2e-5  # hits per pixel per second
+    pointing_jitter_mas: float = 0.0
+    seed: int = 1
+    program: str = "01234"
+    observation: int = 1
+    date: str = "2024-03-01T12:00:00"
+
+
+@dataclass
+class SimulatedObservation:
+    uncal_files: list[Path] = field(default_factory=list)
+    truth_rates: list[Path] = field(default_factory=list)
+    reference_files: list[Path] = field(default_factory=list)
+    truth_catalog: Path | None = None
+    crds_path: Path | None = None
+    level2_asn: Path | None = None
+    level3_asn: Path | None = None
+    cosmic_rays: dict[str, list] = field(default_factory=dict)
+
+
+def simulate_observation(config: ObservationConfig, output_dir: str | Path,
+                         crds_path: str | Path | None = None) -> SimulatedObservation:
+    """Write uncal exposures, truth, reference files, a CRDS cache and associations."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    result = SimulatedObservation()
+    instrument = config.instrument.upper()
+    nframes, groupgap = instruments.readout(instrument, config.readpatt)
+    window = instruments.subarray(instrument, config.subarray)
+    first = instruments.detector(config.detectors[0])
+    radius = 0.7 * max(window[2], window[3]) * first.pixel_scale  # covers the field
+    centre = _Exposure(config, first, window, 0, nframes, groupgap, rng).wcs().all_pix2world(
+        (window[2] - 1) / 2.0, (window[3] - 1) / 2.0, 0)
+    catalog = make_catalog(float(centre[0]), float(centre[1]), radius, config.n_stars,
+                           config.n_galaxies, rng)
+    result.truth_catalog = output_dir / "truth_catalog.ecsv"
+    catalog.write(result.truth_catalog, overwrite=True)
+    for detector_index, name in enumerate(config.detectors):
+        detector = instruments.detector(name)
+        truth = make_detector(detector, config.seed * 1000 + detector_index)
+        result.reference_files += write_detector_references(
+            truth, output_dir / "refs", 9000 + 20 * detector_index, config.readpatt,
+            detector.exposure_type, {config.subarray.upper(): window})
+        for dither in range(config.n_dithers):
+            exposure = _Exposure(config, detector, window, dither, nframes, groupgap, rng)
+            rate = exposure.sky_rate(catalog)
+            ramps = simulate_ramps(rate, truth, window, nframes, groupgap, config.ngroups,
+                                   config.nints, exposure.frame_time, config.cosmic_ray_rate, rng)
+            uncal = exposure.level1b(ramps.data)
+            path = output_dir / f"{exposure.basename}_uncal.fits"
+            uncal.save(path)
+            truth_rate = datamodels.ImageModel(data=rate)
+            truth_rate.tree["meta"] = dict(uncal.tree["meta"])
+            truth_rate.meta.bunit_data = "DN/s"
+            truth_path = output_dir / "truth" / f"{exposure.basename}_truth_rate.fits"
+            truth_rate.save(truth_path)
+            result.uncal_files.append(path)
+            result.truth_rates.append(truth_path)
+            result.cosmic_rays[path.name] = ramps.cosmic_rays
+    result.crds_path = write_cache(result.reference_files,
+                                   Path(crds_path) if crds_path else output_dir / "crds")
+    rates = [path.name.replace("_uncal", "_rate") for path in result.uncal_files]
+    level2 = asn_from_list(rates, rule="DMSLevel2bBase", acid="o001")
+    result.level2_asn = level2.save(output_dir / f"jw{config.program}-o001_image2_asn.json")
+    cals = [path.name.replace("_uncal", "_cal") for path in result.uncal_files]
+    product = f"jw{config.program}-o{config.observation:03d}_t001_{instrument.lower()}_" \
+              f"{config.filter.lower()}"
+    level3 = asn_from_list(cals, product_name=product)
+    result.level3_asn = level3.save(output_dir / f"jw{config.program}-o001_image3_asn.json")
+    return result
+
+
+class _Exposure:
+    """One exposure of one detector at one dither position: pointing, WCS, headers."""
+
+    def __init__(self, config, detector, window, dither, nframes, groupgap, rng):
+        self.config, self.detector, self.window = config, detector, window
+        self.dither, self.nframes, self.groupgap = dither, nframes, groupgap
+        x0, y0, nx, ny = window
+        full = (nx, ny) == detector.full_shape[::-1]
+        self.noutputs = 4 if full and detector.instrument == "NIRCAM" else 1
+        self.frame_time = instruments.frame_time(detector.instrument, nx, ny, self.noutputs,
+                                                 config.readpatt)
+        self.group_time = (nframes + groupgap) * self.frame_time
+        step = config.dither_step_arcsec / 3600.0
+        jitter = rng.normal(0, config.pointing_jitter_mas / 3.6e6, 2)
+        self.ra = config.ra + (dither * step + jitter[0]) / np.cos(np.radians(config.dec))
+        self.dec = config.dec + 0.5 * dither * step + jitter[1]
+        self.basename = (f"jw{config.program}{config.observation:03d}001_03101_"
+                         f"{dither + 1:05d}_{detector.name.lower()}")
+
+    @property
+    def reference_pixel(self) -> tuple[float, float]:
+        """1-based full-frame science pixel of the aperture reference point (the centre)."""
+        ny, nx = self.detector.full_shape
+        return (nx + 1) / 2.0, (ny + 1) / 2.0
+
+    def wcs(self) -> WCS:
+        """Tangent-plane WCS of this subarray (no distortion)."""
+        x_ref, y_ref = self.reference_pixel
+        angle = np.radians(self.config.roll + self.detector.v3_yangle)
+        scale = self.detector.pixel_scale / 3600.0
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crval = [self.ra, self.dec]
+        wcs.wcs.crpix = [x_ref - self.window[0] + 1, y_ref - self.window[1] + 1]
+        wcs.wcs.cd = scale * np.array([[-np.cos(angle), np.sin(angle)],
+                                       [np.sin(angle), np.cos(angle)]])
+        return wcs
+
+    def sky_rate(self, catalog) -> np.ndarray:
+        fwhm = instruments.psf_fwhm_pixels(self.detector.instrument, self.config.filter,
+                                           self.detector.pixel_scale)
+        shape = (self.window[3], self.window[2])
+        rate, _ = render(catalog, self.wcs(), shape, fwhm, self.detector.pixel_scale, PHOTMJSR,
+                         self.config.background_mjy_sr / PHOTMJSR)
+        return rate
+
+    def level1b(self, data: np.ndarray) -> datamodels.Level1bModel:
+        config, detector = self.config, self.detector
+        model = datamodels.Level1bModel(data=data)
+        meta = model.meta
+        meta.telescope, meta.origin = "JWST", "calwebb.simulate"
+        meta.instrument.name, meta.instrument.detector = detector.instrument, detector.name
+        meta.instrument.filter = config.filter.upper()
+        if detector.instrument == "NIRCAM":
+            meta.instrument.pupil = config.pupil.upper()
+            meta.instrument.channel, meta.instrument.module = detector.channel, detector.module
+        start = Time(config.date, format="isot", scale="utc") + self.dither * 600.0 * u.s
+        duration = self.group_time * config.ngroups * config.nints
+        meta.observation.date, meta.observation.time = start.isot.split("T")
+        meta.observation.program_number = config.program
+        meta.observation.observation_number = f"{config.observation:03d}"
+        meta.observation.visit_number = "001"
+        meta.observation.visit_group, meta.observation.sequence_id = "03", "1"
+        meta.observation.activity_id, meta.observation.exposure_number = "01", (
+            f"{self.dither + 1:05d}")
+        meta.target.ra, meta.target.dec = config.ra, config.dec
+        exposure = meta.exposure
+        exposure.type, exposure.readpatt = detector.exposure_type, config.readpatt.upper()
+        exposure.nints, exposure.ngroups = config.nints, config.ngroups
+        exposure.nframes, exposure.groupgap = self.nframes, self.groupgap
+        exposure.frame_divisor, exposure.drop_frames1 = self.nframes, 0
+        exposure.frame_time, exposure.group_time = self.frame_time, self.group_time
+        exposure.integration_time = self.group_time * (config.ngroups - 1)
+        exposure.exposure_time = exposure.integration_time * config.nints
+        exposure.duration = duration
+        exposure.noutputs = self.noutputs
+        exposure.integration_start, exposure.integration_end = 1, config.nints
+        exposure.start_time = start.mjd
+        exposure.mid_time = start.mjd + duration / 2 / 86400.0
+        exposure.end_time = start.mjd + duration / 86400.0
+        x0, y0, nx, ny = self.window
+        sub = meta.subarray
+        sub.name, sub.xstart, sub.ystart, sub.xsize, sub.ysize = (
+            self.config.subarray.upper(), x0, y0, nx, ny)
+        sub.fastaxis, sub.slowaxis = detector.fastaxis, detector.slowaxis
+        wcsinfo = meta.wcsinfo
+        wcsinfo.ra_ref, wcsinfo.dec_ref = self.ra, self.dec
+        wcsinfo.v2_ref, wcsinfo.v3_ref = detector.v2_ref, detector.v3_ref
+        wcsinfo.roll_ref, wcsinfo.v3yangle, wcsinfo.vparity = config.roll, detector.v3_yangle, -1
+        wcsinfo.siaf_xref_sci, wcsinfo.siaf_yref_sci = self.reference_pixel
+        meta.visit.tsovisit = False
+        meta.dither.primary_type, meta.dither.position_number = "NONE", self.dither + 1
+        meta.dither.total_points = config.n_dithers
+        times = start.mjd + (np.arange(config.nints) + 0.5) * self.group_time * config.ngroups \
+            / 86400.0
+        table = np.zeros(config.nints, dtype=datamodels.INT_TIMES_DTYPE)
+        table["integration_number"] = np.arange(1, config.nints + 1)
+        for column in ("MJD_UTC", "BJD_TDB"):
+            table[f"int_mid_{column}"] = times
+            table[f"int_start_{column}"] = times - self.group_time * config.ngroups / 2 / 86400
+            table[f"int_end_{column}"] = times + self.group_time * config.ngroups / 2 / 86400
+        model.int_times = table
+        return model
+
+
+def exposure_wcs(model) -> WCS:
+    """The simulator's tangent-plane WCS of a product, rebuilt from its pointing keywords."""
+    from calwebb.simulate.instruments import detector as find_detector
+
+    detector = find_detector(model.meta.instrument.detector)
+    wcsinfo, sub = model.meta.wcsinfo, model.meta.subarray
+    angle = np.radians(wcsinfo.roll_ref + wcsinfo.v3yangle)
+    scale = detector.pixel_scale / 3600.0
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [wcsinfo.ra_ref, wcsinfo.dec_ref]
+    wcs.wcs.crpix = [wcsinfo.siaf_xref_sci - sub.xstart + 1, wcsinfo.siaf_yref_sci - sub.ystart + 1]
+    wcs.wcs.cd = scale * np.array([[-np.cos(angle), np.sin(angle)],
+                                   [np.sin(angle), np.cos(angle)]])
+    return wcs
