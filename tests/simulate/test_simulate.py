@@ -1,0 +1,109 @@
+"""The simulator: deterministic, physically consistent with its references, and calibratable."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from calwebb import datamodels, dqflags
+from calwebb.simulate import ObservationConfig, simulate_observation
+from calwebb.simulate.detector import observed_from_linear
+from calwebb.simulate.observation import exposure_wcs
+
+SMALL = dict(subarray="SUB160", readpatt="RAPID", ngroups=6, n_dithers=2, n_stars=15,
+             cosmic_ray_rate=1e-3,
+             n_galaxies=5)
+
+
+@pytest.fixture(scope="module")
+def observation(tmp_path_factory):
+    return simulate_observation(ObservationConfig(**SMALL), tmp_path_factory.mktemp("sim"))
+
+
+def test_files_and_names(observation):
+    names = [path.name for path in observation.uncal_files]
+    assert names == ["jw01234001001_03101_00001_nrca1_uncal.fits",
+                     "jw01234001001_03101_00002_nrca1_uncal.fits"]
+    uncal = datamodels.open(observation.uncal_files[0])
+    assert isinstance(uncal, datamodels.Level1bModel)
+    assert uncal.data.shape == (1, 6, 160, 160) and uncal.data.dtype == np.uint16
+    meta = uncal.meta
+    assert (meta.instrument.detector, meta.exposure.readpatt, meta.subarray.name) == (
+        "NRCA1", "RAPID", "SUB160")
+    assert meta.exposure.nframes == 1 and meta.exposure.group_time > 0
+    assert uncal.int_times["integration_number"][0] == 1
+    assert len(Table.read(observation.truth_catalog)) == 20
+    assert observation.level3_asn.exists() and observation.level2_asn.exists()
+    assert (observation.crds_path / "mappings" / "jwst" / "jwst_9000.pmap").exists()
+
+
+def test_deterministic_for_a_seed(observation, tmp_path):
+    again = simulate_observation(ObservationConfig(**SMALL), tmp_path)
+    first = datamodels.open(observation.uncal_files[1]).data
+    np.testing.assert_array_equal(first, datamodels.open(again.uncal_files[1]).data)
+
+
+def test_linearity_reference_inverts_the_simulated_nonlinearity():
+    linear = np.linspace(0, 60000, 50)
+    a = np.full_like(linear, 1.5e-6)
+    raw = observed_from_linear(linear, a)
+    np.testing.assert_allclose(raw + a * raw**2, linear, rtol=1e-9, atol=1e-6)
+
+
+def test_dithers_move_sources_on_the_sky(observation):
+    catalog = Table.read(observation.truth_catalog)
+    positions = []
+    for path in observation.uncal_files:
+        wcs = exposure_wcs(datamodels.open(path))
+        positions.append(np.column_stack(wcs.all_world2pix(catalog["ra"], catalog["dec"], 0)))
+    shift = positions[1] - positions[0]
+    expected = np.hypot(0.7, 0.35) / 0.0311  # the dither step, in pixels
+    np.testing.assert_allclose(np.hypot(*shift.T), expected, rtol=1e-3)
+
+
+def test_truth_rate_puts_star_flux_where_the_catalog_says(observation):
+    catalog = Table.read(observation.truth_catalog)
+    truth = datamodels.open(observation.truth_rates[0])
+    x, y = exposure_wcs(truth).all_world2pix(catalog["ra"], catalog["dec"], 0)
+    stars = (catalog["kind"] == "star") & (x > 10) & (x < 150) & (y > 10) & (y < 150)
+    assert stars.any()
+    for xi, yi in zip(x[stars], y[stars], strict=True):
+        peak = np.unravel_index(np.argmax(truth.data[int(yi) - 2:int(yi) + 3,
+                                                     int(xi) - 2:int(xi) + 3]), (5, 5))
+        assert abs(peak[0] - 2 - (yi - int(yi))) <= 1.0 and abs(peak[1] - 2 - (xi - int(xi))) <= 1
+
+
+@pytest.mark.slow
+def test_stage1_recovers_the_truth_and_finds_the_cosmic_rays(observation, monkeypatch):
+    from calwebb.pipeline.detector1 import Detector1Pipeline
+
+    monkeypatch.setenv("CRDS_PATH", str(observation.crds_path))
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    pulls, found, strong = [], 0, 0
+    for uncal, truth_path in zip(observation.uncal_files, observation.truth_rates, strict=True):
+        rate = Detector1Pipeline.call(str(uncal))
+        truth = datamodels.open(truth_path).data
+        bad = dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET | dqflags.HOT
+        clean = ((rate.dq & bad) == 0) & ((rate.dq & dqflags.REFERENCE_PIXEL) == 0)
+        pulls.append(((rate.data - truth) / rate.err)[clean])
+        for _, group, y, x, electrons in observation.cosmic_rays[uncal.name]:
+            if electrons > 1000 and group > 0:
+                strong += 1
+                found += bool(rate.dq[y, x] & (dqflags.JUMP_DET | dqflags.DO_NOT_USE))
+    pull = np.concatenate(pulls)
+    assert abs(np.std(pull) - 1) < 0.05
+    assert abs(np.mean(pull)) < 0.2
+    assert strong and found / strong > 0.9
+
+
+@pytest.mark.compare
+def test_official_library_accepts_the_files(observation):
+    official = pytest.importorskip("stdatamodels.jwst.datamodels")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in observation.uncal_files + observation.reference_files:
+            with official.open(path) as model:
+                model.validate()
