@@ -97,3 +97,15 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert "calwebb" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CALWEBB_REFS", str(tmp_path / "refs"))
+    for variable in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    assert main(["demo", "--output-dir", str(tmp_path / "demo"), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "pull mean" in text and (tmp_path / "demo" / "demo.png").stat().st_size > 10000
+    rates = sorted((tmp_path / "demo" / "stage1").glob("*_rate.fits"))
+    assert len(rates) == 2
