@@ -28,4 +28,3 @@ def configure(level: str | int = "INFO", log_file: str | None = None,
         for handler in handlers:
             logger.addHandler(handler)
         logger.setLevel(level if isinstance(level, int) else level.upper())
-        logger.propagate = False
