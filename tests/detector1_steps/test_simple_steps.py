@@ -6,7 +6,7 @@ import pytest
 from calwebb import datamodels, dqflags
 from calwebb.charge_migration.step import ChargeMigrationStep
 from calwebb.dark_current.step import DarkCurrentStep
-from calwebb.dark_current.subtract import average_dark, science_dark
+from calwebb.dark_current.subtract import averaged_dark, can_represent
 from calwebb.dq_init.step import DQInitStep
 from calwebb.firstframe.step import FirstFrameStep
 from calwebb.gain_scale.step import GainScaleStep
@@ -85,11 +85,11 @@ def test_linearity_polynomial_and_bad_coefficients():
 
 def test_dark_averaging_matches_frame_means():
     frames = np.arange(20, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
-    averaged = average_dark(frames, ngroups=3, nframes=4, groupgap=1)
+    averaged = averaged_dark(frames, 3, nframes=4, groupgap=1, dark_nframes=1, dark_groupgap=0)
     np.testing.assert_allclose(averaged[:, 0, 0], [1.5, 6.5, 11.5])
-    extended = science_dark(frames[:5], 1, 0, ngroups=8, nframes=1, groupgap=0)
+    extended = averaged_dark(frames[:5], 8, 1, 0, 1, 0)
     np.testing.assert_allclose(extended[:, 0, 0], np.arange(8))  # extrapolated linearly
-    assert science_dark(frames, 2, 0, ngroups=3, nframes=1, groupgap=0) is None
+    assert not can_represent(2, 0, nframes=1, groupgap=0)
 
 
 def test_dark_current_step():

@@ -3,7 +3,7 @@
 import numpy as np
 
 from calwebb import datamodels
-from calwebb.dark_current.subtract import science_dark, subtract_dark
+from calwebb.dark_current.subtract import averaged_dark, can_represent, subtract_dark
 from calwebb.stpipe import Step
 
 
@@ -26,22 +26,20 @@ class DarkCurrentStep(Step):
         exposure = model.meta.exposure
         ngroups, nframes, groupgap = model.data.shape[1], exposure.nframes or 1, (
             exposure.groupgap or 0)
-        planes = dark.data if dark.data.ndim == 4 else dark.data[None]
-        darks = [
-            science_dark(plane, dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0,
-                         ngroups, nframes, groupgap)
-            for plane in planes
-        ]
-        if darks[0] is None:
+        dark_nframes = dark.meta.exposure.nframes or 1
+        dark_groupgap = dark.meta.exposure.groupgap or 0
+        if not can_represent(dark_nframes, dark_groupgap, nframes, groupgap):
             return self.skip_model(model, "the dark has more frames per group or a larger gap "
                                           "than the science data")
-        subtract_dark(model.data, darks)
+        stacks = list(dark.data) if dark.data.ndim == 4 else [dark.data]
+        subtract_dark(model.data, stacks, nframes, groupgap, dark_nframes, dark_groupgap)
         if dark.has_array("dq"):
             dq = dark.dq
             model.pixeldq |= dq if dq.ndim == 2 else np.bitwise_or.reduce(dq[:, 0], axis=0)
         model.average_dark_current = self._average_dark_current(model, dark)
         if self.dark_output:
-            averaged = datamodels.DarkModel(data=darks[0])
+            averaged = datamodels.DarkModel(data=averaged_dark(
+                stacks[0], ngroups, nframes, groupgap, dark_nframes, dark_groupgap))
             averaged.meta.exposure.nframes = nframes
             averaged.meta.exposure.groupgap = groupgap
             averaged.save(self.dark_output)

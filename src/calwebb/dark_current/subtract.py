@@ -1,4 +1,10 @@
-"""Subtracting a dark ramp averaged to the science readout pattern (stage1.md §2.13)."""
+"""Subtracting a dark ramp averaged to the science readout pattern (stage1.md §2.13).
+
+The reference holds the accumulated dark of consecutive frames (normally NFRAMES=1,
+GROUPGAP=0). Science group g averages frames [g·(NFRAMES+GROUPGAP), +NFRAMES); frames
+beyond the reference are extrapolated with its last frame-to-frame difference. Groups are
+built one at a time, so memory stays at two image planes whatever the ramp length.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +15,52 @@ def frames_needed(ngroups: int, nframes: int, groupgap: int) -> int:
     return ngroups * nframes + (ngroups - 1) * groupgap
 
 
-def extend_dark(frames: np.ndarray, needed: int) -> np.ndarray:
-    """Extrapolate a dark frame stack [nframes, ny, nx] by repeating the last difference."""
+def can_represent(dark_nframes: int, dark_groupgap: int, nframes: int, groupgap: int) -> bool:
+    """A dark averaged more, or with larger gaps, than the science cannot be used."""
+    return dark_nframes <= nframes and dark_groupgap <= groupgap
+
+
+def dark_frame(frames: np.ndarray, index: int) -> np.ndarray:
+    """Frame ``index`` of a dark stack [nframes, ny, nx], extrapolated past its end."""
     have = frames.shape[0]
-    if needed <= have:
-        return frames
-    step = frames[-1] - frames[-2] if have > 1 else np.zeros_like(frames[-1])
-    extra = frames[-1] + step * np.arange(1, needed - have + 1, dtype=np.float32)[:, None, None]
-    return np.concatenate([frames, extra.astype(frames.dtype)])
+    if index < have:
+        return frames[index]
+    step = frames[-1] - frames[-2] if have > 1 else 0.0
+    return frames[-1] + step * (index - have + 1)
 
 
-def average_dark(frames: np.ndarray, ngroups: int, nframes: int, groupgap: int) -> np.ndarray:
-    """Dark groups matching the science pattern: mean of NFRAMES frames, skipping GROUPGAP."""
-    frames = extend_dark(frames, frames_needed(ngroups, nframes, groupgap))
-    starts = np.arange(ngroups) * (nframes + groupgap)
-    return np.stack([frames[start:start + nframes].mean(axis=0) for start in starts])
+def dark_group(frames: np.ndarray, group: int, nframes: int, groupgap: int, dark_nframes: int,
+               dark_groupgap: int) -> np.ndarray:
+    """The dark to subtract from science group ``group`` (float32, NaN → 0).
 
-
-def science_dark(dark: np.ndarray, dark_nframes: int, dark_groupgap: int, ngroups: int,
-                 nframes: int, groupgap: int) -> np.ndarray | None:
-    """The dark [ngroups, ny, nx] to subtract, or None when it cannot represent the science.
-
-    ``dark`` holds the reference's groups (normally one frame each, no gap).
+    When the dark already has the science NFRAMES/GROUPGAP its groups are used directly;
+    otherwise frames are averaged.
     """
-    if dark_nframes > nframes or dark_groupgap > groupgap:
-        return None
-    dark = np.nan_to_num(dark.astype(np.float32))
     if dark_nframes == nframes and dark_groupgap == groupgap:
-        if dark.shape[0] < ngroups:
-            dark = extend_dark(dark, ngroups)
-        return dark[:ngroups]
-    return average_dark(dark, ngroups, nframes, groupgap)
+        plane = np.array(dark_frame(frames, group), dtype=np.float32)
+    else:
+        start = group * (nframes + groupgap)
+        plane = np.zeros(frames.shape[1:], np.float32)
+        for index in range(start, start + nframes):
+            plane += dark_frame(frames, index)
+        plane /= nframes
+    np.nan_to_num(plane, copy=False, nan=0.0)
+    return plane
 
 
-def subtract_dark(data: np.ndarray, dark_by_integration: list[np.ndarray]) -> None:
-    """Subtract dark ramp ``i`` (the last one for later integrations) from integration i."""
-    for integration in range(data.shape[0]):
-        data[integration] -= dark_by_integration[min(integration, len(dark_by_integration) - 1)]
+def subtract_dark(data: np.ndarray, darks: list[np.ndarray], nframes: int, groupgap: int,
+                  dark_nframes: int, dark_groupgap: int) -> None:
+    """Subtract dark ramp ``i`` (the last one for later integrations) from integration i,
+    in place; ``darks`` are frame stacks [nframes, ny, nx]."""
+    for group in range(data.shape[1]):
+        planes = [dark_group(frames, group, nframes, groupgap, dark_nframes, dark_groupgap)
+                  for frames in darks]
+        for integration in range(data.shape[0]):
+            data[integration, group] -= planes[min(integration, len(planes) - 1)]
+
+
+def averaged_dark(frames: np.ndarray, ngroups: int, nframes: int, groupgap: int,
+                  dark_nframes: int, dark_groupgap: int) -> np.ndarray:
+    """The whole dark ramp [ngroups, ny, nx] as subtracted (for ``dark_output``)."""
+    return np.stack([dark_group(frames, group, nframes, groupgap, dark_nframes, dark_groupgap)
+                     for group in range(ngroups)])
