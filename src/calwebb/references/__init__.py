@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
 _configured: tuple | None = None
+#: answers already given in this process, by (dataset parameters, reference type)
+_answers: dict[tuple, str] = {}
 _injected: dict[str, str] = {}
 
 
@@ -60,6 +62,7 @@ def configure() -> Path:
              os.environ.get("CRDS_MODE"))
     if state != _configured:
         _reset_crds_state()
+        _answers.clear()
     _configured = state
     return root
 
@@ -73,6 +76,7 @@ def forget_crds_state() -> None:
     """Make the next lookup re-read the cache (after mappings were rewritten)."""
     global _configured
     _configured = None
+    _answers.clear()
     _reset_crds_state()
 
 
@@ -94,16 +98,23 @@ def _best_references(model, reftypes: list[str]) -> dict[str, str]:
     from crds.core.exceptions import CrdsError
 
     configure()
+    parameters = dataset_parameters(model)
+    key = tuple(sorted((name, str(value)) for name, value in parameters.items()
+                       if not name.startswith(("META.CAL_STEP", "META.REF_FILE", "META.DATE",
+                                               "META.FILENAME", "META.CALIBRATION"))))
+    if all((key, reftype) in _answers for reftype in reftypes):
+        return {reftype: _answers[(key, reftype)] for reftype in reftypes}
     try:
-        found = crds.getreferences(dataset_parameters(model), reftypes=reftypes,
-                                   observatory="jwst")
+        found = crds.getreferences(parameters, reftypes=reftypes, observatory="jwst")
     except (CrdsError, SystemExit) as exc:  # the client exits on fatal configuration errors
         raise ReferenceFileError(
             f"{model.meta.filename or 'dataset'}: CRDS could not choose "
             f"{', '.join(t.upper() for t in reftypes)}: {exc}"
         ) from exc
-    return {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
-            for reftype, path in found.items()}
+    answers = {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
+               for reftype, path in found.items()}
+    _answers.update({(key, reftype): path for reftype, path in answers.items()})
+    return answers
 
 
 def get_reference_file(model, reftype: str) -> str:

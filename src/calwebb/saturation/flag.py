@@ -57,13 +57,9 @@ def flag_saturation(
     bias = np.zeros_like(thresholds) if bias is None else np.nan_to_num(bias)
     for integration in range(nints):
         planes, dq = data[integration], groupdq[integration]
-        saturated = np.zeros(thresholds.shape, dtype=bool)
+        _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat)
         for group in range(ngroups):
-            saturated |= planes[group] >= thresholds
-            dq[group] |= np.where(saturated, SAT, 0).astype(np.uint8)
-            dq[group] |= np.where(planes[group] <= 0, LOW, 0).astype(np.uint8)
-            dq[group] |= np.where(grow((dq[group] & SAT) != 0, n_pix_grow_sat), SAT, 0).astype(
-                np.uint8)
+            dq[group] |= np.where(planes[group] <= 0, LOW, np.uint8(0))
         if pattern is not None:
             _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat)
             if ngroups > 2:
@@ -72,6 +68,24 @@ def flag_saturation(
             plane = zeroframe[integration]
             bad = (plane >= thresholds) | (plane <= 0)
             plane[grow(bad, n_pix_grow_sat)] = 0
+
+
+def _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat) -> None:
+    """SATURATED from each pixel's first saturated group on, grown by the box.
+
+    Flagging a pixel from the earliest first-saturation group within its box equals growing
+    every group's saturated set, with one 2-D filter instead of one per group.
+    """
+    ngroups = planes.shape[0]
+    first = np.full(thresholds.shape, ngroups, np.int16)
+    for group in range(ngroups - 1, -1, -1):
+        reached = (planes[group] >= thresholds) | ((dq[group] & SAT) != 0)
+        first[reached] = group
+    if n_pix_grow_sat > 0:
+        first = ndimage.minimum_filter(first, size=2 * n_pix_grow_sat + 1, mode="constant",
+                                       cval=ngroups)
+    for group in range(ngroups):
+        dq[group] |= np.where(first <= group, SAT, np.uint8(0))
 
 
 def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) -> None:
