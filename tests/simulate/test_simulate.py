@@ -107,3 +107,24 @@ def test_official_library_accepts_the_files(observation):
         for path in observation.uncal_files + observation.reference_files:
             with official.open(path) as model:
                 model.validate()
+
+
+@pytest.mark.slow
+def test_miri_exposure_is_calibrated_to_the_truth(tmp_path, monkeypatch):
+    from calwebb.pipeline.detector1 import Detector1Pipeline
+
+    config = ObservationConfig(instrument="MIRI", detectors=("MIRIMAGE",), filter="F770W",
+                               readpatt="FASTR1", ngroups=12, nints=2, subarray="SUB256",
+                               n_dithers=1, n_stars=20, n_galaxies=5)
+    observation = simulate_observation(config, tmp_path)
+    monkeypatch.setenv("CRDS_PATH", str(observation.crds_path))
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    rate = Detector1Pipeline.call(str(observation.uncal_files[0]))
+    assert rate.meta.cal_step.lastframe == "COMPLETE"
+    truth = datamodels.open(observation.truth_rates[0]).data
+    bad = dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET | dqflags.HOT
+    clean = ((rate.dq & bad) == 0) & ((rate.dq & dqflags.REFERENCE_PIXEL) == 0)
+    pull = ((rate.data - truth) / rate.err)[clean]
+    assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.1

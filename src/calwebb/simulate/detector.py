@@ -103,6 +103,9 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
     amplifier = (np.arange(nx) % 4) if miri else np.minimum(np.arange(nx) // 512, 3)
     # MIRI has no superbias step: its non-linearity acts on the bias-included level
     offset = bias if miri else 0.0
+    # per-group amplifier offsets (DN): NIR reference pixels remove them; MIRI subarrays have
+    # no usable reference columns, and MIRI's offsets are smaller
+    amplifier_drift = 0.3 if miri else 4.0
     data = np.empty((nints, ngroups, ny, nx), np.uint16)
     hits: list[tuple[int, int, int, int, float]] = []
     expected_hits = cosmic_ray_rate * frame_time * ny * nx
@@ -127,7 +130,8 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
                 frame += 1
                 charge += rng.poisson(electrons_per_frame)
             level = np.minimum(accumulated / nframes, full_well - bias)
-            drift = rng.normal(0, 4.0, 4)[amplifier][None, :] + _slow_drift(ny, rng)[:, None]
+            drift = rng.normal(0, amplifier_drift, 4)[amplifier][None, :] + _slow_drift(
+                ny, rng)[:, None]
             data[integration, group] = np.clip(np.round(bias + level + drift), 0, 65535)
     return RampResult(data, hits)
 
