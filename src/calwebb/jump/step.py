@@ -6,11 +6,20 @@ import numpy as np
 from astropy.stats import sigma_clip
 
 from calwebb import datamodels, dqflags
+from calwebb.errors import ReferenceFileError
+from calwebb.jump.large_events import (
+    ShowerParameters,
+    SnowballParameters,
+    flag_showers,
+    flag_snowballs,
+)
 from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_neighbours
 from calwebb.ramp_fitting.prepare import limited_threads
 from calwebb.stpipe import Step
 
 SAT_OR_DNU = dqflags.SATURATED | dqflags.DO_NOT_USE
+#: the official step does not forward max_shower_amplitude: its library default (DN/s) rules
+SHOWER_AMPLITUDE = 6.0
 
 
 class JumpStep(Step):
@@ -61,13 +70,10 @@ class JumpStep(Step):
         nints, ngroups = model.data.shape[:2]
         if ngroups <= 2:
             return self.skip_model(model, "two groups or fewer")
-        for option in ("expand_large_events", "find_showers"):
-            if getattr(self, option):
-                self.log.warning("%s is not implemented yet; ignored", option)
         gain = self.open_reference(model, "gain")
         readnoise = self.open_reference(model, "readnoise")
         if gain is None or readnoise is None:
-            raise ValueError("jump needs GAIN and READNOISE references; got N/A")
+            raise ReferenceFileError("jump needs GAIN and READNOISE references; got N/A")
         gain = gain.data.astype(np.float32)
         bad_gain = ~(gain > 0)
         model.pixeldq[bad_gain] |= dqflags.NO_GAIN_VALUE | dqflags.DO_NOT_USE
@@ -82,7 +88,15 @@ class JumpStep(Step):
             self._flag_after_jumps(model, amplitude, jumps, float(np.nanmedian(gain)))
         both = (model.groupdq & SAT_OR_DNU) != 0
         model.groupdq[both] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
-        self._record_rates(model, primary)
+        events = 0
+        if self.expand_large_events:
+            events = flag_snowballs(model.groupdq, self._snowball_parameters(model))
+            self.log.info("Snowballs found: %d", events)
+        if self.find_showers:
+            events = flag_showers(model.data * gain, model.groupdq, model.pixeldq,
+                                  readnoise.data * gain, nframes, self._shower_parameters(model))
+            self.log.info("Showers found: %d", events)
+        self._record_rates(model, primary, events)
         self.set_status(model, "COMPLETE")
         return model
 
@@ -134,8 +148,29 @@ class JumpStep(Step):
                 flag_after_jumps(model.groupdq, amplitude, jumps, dn * median_gain,
                                  int(seconds // tgroup))
 
-    def _record_rates(self, model, primary: int) -> None:
-        """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12); no extended events are searched."""
+    def _snowball_parameters(self, model) -> SnowballParameters:
+        tgroup = model.meta.exposure.group_time
+        masked = int(self.snowball_time_masked_next_int // tgroup) if tgroup else 0
+        return SnowballParameters(
+            min_sat_area=self.min_sat_area, min_jump_area=self.min_jump_area,
+            expand_factor=self.expand_factor, sat_required_snowball=self.sat_required_snowball,
+            min_sat_radius_extend=self.min_sat_radius_extend, sat_expand=2 * self.sat_expand,
+            edge_size=self.edge_size, max_extended_width=2 * self.max_extended_radius,
+            groups_masked_next_int=masked if self.mask_snowball_core_next_int else 0)
+
+    def _shower_parameters(self, model) -> ShowerParameters:
+        tgroup = model.meta.exposure.group_time or 0.0
+        return ShowerParameters(
+            snr_threshold=self.extend_snr_threshold, min_area=self.extend_min_area,
+            inner_radius=self.extend_inner_radius, outer_radius=self.extend_outer_radius,
+            expand_ratio=self.extend_ellipse_expand_ratio,
+            groups_masked_after=int(self.time_masked_after_shower // tgroup) if tgroup else 0,
+            max_extended_width=2 * self.max_extended_radius,
+            max_amplitude=SHOWER_AMPLITUDE * tgroup,
+            minimum_sigclip_groups=self.minimum_sigclip_groups)
+
+    def _record_rates(self, model, primary: int, events: int) -> None:
+        """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12)."""
         nints, ngroups, ny, nx = model.data.shape
         tgroup = model.meta.exposure.group_time
         fully_bad = int(((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
@@ -144,4 +179,5 @@ class JumpStep(Step):
         exposure_time = tgroup * (nints * ngroups - fully_bad - nints)
         if exposure_time > 0:
             model.meta.exposure.primary_cosmic_rays = 1000.0 * primary / (exposure_time * ny * nx)
-            model.meta.exposure.extended_emission_events = 0.0
+            model.meta.exposure.extended_emission_events = 1e6 * events / (
+                exposure_time * ny * nx)

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 
 from calwebb import datamodels, dqflags
+from calwebb.errors import ReferenceFileError
 from calwebb.ramp_fitting.ols import fit_ramps, weight_table
 from calwebb.ramp_fitting.prepare import (
     apply_group_range,
@@ -41,7 +42,7 @@ class RampFitStep(Step):
         readnoise = self.open_reference(model, "readnoise")
         gain_model = self.open_reference(model, "gain")
         if readnoise is None or gain_model is None:
-            raise ValueError("ramp_fit needs GAIN and READNOISE references; got N/A")
+            raise ReferenceFileError("ramp_fit needs GAIN and READNOISE references; got N/A")
         data, groupdq = model.data, model.groupdq
         if self.firstgroup is not None or self.lastgroup is not None:
             groupdq = groupdq.copy()
