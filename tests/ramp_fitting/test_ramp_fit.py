@@ -130,3 +130,96 @@ def test_matches_stcal_ols():
     np.testing.assert_allclose(rate.var_rnoise, image["var_rnoise"], rtol=1e-4)
     np.testing.assert_allclose(rateints.data, integ["slope"], rtol=1e-4)
     assert (rateints.dq == integ["dq"]).mean() >= 0.999
+
+
+def test_one_and_two_group_ramps():
+    model, refs = make_ramp(np.full((2, 2), 4.0), ngroups=2, noise=False)
+    rate, _ = RampFitStep.call(model, **refs)
+    np.testing.assert_allclose(rate.data, 4.0, rtol=1e-6)
+    r = 10.0 * 2.0 / np.sqrt(2.0)
+    np.testing.assert_allclose(rate.var_rnoise, 12 * r**2 / (6 * TGROUP**2 * 4.0), rtol=1e-5)
+    np.testing.assert_allclose(rate.var_poisson, 4.0 / (TGROUP * 2.0), rtol=1e-5)
+    single, refs = make_ramp(np.full((2, 2), 4.0), ngroups=1, noise=False)
+    rate, _ = RampFitStep.call(single, **refs)  # NFRAMES = 1: one_group_time = TFRAME
+    np.testing.assert_allclose(rate.data, 4.0, rtol=1e-6)
+
+
+def test_first_group_only_and_zeroframe_rescue():
+    model, refs = make_ramp(np.full((2, 2), 4.0), ngroups=4, noise=False)
+    model.groupdq[0, 1:, 0, 0] = SAT  # only group 0 good
+    model.groupdq[0, :, 1, 1] = SAT  # saturated everywhere: the ZEROFRAME rescues it
+    model.zeroframe = np.full((1, 2, 2), 4.0 * TGROUP, np.float32)
+    suppressed, _ = RampFitStep.call(model, **refs)
+    assert np.isnan(suppressed.data[0, 0]) and np.isnan(suppressed.data[1, 1])
+    rescued, _ = RampFitStep.call(model, suppress_one_group=False, **refs)
+    np.testing.assert_allclose(rescued.data[0, 0], 4.0, rtol=1e-6)  # timing (NFRAMES+1)/2·TFRAME
+    np.testing.assert_allclose(rescued.data[1, 1], 4.0, rtol=1e-6)  # timing TFRAME
+    assert rescued.dq[1, 1] == SAT
+
+
+def flagged_ramp(ngroups, nints, seed, charge_loss=False, zeroframe=False):
+    """Noisy ramps with random saturation, jumps, DO_NOT_USE and CHARGELOSS groups."""
+    rng = np.random.default_rng(seed)
+    model, refs = make_ramp(rng.uniform(0.5, 50, (32, 32)), nints=nints, ngroups=ngroups,
+                            seed=seed)
+    groupdq = model.groupdq
+    for _ in range(60):
+        i, g, (y, x), kind = rng.integers(nints), rng.integers(ngroups), rng.integers(0, 32, 2), \
+            rng.integers(4)
+        if kind == 0:
+            groupdq[i, g:, y, x] = SAT
+        elif kind == 1 and g > 0:
+            groupdq[i, g, y, x] |= JUMP
+            model.data[i, g:, y, x] += 300
+        elif kind == 2:
+            groupdq[i, g, y, x] |= DNU
+        elif kind == 3 and charge_loss:
+            groupdq[i, g:, y, x] |= DNU | dqflags.CHARGELOSS
+    groupdq[:, :, 0, 0] = SAT
+    groupdq[:, 1:, 0, 1] = SAT
+    groupdq[0, :, 0, 2] = SAT
+    if zeroframe:
+        model.zeroframe = (model.data[:, 0] * 0.5).astype(np.float32)
+        model.zeroframe[:, 1, 1] = 0
+        groupdq[:, :, 1, 1:4] = SAT
+    return model, refs
+
+
+def stcal_fit(model, refs, suppress):
+    ramp_fit = pytest.importorskip("stcal.ramp_fitting.ramp_fit")
+    from stcal.ramp_fitting.ramp_fit_class import RampData
+
+    ramp_data = RampData()
+    ramp_data.algorithm = "OLS_C"
+    charge_loss = (model.groupdq & dqflags.CHARGELOSS).any()
+    ramp_data.set_arrays(model.data.copy(), model.groupdq.copy(), model.pixeldq.copy(),
+                         np.zeros(model.pixeldq.shape, np.float32),
+                         orig_gdq=model.groupdq.copy() if charge_loss else None,
+                         zeroframe=model.zeroframe.copy() if model.has_array("zeroframe")
+                         else None)
+    ramp_data.set_meta(name="NIRCAM", frame_time=TGROUP, group_time=TGROUP, groupgap=0,
+                       nframes=1, drop_frames1=0)
+    ramp_data.set_dqflags(dqflags.PIXEL)
+    ramp_data.suppress_one_group_ramps = suppress and model.data.shape[1] > 1
+    image, integ, _ = ramp_fit.ramp_fit_data(
+        ramp_data, False, refs["override_readnoise"].data.copy(),
+        refs["override_gain"].data.copy(), "OLS_C", "optimal", "1")
+    return image, integ
+
+
+@pytest.mark.compare
+@pytest.mark.parametrize("ngroups,nints,suppress,charge_loss,zeroframe", [
+    (1, 3, True, False, False), (2, 3, True, False, False), (2, 1, False, False, False),
+    (3, 3, True, False, False), (5, 3, False, False, False), (10, 3, True, False, False),
+    (5, 2, False, False, True), (6, 2, True, True, False), (6, 3, False, True, False),
+])
+def test_matches_stcal_special_cases(ngroups, nints, suppress, charge_loss, zeroframe):
+    model, refs = flagged_ramp(ngroups, nints, ngroups * 10 + nints, charge_loss, zeroframe)
+    rate, rateints = RampFitStep.call(model, suppress_one_group=suppress, **refs)
+    image, integ = stcal_fit(model, refs, suppress)
+    for ours, theirs in ((rate, image), (rateints, integ)):
+        for name, key in (("data", "slope"), ("err", "err"), ("var_poisson", "var_poisson"),
+                          ("var_rnoise", "var_rnoise")):
+            np.testing.assert_allclose(getattr(ours, name), theirs[key], rtol=1e-4, atol=1e-7,
+                                       err_msg=name)
+        np.testing.assert_array_equal(ours.dq, theirs["dq"])

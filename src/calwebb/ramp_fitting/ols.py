@@ -120,6 +120,48 @@ def _median_rate(ramp, dq, tgroup):
 
 
 @njit(cache=True)
+def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group,
+                      tframe, one_group_time, ramp, dq, relaxed):
+    """Fill ramp, dq (PERSISTENCE ignored, one-good-group ramps suppressed) and relaxed (dq
+    with CHARGELOSS groups usable) for integration i of a pixel.
+
+    Returns (special timing or 0, group flags to carry to the DQ, any CHARGELOSS). The special
+    timings, only without suppression: one_group_time when group 0 is the only good group,
+    tframe when no group is good and a non-zero ZEROFRAME value replaces group 0.
+    """
+    ngroups = ramp.size
+    flags = 0
+    good_count = 0
+    any_charge_loss = False
+    for k in range(ngroups):
+        ramp[k] = data[i, k, y, x]
+        raw = groupdq[i, k, y, x]
+        dq[k] = raw & ~PERSISTENCE
+        relaxed[k] = dq[k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[k]
+        any_charge_loss |= (raw & CHARGELOSS) != 0
+        flags |= raw & (JUMP_DET | PERSISTENCE | SATURATED)
+        good_count += dq[k] == 0
+    special_time = 0.0
+    if suppress_one_group:
+        if ngroups > 1 and good_count == 1:
+            for k in range(ngroups):
+                dq[k] |= DO_NOT_USE
+    elif good_count == 1 and dq[0] == 0:
+        special_time = one_group_time
+    elif good_count == 0 and has_zeroframe and zeroframe[i, y, x] != 0:
+        ramp[0] = zeroframe[i, y, x]
+        dq[0] = 0
+        special_time = tframe
+    return special_time, flags, any_charge_loss
+
+
+@njit(cache=True, inline="always")
+def _guarded(variance):
+    """Variances from nearly unconstrained fits are reported as 0."""
+    return variance if variance < LARGE_VARIANCE else 0.0
+
+
+@njit(cache=True)
 def _variances(n, t, read_noise, gain, poisson_rate):
     """(read-noise, Poisson) variance of a segment of n groups, in (DN/s)²."""
     if gain <= 0 or np.isnan(gain):
@@ -153,49 +195,32 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             pixel_flags = pixeldq[y, x]
             if bad_gain:
                 pixel_flags |= DO_NOT_USE | 524288  # NO_GAIN_VALUE
-            # median rate over integrations (for Poisson variances)
-            median = 0.0
+            median = 0.0  # mean over integrations of their median rates (Poisson noise)
             for i in range(nints):
-                for k in range(ngroups):
-                    ramp[k] = data[i, k, y, x]
-                    dq[k] = groupdq[i, k, y, x] & ~PERSISTENCE
-                median += _median_rate(ramp, dq, tgroup)
+                special_time, _, _ = _load_integration(
+                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+                    one_group_time, ramp, dq, relaxed)
+                if ngroups == 1:  # a saturated group spoils the mean
+                    median += np.nan if dq[0] & SATURATED else ramp[0] / one_group_time
+                elif special_time > 0:
+                    median += ramp[0] / special_time
+                else:
+                    median += _median_rate(ramp, dq, tgroup)
             median /= nints
             poisson_rate = dark[y, x] + (median if median > 0 else 0.0)
-            exp_inv_r = exp_inv_r_var = exp_inv_p = exp_weighted = 0.0
+            exp_inv_r = exp_inv_relaxed = exp_inv_p = exp_weighted = 0.0
+            charge_loss = False
             rate_flags = pixel_flags
             usable_ints = 0
             for i in range(nints):
-                flags = pixel_flags
-                good_count = 0
-                any_charge_loss = False
-                for k in range(ngroups):
-                    ramp[k] = data[i, k, y, x]
-                    raw = groupdq[i, k, y, x]
-                    dq[k] = raw & ~PERSISTENCE
-                    relaxed[k] = dq[k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[k]
-                    any_charge_loss |= (raw & CHARGELOSS) != 0
-                    flags |= raw & (JUMP_DET | PERSISTENCE | SATURATED)
-                    if dq[k] == 0:
-                        good_count += 1
-                if suppress_one_group and ngroups > 1 and good_count == 1:
-                    for k in range(ngroups):
-                        dq[k] |= DO_NOT_USE
+                special_time, group_flags, any_charge_loss = _load_integration(
+                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+                    one_group_time, ramp, dq, relaxed)
+                flags = pixel_flags | group_flags
                 nseg = _segments(dq, starts, lengths)
                 all_sat = True
-                all_bad = True
                 for k in range(ngroups):
                     all_sat &= (dq[k] & SATURATED) != 0
-                    all_bad &= (dq[k] & (DO_NOT_USE | SATURATED)) != 0
-                special_time = 0.0
-                if not suppress_one_group and nseg == 0 and has_zeroframe:
-                    if zeroframe[i, y, x] != 0:
-                        ramp[0] = zeroframe[i, y, x]
-                        starts[0], lengths[0], nseg = 0, 1, 1
-                        special_time = tframe
-                elif (not suppress_one_group and nseg == 1 and lengths[0] == 1
-                      and starts[0] == 0 and good_count == 1):
-                    special_time = one_group_time
                 unusable = (groupdq[i, 0, y, x] & SATURATED) != 0 or nseg == 0 or (
                     pixel_flags & DO_NOT_USE) != 0
                 if special_time > 0:
@@ -208,57 +233,59 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                     ints_err[i, y, x] = ints_var_p[i, y, x] = ints_var_r[i, y, x] = 0.0
                     ints_dq[i, y, x] = flags
                     rate_flags |= flags & ~DO_NOT_USE
-                    continue
-                inv_r = inv_p = inv_c = weighted = 0.0
-                for s in range(nseg):
-                    n = lengths[s]
-                    t = special_time if special_time > 0 else tgroup
-                    if n >= 3:
-                        slope = _fit_segment(ramp, starts[s], n, r, g, weights) / tgroup
-                    elif n == 2:
-                        slope = (ramp[starts[s] + 1] - ramp[starts[s]]) / tgroup
-                    else:
-                        slope = ramp[starts[s]] / t
-                    var_r, var_p = _variances(n, t, r, g, poisson_rate)
-                    if var_r > 0:
-                        inv_r += 1.0 / var_r
-                        weighted += slope / var_r
-                    if var_p > 0:
-                        inv_p += 1.0 / var_p
-                    if var_r + var_p > 0:
-                        inv_c += 1.0 / (var_r + var_p)
-                if any_charge_loss:  # read noise as if the charge-loss groups were usable
-                    inv_r_relaxed = 0.0
-                    for s in range(_segments(relaxed, starts, lengths)):
-                        var_r, _ = _variances(lengths[s], tgroup, r, g, poisson_rate)
-                        if var_r > 0:
-                            inv_r_relaxed += 1.0 / var_r
                 else:
-                    inv_r_relaxed = inv_r
-                var_r_int = 1.0 / inv_r_relaxed if inv_r_relaxed > 0 else 0.0
-                var_p_int = 1.0 / inv_p if inv_p > 0 else 0.0
-                ints[i, y, x] = weighted / inv_r if inv_r > 0 else np.nan
-                ints_var_r[i, y, x] = var_r_int if var_r_int < LARGE_VARIANCE else 0.0
-                ints_var_p[i, y, x] = var_p_int if var_p_int < LARGE_VARIANCE else 0.0
-                ints_err[i, y, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
-                ints_dq[i, y, x] = flags
-                rate_flags |= flags
-                exp_inv_r += inv_r
-                exp_inv_r_var += inv_r_relaxed
-                exp_weighted += weighted
-                exp_inv_p += inv_p
-                usable_ints += 1
+                    inv_r = inv_p = inv_c = weighted = 0.0
+                    for s in range(nseg):
+                        n = lengths[s]
+                        t = special_time if special_time > 0 else tgroup
+                        if n >= 3:
+                            slope = _fit_segment(ramp, starts[s], n, r, g, weights) / tgroup
+                        elif n == 2:
+                            slope = (ramp[starts[s] + 1] - ramp[starts[s]]) / tgroup
+                        else:
+                            slope = ramp[starts[s]] / t
+                        var_r, var_p = _variances(n, t, r, g, poisson_rate)
+                        if var_r > 0:
+                            inv_r += 1.0 / var_r
+                            weighted += slope / var_r
+                        if var_p > 0:
+                            inv_p += 1.0 / var_p
+                        if var_r + var_p > 0:
+                            inv_c += 1.0 / (var_r + var_p)
+                    ints[i, y, x] = weighted / inv_r if inv_r > 0 else np.nan
+                    ints_var_r[i, y, x] = _guarded(1.0 / inv_r if inv_r > 0 else 0.0)
+                    ints_var_p[i, y, x] = _guarded(1.0 / inv_p if inv_p > 0 else 0.0)
+                    ints_err[i, y, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
+                    ints_dq[i, y, x] = flags
+                    rate_flags |= flags
+                    exp_inv_r += inv_r
+                    exp_weighted += weighted
+                    exp_inv_p += inv_p
+                    usable_ints += 1
+                if any_charge_loss:  # read noise as if the CHARGELOSS groups were usable
+                    inv_relaxed = 0.0
+                    t = special_time if special_time > 0 else tgroup
+                    for s in range(_segments(relaxed, starts, lengths)):
+                        var_r, _ = _variances(lengths[s], t, r, g, poisson_rate)
+                        if var_r > 0:
+                            inv_relaxed += 1.0 / var_r
+                    ints_var_r[i, y, x] = _guarded(1.0 / inv_relaxed if inv_relaxed > 0 else 0.0)
+                    exp_inv_relaxed += inv_relaxed
+                    charge_loss = True
+                elif ints_var_r[i, y, x] > 0:
+                    exp_inv_relaxed += 1.0 / ints_var_r[i, y, x]
+            var_r = _guarded(1.0 / exp_inv_r if exp_inv_r > 0 else 0.0)
             if usable_ints == 0 or (pixel_flags & DO_NOT_USE) != 0:
                 rate[y, x] = np.nan
-                rate_err[y, x] = rate_var_p[y, x] = rate_var_r[y, x] = 0.0
+                rate_err[y, x] = rate_var_p[y, x] = var_r = 0.0
                 rate_dq[y, x] = rate_flags | DO_NOT_USE
-                continue
-            var_r = 1.0 / exp_inv_r_var if exp_inv_r_var > 0 else 0.0
-            var_p = 1.0 / exp_inv_p if exp_inv_p > 0 else 0.0
-            var_r = var_r if var_r < LARGE_VARIANCE else 0.0
-            var_p = var_p if 0 <= var_p < LARGE_VARIANCE else 0.0
-            rate[y, x] = exp_weighted / exp_inv_r if exp_inv_r > 0 else np.nan
+            else:
+                var_p = 1.0 / exp_inv_p if exp_inv_p > 0 else 0.0
+                var_p = var_p if 0 <= var_p < LARGE_VARIANCE else 0.0
+                rate[y, x] = exp_weighted / exp_inv_r if exp_inv_r > 0 else np.nan
+                rate_var_p[y, x] = var_p
+                rate_err[y, x] = np.sqrt(var_p + var_r)
+                rate_dq[y, x] = rate_flags
+            if charge_loss and exp_inv_relaxed > 0:  # the error keeps the fitted read noise
+                var_r = _guarded(1.0 / exp_inv_relaxed)
             rate_var_r[y, x] = var_r
-            rate_var_p[y, x] = var_p
-            rate_err[y, x] = np.sqrt(var_p + var_r)
-            rate_dq[y, x] = rate_flags
