@@ -128,3 +128,44 @@ def test_miri_exposure_is_calibrated_to_the_truth(tmp_path, monkeypatch):
     clean = ((rate.dq & bad) == 0) & ((rate.dq & dqflags.REFERENCE_PIXEL) == 0)
     pull = ((rate.data - truth) / rate.err)[clean]
     assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--instrument", "nirspec"], "expected nircam or miri"),
+        (["--size", "100"], "NIRCam sizes are"),
+        (["--readpatt", "FOO"], "no readout pattern 'FOO'"),
+        (["--detectors", "NRCC9"], "unknown detector 'NRCC9'"),
+        (["--subarray", "SUB999"], "no subarray 'SUB999'"),
+    ],
+)
+def test_simulate_command_rejects_bad_arguments(argv, message, tmp_path, capsys):
+    from calwebb.cli.main import main
+
+    assert main(["simulate", *argv, "--outdir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_simulate_command_writes_an_observation(tmp_path, capsys):
+    from calwebb.cli.main import main
+
+    assert main(["simulate", "--size", "64", "--exposures", "1", "--ngroups", "4",
+                 "--outdir", str(tmp_path)]) == 0
+    assert (tmp_path / "jw01234001001_03101_00001_nrca1_uncal.fits").exists()
+    assert "CRDS_PATH" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.compare
+def test_official_detector1_runs_on_simulated_data(observation, monkeypatch):
+    official = pytest.importorskip("jwst.pipeline")
+    monkeypatch.setenv("CRDS_PATH", str(observation.crds_path))
+    monkeypatch.setenv("CRDS_SERVER_URL", "https://crds-serverless-mode.stsci.edu")
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    monkeypatch.delenv("CRDS_CONTEXT", raising=False)
+    result = official.Detector1Pipeline.call(str(observation.uncal_files[0]))
+    truth = datamodels.open(observation.truth_rates[0]).data
+    clean = (result.dq & (dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET)) == 0
+    pull = ((result.data - truth) / result.err)[clean & np.isfinite(result.data)]
+    assert abs(np.std(pull) - 1) < 0.1

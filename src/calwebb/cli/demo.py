@@ -16,8 +16,11 @@ from calwebb.stpipe import progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default="calwebb-demo",
+    parser.add_argument("--outdir", "--output-dir", dest="output_dir", default="calwebb-demo",
                         help="where exposures and products go (default: %(default)s)")
+    parser.add_argument("--size", choices=("small", "full"), default="small",
+                        help="small: two 320x320 subarray exposures (seconds); full: two "
+                             "2048x2048 full-frame exposures (a few minutes)")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--verbose", action="store_true", help="log every step")
@@ -32,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output_dir)
     cache = Path(os.environ.get("CALWEBB_REFS") or references.default_cache_dir())
     started = time.perf_counter()
-    config = ObservationConfig(readpatt="RAPID", ngroups=8, seed=args.seed)
+    config = ObservationConfig(readpatt="RAPID", ngroups=8, seed=args.seed,
+                               subarray="SUB320" if args.size == "small" else "FULL",
+                               n_stars=40 if args.size == "small" else 600,
+                               n_galaxies=15 if args.size == "small" else 200)
     observation = simulate_observation(config, output, crds_path=cache)
     print(f"Simulated {len(observation.uncal_files)} NIRCam {config.subarray} exposures of "
           f"{config.n_stars} stars and {config.n_galaxies} galaxies in {output}/ "
