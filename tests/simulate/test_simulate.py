@@ -169,3 +169,23 @@ def test_official_detector1_runs_on_simulated_data(observation, monkeypatch):
     clean = (result.dq & (dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET)) == 0
     pull = ((result.data - truth) / result.err)[clean & np.isfinite(result.data)]
     assert abs(np.std(pull) - 1) < 0.1
+
+
+def test_group_difference_variance_matches_read_and_poisson_noise():
+    from calwebb.simulate import instruments
+    from calwebb.simulate.detector import make_detector, simulate_ramps
+
+    detector = instruments.detector("NRCA1")
+    truth = make_detector(detector, seed=5)
+    window = (5, 5, 256, 256)  # science pixels only
+    rate = np.full((256, 256), 20.0, np.float32)
+    tframe = instruments.frame_time("NIRCAM", 256, 256, 1, "RAPID")
+    ramps = simulate_ramps(rate, truth, window, 1, 0, 8, 1, tframe, 0.0,
+                           np.random.default_rng(2)).data.astype(float)
+    diffs = np.diff(ramps[0], axis=0)
+    diffs -= np.median(diffs, axis=2, keepdims=True)  # drifts are common along a row
+    good = (truth.mask[4:260, 4:260] == 0)
+    gain = truth.gain[4:260, 4:260]
+    expected = truth.read_noise[4:260, 4:260] ** 2 + 20.0 * tframe / gain
+    measured = diffs[:, good].var(axis=0).mean()
+    assert measured == pytest.approx(expected[good].mean(), rel=0.05)
