@@ -11,6 +11,7 @@ from calwebb.ipc.step import IPCStep
 from calwebb.jump.step import JumpStep
 from calwebb.lastframe.step import LastFrameStep
 from calwebb.linearity.step import LinearityStep
+from calwebb.persistence.step import PersistenceStep
 from calwebb.ramp_fitting.step import RampFitStep
 from calwebb.refpix.step import RefPixStep
 from calwebb.reset.step import ResetStep
@@ -23,7 +24,7 @@ NIR_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix
              "dark_current")
 MIRI_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "firstframe", "lastframe", "reset",
               "linearity", "rscd", "dark_current", "refpix")
-SHARED_TAIL = ("charge_migration", "jump")
+SHARED_TAIL = ("charge_migration", "jump", "persistence")
 
 
 class Detector1Pipeline(Pipeline):
@@ -38,7 +39,8 @@ class Detector1Pipeline(Pipeline):
         "ipc": IPCStep, "superbias": SuperBiasStep, "refpix": RefPixStep,
         "firstframe": FirstFrameStep, "lastframe": LastFrameStep, "reset": ResetStep,
         "rscd": RscdStep, "linearity": LinearityStep, "dark_current": DarkCurrentStep,
-        "charge_migration": ChargeMigrationStep, "jump": JumpStep, "ramp_fit": RampFitStep,
+        "charge_migration": ChargeMigrationStep, "jump": JumpStep,
+        "persistence": PersistenceStep, "ramp_fit": RampFitStep,
         "gain_scale": GainScaleStep,
     }
     input_model_class = datamodels.RampModel

@@ -1,0 +1,1 @@
+"""The persistence step: flag groups inside a persistence window after saturation."""
