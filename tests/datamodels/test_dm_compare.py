@@ -395,20 +395,7 @@ def _official_ramp(sd):
 
 
 def _official_slope(sd, cls, shape):
-    model = cls(shape)
-    rng = _rng()
-    model.data = rng.normal(1, 0.1, shape).astype(np.float32)
-    model.err = np.full(shape, 0.1, np.float32)
-    model.dq = np.zeros(shape, np.uint32)
-    model.dq[..., 0, 0] = 1 | 512
-    model.var_poisson = np.full(shape, 0.004, np.float32)
-    model.var_rnoise = np.full(shape, 0.006, np.float32)
-    nircam_meta(model.meta)
-    model.meta.bunit_data = "DN/s"
-    model.meta.bunit_err = "DN/s"
-    model.meta.photometry.conversion_megajanskys = 0.25
-    model.meta.photometry.pixelarea_steradians = 9.3e-14
-    model.meta.cal_step.ramp_fit = "COMPLETE"
+    model = _slope_model(cls(shape))
     if len(shape) == 3:
         model.int_times = int_times(NINTS)
     return model

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from stcal_oracle import run_stcal
 
 from calwebb import datamodels, dqflags
 from calwebb.jump.step import JumpStep
@@ -77,9 +78,6 @@ def test_after_jump_flagging():
 @pytest.mark.compare
 @pytest.mark.parametrize("ngroups", [4, 8, 12])
 def test_matches_stcal(ngroups):
-    jump_module = pytest.importorskip("stcal.jump.jump")
-    from stcal.jump.jump_class import JumpData
-
     rng = np.random.default_rng(ngroups)
     model, refs = make_ramp(nints=2, ngroups=ngroups, shape=(48, 48), seed=ngroups)
     hits = rng.integers(0, 48, (40, 2))
@@ -89,20 +87,6 @@ def test_matches_stcal(ngroups):
     model.groupdq[1, 1, 9, 9] = DNU
     ours = JumpStep.call(model, **refs)
 
-    data = JumpData(gain2d=refs["override_gain"].data.copy(),
-                    rnoise2d=refs["override_readnoise"].data.copy(), dqflags=dqflags.PIXEL)
-    data.init_arrays_from_arrays(model.data.copy(), model.groupdq.copy(), model.pixeldq.copy())
-    data.nframes = 1
-    data.dt_group = np.ones(1)
-    data.n_reads_groupdiff = np.ones(1) * 2
-    data.set_detection_settings(4.0, 6.0, 5.0, 1000, 10, True)
-    data.set_after_jump(0.0, 0, 0.0, 0)
-    data.set_snowball_info(False, 5.0, 1.0, 2.0, True, 2.5, 2, 25)
-    data.set_shower_info(False, 1.2, 90, 1, 2.6, 1.1, 15, 200)
-    data.set_sigma_clipping_info(3, 100, True)
-    data.max_cores = "1"
-    data.grp_time = TGROUP
-    data.min_diffs_single_pass = 10
-    gdq, pdq, *_ = jump_module.detect_jumps_data(data)
+    gdq, pdq, _ = run_stcal(model, refs)
     assert (ours.groupdq == gdq).mean() >= 0.9999
     np.testing.assert_array_equal(ours.pixeldq, pdq)

@@ -8,6 +8,13 @@ from calwebb.errors import ReferenceFileError
 from calwebb.references.cache import write_local_cache
 
 
+def _set_meta(model, values):
+    """Set ``group__item=value`` keyword arguments as ``model.meta.group.item``."""
+    for path, value in values.items():
+        group, item = path.split("__")
+        model.meta.update({group: {item: value}})
+
+
 def _reference(tmp_path, name, reftype, useafter="2000-01-01T00:00:00", value=1.0, **meta):
     model = datamodels.GainModel(data=np.full((8, 8), value, np.float32))
     model.meta.reftype = reftype.upper()
@@ -16,9 +23,7 @@ def _reference(tmp_path, name, reftype, useafter="2000-01-01T00:00:00", value=1.
     model.meta.useafter = useafter
     model.meta.pedigree = "SIMULATION"
     model.meta.subarray.name = meta.pop("subarray", "FULL")
-    for path, item in meta.items():
-        group, leaf = path.split("__")
-        setattr(getattr(model.meta, group), leaf, item)
+    _set_meta(model, meta)
     path = tmp_path / "refs" / name
     path.parent.mkdir(exist_ok=True)
     model.save(path)
@@ -36,9 +41,7 @@ def _science(**values):
     model.meta.subarray.name = "FULL"
     model.meta.observation.date = "2024-03-01"
     model.meta.observation.time = "12:00:00"
-    for path, value in values.items():
-        group, leaf = path.split("__")
-        setattr(getattr(model.meta, group), leaf, value)
+    _set_meta(model, values)
     return model
 
 

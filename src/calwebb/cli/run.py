@@ -14,7 +14,9 @@ from calwebb.stpipe.registry import resolve
 
 ADD_HELP = False
 #: framework options that take no value
-FLAGS = {"help", "h", "debug", "disable_crds_steppars", "verbose", "v", "quiet", "q"}
+FLAGS = {"help", "debug", "disable_crds_steppars", "verbose", "quiet"}
+#: one-letter spellings of flags
+SHORT_FLAGS = {"h": "help", "v": "verbose", "q": "quiet"}
 #: framework options that take a value
 VALUED = {"save_parameters", "log_level", "log_file", "log_stream", "logcfg"}
 
@@ -42,7 +44,7 @@ def parse(tokens: list[str]) -> tuple[list[str], dict[str, str], dict[str, objec
             positionals.append(token)
             continue
         key, has_value, value = token.lstrip("-").partition("=")
-        option = key.replace("-", "_")
+        option = SHORT_FLAGS.get(key, key.replace("-", "_"))
         if option in FLAGS:
             options[option] = True
             continue
@@ -81,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
     positionals, values, options = parse(args.arguments)
     if not positionals:
         print(USAGE)
-        return 0 if options.get("help") or options.get("h") else 2
+        return 0 if options.get("help") else 2
     step_class, config_file = resolve(positionals[0])
-    if options.get("help") or options.get("h"):
+    if options.get("help"):
         print(describe_parameters(step_class))
         return 0
     inputs = positionals[1:]
@@ -92,10 +94,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [name for name in inputs if not Path(values.get("input_dir", ""), name).exists()]
     if missing:
         raise DataModelError(f"{', '.join(missing)}: no such file")
-    level = "DEBUG" if options.get("verbose") or options.get("v") else options.get("log_level",
-                                                                                    "INFO")
+    level = "DEBUG" if options.get("verbose") else options.get("log_level", "INFO")
     logs.configure(level, options.get("log_file"), options.get("log_stream", "stderr"))
-    progress.set_enabled(not (options.get("quiet") or options.get("q")))
+    progress.set_enabled(not options.get("quiet"))
     params, steps = split_values(values)
     params["save_results"] = True  # the command line always writes the final product
     step = step_class.configured(

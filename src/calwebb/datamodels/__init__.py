@@ -33,6 +33,7 @@ from calwebb.datamodels.reference import (
     SaturationModel,
     SuperBiasModel,
     cutout_reference,
+    reference_dq,
     reference_model_class,
     register_reference_model,
 )
@@ -42,7 +43,7 @@ __all__ = [
     "ArraySpec", "DataModel", "ReferenceModel", "Level1bModel", "RampModel", "ImageModel",
     "CubeModel", "MaskModel", "SaturationModel", "SuperBiasModel", "LinearityModel", "DarkModel",
     "DarkMIRIModel", "GainModel", "ReadnoiseModel", "IPCModel", "ResetModel", "RSCDModel",
-    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference",
+    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference", "reference_dq",
     "reference_model_class", "register_reference_model",
 ]
 

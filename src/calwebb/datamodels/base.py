@@ -135,10 +135,6 @@ class DataModel:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""
         self._arrays[name] = loader
 
-    def array_names(self) -> list[str]:
-        """Declared arrays that are present (read, set or allocated)."""
-        return [name for name in type(self).arrays if self._arrays.get(name) is not None]
-
     def _checked(self, name: str, spec: ArraySpec, value: Any) -> np.ndarray:
         array = np.asarray(value)
         if spec.ndim and array.ndim not in spec.ndim:

@@ -16,6 +16,7 @@ import re
 import tempfile
 import warnings
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
 from astropy.io import fits
 
 from calwebb.datamodels import keywords
-from calwebb.datamodels.tree import set_path
+from calwebb.datamodels.tree import get_path, set_path
 from calwebb.errors import DataModelError
 
 if TYPE_CHECKING:
@@ -282,8 +283,9 @@ def _headers_to_tree(hdul: fits.HDUList, tree: dict, moved: dict[str, str], path
         tree.pop("extra_fits", None)
 
 
-def _hdus_with_keywords() -> list[str]:
-    return sorted({entry.hdu for entry in keywords.table().values() if entry.hdu})
+@cache
+def _hdus_with_keywords() -> tuple[str, ...]:
+    return tuple(sorted({entry.hdu for entry in keywords.table().values() if entry.hdu}))
 
 
 def _read_asdf(model: DataModel, path: Path) -> None:
@@ -357,8 +359,6 @@ def to_hdulist(model: DataModel) -> fits.HDUList:
 
 
 def _tree_to_header(header: fits.Header, model: DataModel, hdu_name: str, extra: dict) -> None:
-    from calwebb.datamodels.tree import get_path
-
     written = set()
     for entry in keywords.in_hdu(hdu_name, model.keyword_hdus):
         value = get_path(model.tree, entry.path)
@@ -398,6 +398,7 @@ def _fits_reference(hdu: Any) -> TaggedDict:
     )
 
 
+@cache
 def _ndarray_tag() -> str:
     """The ndarray tag of the ASDF standard this asdf library writes by default."""
     converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)

@@ -66,6 +66,11 @@ class ReferenceModel(DataModel):
         return super().save(path, overwrite=overwrite)
 
 
+def reference_dq(reference: ReferenceModel, shape: tuple[int, ...]) -> np.ndarray:
+    """The reference's DQ (standard flags), or zeros of ``shape`` when it has none."""
+    return reference.dq if reference.has_array("dq") else np.zeros(shape, np.uint32)
+
+
 def translate_dq(raw: np.ndarray, dq_def: np.ndarray, source: str | None = None) -> np.ndarray:
     """Map a reference DQ array in a private bit layout to the standard pixel flags."""
     names = [_text(name).strip() for name in dq_def["NAME"]]

@@ -14,7 +14,7 @@ from calwebb.jump.large_events import (
     flag_snowballs,
 )
 from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_neighbours
-from calwebb.ramp_fitting.prepare import limited_threads
+from calwebb.kernels import limited_threads
 from calwebb.stpipe import Step
 
 SAT_OR_DNU = dqflags.SATURATED | dqflags.DO_NOT_USE
@@ -79,7 +79,9 @@ class JumpStep(Step):
         model.pixeldq[bad_gain] |= dqflags.NO_GAIN_VALUE | dqflags.DO_NOT_USE
         nframes = model.meta.exposure.nframes or 1
         read_noise_2 = ((readnoise.data * gain) ** 2 / nframes).astype(np.float64)
-        jumps, sources, amplitude = self._detect(model, gain, read_noise_2)
+        # groups DO_NOT_USE on every pixel; jump detection never changes DO_NOT_USE
+        fully_bad = ((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        jumps, sources, amplitude = self._detect(model, gain, read_noise_2, fully_bad)
         primary = int(jumps.sum())
         model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
         if self.flag_4_neighbors:
@@ -96,19 +98,18 @@ class JumpStep(Step):
             events = flag_showers(model.data * gain, model.groupdq, model.pixeldq,
                                   readnoise.data * gain, nframes, self._shower_parameters(model))
             self.log.info("Showers found: %d", events)
-        self._record_rates(model, primary, events)
+        self._record_rates(model, primary, events, int(fully_bad.sum()))
         self.set_status(model, "COMPLETE")
         return model
 
     def _wants_after_jump_flags(self) -> bool:
         return self.after_jump_flag_time1 > 0 or self.after_jump_flag_time2 > 0
 
-    def _detect(self, model, gain, read_noise_2):
+    def _detect(self, model, gain, read_noise_2, fully_bad):
         """(jumps, neighbour sources, amplitudes or None), each [nints, ngroups - 1, ny, nx]."""
         groupdq = model.groupdq
         nints, ngroups, ny, nx = groupdq.shape
         shape = (nints, ngroups - 1, ny, nx)
-        fully_bad = ((groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
         usable_groups = ngroups - fully_bad.sum(axis=1)
         if (self.only_use_ints and nints >= self.minimum_sigclip_groups) or (
                 not self.only_use_ints and usable_groups.sum() >= self.minimum_sigclip_groups):
@@ -169,11 +170,10 @@ class JumpStep(Step):
             max_amplitude=SHOWER_AMPLITUDE * tgroup,
             minimum_sigclip_groups=self.minimum_sigclip_groups)
 
-    def _record_rates(self, model, primary: int, events: int) -> None:
+    def _record_rates(self, model, primary: int, events: int, fully_bad: int) -> None:
         """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12)."""
         nints, ngroups, ny, nx = model.data.shape
         tgroup = model.meta.exposure.group_time
-        fully_bad = int(((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
         if not tgroup:
             return
         exposure_time = tgroup * (nints * ngroups - fully_bad - nints)

@@ -16,8 +16,8 @@ class LinearityStep(Step):
         reference = self.open_reference(model, "linearity")
         if reference is None:
             return self.skip_model(model, "no LINEARITY reference")
-        ref_dq = reference.dq if reference.has_array("dq") else 0 * model.pixeldq
-        coeffs, ref_dq = sanitize_coefficients(reference.coeffs, ref_dq)
+        coeffs, ref_dq = sanitize_coefficients(
+            reference.coeffs, datamodels.reference_dq(reference, reference.coeffs.shape[1:]))
         model.pixeldq |= ref_dq
         linearize(model.data, model.groupdq, coeffs)
         if model.has_array("zeroframe"):

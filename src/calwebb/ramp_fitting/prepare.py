@@ -1,11 +1,7 @@
-"""Preparing ramps for fitting: group ranges, MIRI group trimming, core counts."""
+"""Preparing ramps for fitting: group ranges and MIRI group trimming."""
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
-import numba
 import numpy as np
 
 from calwebb import dqflags
@@ -45,24 +41,3 @@ def drop_unusable_miri_groups(data: np.ndarray, groupdq: np.ndarray):
     if start:
         groupdq[:, 0] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
     return data[:, start:stop], groupdq
-
-
-def resolve_cores(maximum_cores: str, available: int | None = None) -> int:
-    """Threads for 'none', 'quarter', 'half', 'all' or a number (at least 1)."""
-    available = available or os.cpu_count() or 1
-    fractions = {"none": 0.0, "quarter": 0.25, "half": 0.5, "all": 1.0}
-    text = str(maximum_cores).strip().lower()
-    if text in fractions:
-        return max(1, int(available * fractions[text]))
-    return max(1, min(int(text), available))
-
-
-@contextmanager
-def limited_threads(maximum_cores: str):
-    """Run numba kernels on the number of threads ``maximum_cores`` allows."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(resolve_cores(maximum_cores, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)

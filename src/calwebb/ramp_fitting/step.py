@@ -8,12 +8,9 @@ import numpy as np
 
 from calwebb import datamodels, dqflags
 from calwebb.errors import ReferenceFileError
+from calwebb.kernels import limited_threads
 from calwebb.ramp_fitting.ols import fit_ramps, weight_table
-from calwebb.ramp_fitting.prepare import (
-    apply_group_range,
-    drop_unusable_miri_groups,
-    limited_threads,
-)
+from calwebb.ramp_fitting.prepare import apply_group_range, drop_unusable_miri_groups
 from calwebb.stpipe import Step
 
 

@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 
 SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
 _configured: tuple | None = None
-#: answers already given in this process, by (dataset parameters, reference type)
-_answers: dict[tuple, str] = {}
 _injected: dict[str, str] = {}
 
 
@@ -62,7 +60,6 @@ def configure() -> Path:
              os.environ.get("CRDS_MODE"))
     if state != _configured:
         _reset_crds_state()
-        _answers.clear()
     _configured = state
     return root
 
@@ -76,7 +73,6 @@ def forget_crds_state() -> None:
     """Make the next lookup re-read the cache (after mappings were rewritten)."""
     global _configured
     _configured = None
-    _answers.clear()
     _reset_crds_state()
 
 
@@ -98,23 +94,16 @@ def _best_references(model, reftypes: list[str]) -> dict[str, str]:
     from crds.core.exceptions import CrdsError
 
     configure()
-    parameters = dataset_parameters(model)
-    key = tuple(sorted((name, str(value)) for name, value in parameters.items()
-                       if not name.startswith(("META.CAL_STEP", "META.REF_FILE", "META.DATE",
-                                               "META.FILENAME", "META.CALIBRATION"))))
-    if all((key, reftype) in _answers for reftype in reftypes):
-        return {reftype: _answers[(key, reftype)] for reftype in reftypes}
     try:
-        found = crds.getreferences(parameters, reftypes=reftypes, observatory="jwst")
+        found = crds.getreferences(dataset_parameters(model), reftypes=reftypes,
+                                   observatory="jwst")
     except (CrdsError, SystemExit) as exc:  # the client exits on fatal configuration errors
         raise ReferenceFileError(
             f"{model.meta.filename or 'dataset'}: CRDS could not choose "
             f"{', '.join(t.upper() for t in reftypes)}: {exc}"
         ) from exc
-    answers = {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
-               for reftype, path in found.items()}
-    _answers.update({(key, reftype): path for reftype, path in answers.items()})
-    return answers
+    return {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
+            for reftype, path in found.items()}
 
 
 def get_reference_file(model, reftype: str) -> str:
@@ -155,10 +144,11 @@ def check_reference_matches(path: str | os.PathLike, model) -> None:
     from calwebb.references.cache import reference_metadata
 
     meta = reference_metadata(path)
+    ours_by_key = dataset_parameters(model)
     for key, label in (("META.INSTRUMENT.NAME", "INSTRUME"),
                        ("META.INSTRUMENT.DETECTOR", "DETECTOR")):
         theirs = str(meta.get(key) or "").upper()
-        ours = str(model.to_flat_dict().get(key.lower()) or "").upper()
+        ours = str(ours_by_key.get(key) or "").upper()
         if theirs in ("", "ANY", "N/A", "GENERIC", "MULTIPLE") or not ours:
             continue
         allowed = {part.strip() for part in theirs.split("|")}

@@ -20,8 +20,8 @@ class SaturationStep(Step):
         reference = self.open_reference(model, "saturation")
         if reference is None:
             return self.skip_model(model, "no SATURATION reference")
-        ref_dq = reference.dq if reference.has_array("dq") else reference.data * 0
-        thresholds, ref_dq = prepare_thresholds(reference.data, ref_dq.astype("uint32"))
+        thresholds, ref_dq = prepare_thresholds(
+            reference.data, datamodels.reference_dq(reference, reference.data.shape))
         pattern = bias = None
         if self.use_readpatt and model.meta.exposure.nframes:
             pattern = read_pattern(model.data.shape[1], model.meta.exposure.nframes)

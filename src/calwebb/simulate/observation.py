@@ -141,15 +141,9 @@ class _Exposure:
     def wcs(self) -> WCS:
         """Tangent-plane WCS of this subarray (no distortion)."""
         x_ref, y_ref = self.reference_pixel
-        angle = np.radians(self.config.roll + self.detector.v3_yangle)
-        scale = self.detector.pixel_scale / 3600.0
-        wcs = WCS(naxis=2)
-        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-        wcs.wcs.crval = [self.ra, self.dec]
-        wcs.wcs.crpix = [x_ref - self.window[0] + 1, y_ref - self.window[1] + 1]
-        wcs.wcs.cd = scale * np.array([[-np.cos(angle), np.sin(angle)],
-                                       [np.sin(angle), np.cos(angle)]])
-        return wcs
+        return tangent_plane_wcs(self.ra, self.dec, x_ref - self.window[0] + 1,
+                                 y_ref - self.window[1] + 1, self.detector.pixel_scale,
+                                 self.config.roll + self.detector.v3_yangle)
 
     def sky_rate(self, catalog) -> np.ndarray:
         fwhm = instruments.psf_fwhm_pixels(self.detector.instrument, self.config.filter,
@@ -224,12 +218,20 @@ def exposure_wcs(model) -> WCS:
 
     detector = find_detector(model.meta.instrument.detector)
     wcsinfo, sub = model.meta.wcsinfo, model.meta.subarray
-    angle = np.radians(wcsinfo.roll_ref + wcsinfo.v3yangle)
-    scale = detector.pixel_scale / 3600.0
+    return tangent_plane_wcs(wcsinfo.ra_ref, wcsinfo.dec_ref,
+                             wcsinfo.siaf_xref_sci - sub.xstart + 1,
+                             wcsinfo.siaf_yref_sci - sub.ystart + 1, detector.pixel_scale,
+                             wcsinfo.roll_ref + wcsinfo.v3yangle)
+
+
+def tangent_plane_wcs(ra: float, dec: float, crpix1: float, crpix2: float,
+                      pixel_scale: float, angle_deg: float) -> WCS:
+    """A TAN WCS with the reference pixel (1-based) at (ra, dec), rotated by ``angle_deg``."""
+    angle = np.radians(angle_deg)
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [wcsinfo.ra_ref, wcsinfo.dec_ref]
-    wcs.wcs.crpix = [wcsinfo.siaf_xref_sci - sub.xstart + 1, wcsinfo.siaf_yref_sci - sub.ystart + 1]
-    wcs.wcs.cd = scale * np.array([[-np.cos(angle), np.sin(angle)],
-                                   [np.sin(angle), np.cos(angle)]])
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.crpix = [crpix1, crpix2]
+    wcs.wcs.cd = pixel_scale / 3600.0 * np.array([[-np.cos(angle), np.sin(angle)],
+                                                  [np.sin(angle), np.cos(angle)]])
     return wcs
