@@ -9,7 +9,7 @@ from astropy.table import Table
 from calwebb import datamodels, dqflags
 from calwebb.simulate import ObservationConfig, simulate_observation
 from calwebb.simulate.detector import observed_from_linear
-from calwebb.simulate.observation import exposure_wcs
+from calwebb.simulate.optics import ExposureGeometry
 
 SMALL = dict(subarray="SUB160", readpatt="RAPID", ngroups=6, n_dithers=2, n_stars=15,
              cosmic_ray_rate=1e-3,
@@ -55,17 +55,17 @@ def test_dithers_move_sources_on_the_sky(observation):
     catalog = Table.read(observation.truth_catalog)
     positions = []
     for path in observation.uncal_files:
-        wcs = exposure_wcs(datamodels.open(path))
-        positions.append(np.column_stack(wcs.all_world2pix(catalog["ra"], catalog["dec"], 0)))
+        geometry = ExposureGeometry.from_model(datamodels.open(path))
+        positions.append(np.column_stack(geometry.pixel(catalog["ra"], catalog["dec"])))
     shift = positions[1] - positions[0]
     expected = np.hypot(0.7, 0.35) / 0.0311  # the dither step, in pixels
-    np.testing.assert_allclose(np.hypot(*shift.T), expected, rtol=1e-3)
+    np.testing.assert_allclose(np.hypot(*shift.T), expected, rtol=0.02)  # + distortion
 
 
 def test_truth_rate_puts_star_flux_where_the_catalog_says(observation):
     catalog = Table.read(observation.truth_catalog)
     truth = datamodels.open(observation.truth_rates[0])
-    x, y = exposure_wcs(truth).all_world2pix(catalog["ra"], catalog["dec"], 0)
+    x, y = ExposureGeometry.from_model(truth).pixel(catalog["ra"], catalog["dec"])
     stars = (catalog["kind"] == "star") & (x > 10) & (x < 150) & (y > 10) & (y < 150)
     assert stars.any()
     for xi, yi in zip(x[stars], y[stars], strict=True):

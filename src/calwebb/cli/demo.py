@@ -84,13 +84,13 @@ def _plot(products: Path, observation, path: Path) -> Path:
     from astropy.table import Table
     from astropy.visualization import AsinhStretch, ImageNormalize
 
-    from calwebb.simulate.observation import exposure_wcs
+    from calwebb.simulate.optics import ExposureGeometry
 
     first = observation.uncal_files[0].name.replace("_uncal", "_rate")
     rate = datamodels.open(products / first)
     truth = datamodels.open(observation.truth_rates[0]).data
     catalog = Table.read(observation.truth_catalog)
-    x, y = exposure_wcs(rate).all_world2pix(catalog["ra"], catalog["dec"], 0)
+    x, y = ExposureGeometry.from_model(rate).pixel(catalog["ra"], catalog["dec"])
     figure, axes = plt.subplots(1, 2, figsize=(12, 6))
     norm = ImageNormalize(vmin=np.nanmedian(truth) - 0.5, vmax=np.nanpercentile(truth, 99.7),
                           stretch=AsinhStretch(0.05))

@@ -185,10 +185,101 @@ class RSCDModel(ReferenceModel):
     arrays = {"rscd_group_skip_table": ArraySpec("RSCD_GROUP_SKIP", None, (1,), allocate=None)}
 
 
+class FlatModel(ReferenceModel):
+    """Normalised detector response: science ÷ flat."""
+
+    reftype = "flat"
+    arrays = {
+        "data": _image("SCI"), "err": _image("ERR"), "dq": _image("DQ", dtype=U32),
+        "dq_def": DQ_DEF,
+    }
+
+
+class PixelAreaModel(ReferenceModel):
+    """Relative pixel area (≈1); PIXAR_SR / PIXAR_A2 give the nominal area."""
+
+    reftype = "area"
+    arrays = {"data": _image("SCI")}
+
+
+def _table(extname: str) -> ArraySpec:
+    return ArraySpec(extname, None, (1,), allocate=None)
+
+
+class PhotomModel(ReferenceModel):
+    """Imaging PHOTOM table (filter/pupil/subarray → PHOTMJSR) and its time coefficients."""
+
+    reftype = "photom"
+    primary_array = "phot_table"
+    arrays = {
+        "phot_table": _table("PHOTOM"),
+        "timecoeff_linear": _table("TIMECOEFF_LINEAR"),
+        "timecoeff_exponential": _table("TIMECOEFF_EXPONENTIAL"),
+        "timecoeff_powerlaw": _table("TIMECOEFF_POWERLAW"),
+    }
+
+
+class NrcImgPhotomModel(PhotomModel):
+    pass
+
+
+class NisImgPhotomModel(PhotomModel):
+    pass
+
+
+class MirImgPhotomModel(PhotomModel):
+    pass
+
+
+class FgsImgPhotomModel(PhotomModel):
+    pass
+
+
+#: the official photom model class per instrument (its DATAMODL)
+PHOTOM_MODELS = {"NIRCAM": NrcImgPhotomModel, "NIRISS": NisImgPhotomModel,
+                 "MIRI": MirImgPhotomModel, "FGS": FgsImgPhotomModel}
+
+
+class _TreeReference(ReferenceModel):
+    """An ASDF reference whose content is a tree item rather than arrays."""
+
+    primary_array = None
+    can_cut_out = False
+
+
+class DistortionModel(_TreeReference):
+    """Detector pixel (0-based, full frame) → V2/V3 (arcsec) as an astropy model (``model``)."""
+
+    reftype = "distortion"
+
+    @property
+    def transform(self):
+        return self.tree.get("model")
+
+    @transform.setter
+    def transform(self, value) -> None:
+        self.tree["model"] = value
+
+
+class FilteroffsetModel(_TreeReference):
+    """Per-filter pixel offsets (``filters``: list of filter, pupil, column/row_offset)."""
+
+    reftype = "filteroffset"
+
+    @property
+    def filters(self) -> list[dict]:
+        return list(self.tree.get("filters") or [])
+
+    @filters.setter
+    def filters(self, value: list[dict]) -> None:
+        self.tree["filters"] = [dict(item) for item in value]
+
+
 REFERENCE_MODELS: dict[str, type[ReferenceModel]] = {
     cls.reftype: cls
     for cls in (MaskModel, SaturationModel, SuperBiasModel, LinearityModel, DarkModel,
-                GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel)
+                GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel, FlatModel,
+                PixelAreaModel, PhotomModel, DistortionModel, FilteroffsetModel)
 }
 
 
@@ -203,6 +294,8 @@ def reference_model_class(reftype: str, instrument: str | None = None) -> type[R
     reftype = reftype.lower()
     if reftype == "dark" and (instrument or "").upper() == "MIRI":
         return DarkMIRIModel
+    if reftype == "photom" and (instrument or "").upper() in PHOTOM_MODELS:
+        return PHOTOM_MODELS[instrument.upper()]
     try:
         return REFERENCE_MODELS[reftype]
     except KeyError:
@@ -227,6 +320,8 @@ def _image_shape(model: DataModel) -> tuple[int, int]:
 
 def cutout_reference(reference: ReferenceModel, science: DataModel) -> ReferenceModel:
     """The reference cut to the science subarray (framework.md §7.3), or itself if it matches."""
+    if type(reference).primary_array is None:
+        return reference  # a tree-only reference (distortion, filter offsets)
     primary = getattr(reference, type(reference).primary_array)
     if primary.ndim < reference.image_min_ndim:
         return reference  # not a detector image (e.g. a single IPC kernel)

@@ -69,6 +69,11 @@ FILTERS = {
              "F2100W": 20.795},
 }
 PRIMARY_MIRROR = 6.5  # m
+#: MJy/sr per DN/s of each filter (the PHOTOM reference's PHOTMJSR)
+PHOTMJSR = {
+    instrument: {name: round(0.18 + 0.03 * index, 3) for index, name in enumerate(filters)}
+    for instrument, filters in FILTERS.items()
+}
 
 
 def detector(name: str) -> Detector:
@@ -101,6 +106,15 @@ def frame_time(instrument: str, xsize: int, ysize: int, noutputs: int, pattern: 
         return (xsize / noutputs + 12) * (ysize + 1) * 10e-6
     per_row = 2.775 / 1024 if pattern.upper() == "FASTR1" else 23.89 / 1024
     return per_row * ysize * (xsize / 1032 if xsize < 1032 else 1.0)
+
+
+def photmjsr(instrument: str, filter_name: str) -> float:
+    try:
+        return PHOTMJSR[instrument][filter_name.upper()]
+    except KeyError:
+        known = ", ".join(PHOTMJSR.get(instrument, {}))
+        raise SimulationError(
+            f"{instrument} has no filter {filter_name!r}; known: {known}") from None
 
 
 def psf_fwhm_pixels(instrument: str, filter_name: str, pixel_scale: float) -> float:

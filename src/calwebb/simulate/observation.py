@@ -8,16 +8,27 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.time import Time
-from astropy.wcs import WCS
 
 from calwebb import datamodels
 from calwebb.associations import asn_from_list
 from calwebb.simulate import instruments
 from calwebb.simulate.detector import make_detector, simulate_ramps
-from calwebb.simulate.references import write_cache, write_detector_references
-from calwebb.simulate.sky import make_catalog, render
+from calwebb.simulate.optics import (
+    FILTER_OFFSETS,
+    Distortion,
+    ExposureGeometry,
+    Pointing,
+    quantum_efficiency,
+)
+from calwebb.simulate.references import (
+    write_cache,
+    write_detector_references,
+    write_optics_references,
+)
+from calwebb.simulate.sky import dn_per_s, make_catalog, render
 
-PHOTMJSR = 0.3  # MJy/sr per DN/s, the same for every simulated filter
+ARCSEC2_PER_SR = 206264.80624709636 ** 2
+VA_SCALE = 1.0000312  # velocity aberration scale (about Earth's orbital speed / c · cos)
 
 
 @dataclass
@@ -72,8 +83,8 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
     window = instruments.subarray(instrument, config.subarray)
     first = instruments.detector(config.detectors[0])
     radius = 0.7 * max(window[2], window[3]) * first.pixel_scale  # covers the field
-    centre = _Exposure(config, first, window, 0, nframes, groupgap, rng).wcs().all_pix2world(
-        (window[2] - 1) / 2.0, (window[3] - 1) / 2.0, 0)
+    geometry = _Exposure(config, first, window, 0, nframes, groupgap, rng).geometry
+    centre = geometry.sky((window[2] - 1) / 2.0, (window[3] - 1) / 2.0)
     catalog = make_catalog(float(centre[0]), float(centre[1]), radius, config.n_stars,
                            config.n_galaxies, rng)
     result.truth_catalog = output_dir / "truth_catalog.ecsv"
@@ -81,12 +92,16 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
     for detector_index, name in enumerate(config.detectors):
         detector = instruments.detector(name)
         truth = make_detector(detector, config.seed * 1000 + detector_index)
+        serial = 9000 + 40 * detector_index
         result.reference_files += write_detector_references(
-            truth, output_dir / "refs", 9000 + 20 * detector_index, config.readpatt,
+            truth, output_dir / "refs", serial, config.readpatt,
             detector.exposure_type, {config.subarray.upper(): window})
+        response = quantum_efficiency(detector, config.filter, config.seed)
+        result.reference_files += write_optics_references(
+            truth, response, config.filter, config.pupil, output_dir / "refs", serial + 20)
         for dither in range(config.n_dithers):
             exposure = _Exposure(config, detector, window, dither, nframes, groupgap, rng)
-            rate = exposure.sky_rate(catalog)
+            rate = exposure.sky_rate(catalog, response)
             ramps = simulate_ramps(rate, truth, window, nframes, groupgap, config.ngroups,
                                    config.nints, exposure.frame_time, config.cosmic_ray_rate, rng)
             uncal = exposure.level1b(ramps.data)
@@ -138,20 +153,31 @@ class _Exposure:
         ny, nx = self.detector.full_shape
         return (nx + 1) / 2.0, (ny + 1) / 2.0
 
-    def wcs(self) -> WCS:
-        """Tangent-plane WCS of this subarray (no distortion)."""
-        x_ref, y_ref = self.reference_pixel
-        return tangent_plane_wcs(self.ra, self.dec, x_ref - self.window[0] + 1,
-                                 y_ref - self.window[1] + 1, self.detector.pixel_scale,
-                                 self.config.roll + self.detector.v3_yangle)
+    @property
+    def geometry(self) -> ExposureGeometry:
+        """This exposure's true pixel ↔ sky mapping."""
+        detector = self.detector
+        pointing = Pointing(self.ra, self.dec, self.config.roll, detector.v2_ref,
+                            detector.v3_ref, VA_SCALE)
+        return ExposureGeometry(Distortion.of(detector), pointing, self.window[0],
+                                self.window[1],
+                                FILTER_OFFSETS.get(self.config.filter.upper(), (0.0, 0.0)))
 
-    def sky_rate(self, catalog) -> np.ndarray:
-        fwhm = instruments.psf_fwhm_pixels(self.detector.instrument, self.config.filter,
+    def sky_rate(self, catalog, response: np.ndarray) -> np.ndarray:
+        """Noiseless DN/s: (background·Ω + sources) / (PHOTMJSR·PIXAR_SR) × pixel response."""
+        instrument, geometry = self.detector.instrument, self.geometry
+        photmjsr = instruments.photmjsr(instrument, self.config.filter)
+        fwhm = instruments.psf_fwhm_pixels(instrument, self.config.filter,
                                            self.detector.pixel_scale)
         shape = (self.window[3], self.window[2])
-        rate, _ = render(catalog, self.wcs(), shape, fwhm, self.detector.pixel_scale, PHOTMJSR,
-                         self.config.background_mjy_sr / PHOTMJSR)
-        return rate
+        nominal_sr = geometry.distortion.nominal_area_arcsec2() / ARCSEC2_PER_SR
+        x, y = geometry.pixel(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
+        totals = dn_per_s(np.asarray(catalog["flux_ujy"]), photmjsr, nominal_sr)
+        sources = render(catalog, x, y, shape, fwhm, self.detector.pixel_scale, totals)
+        background = self.config.background_mjy_sr / photmjsr * geometry.relative_area(shape)
+        x0, y0, nx, ny = self.window
+        cut = response[y0 - 1:y0 - 1 + ny, x0 - 1:x0 - 1 + nx]
+        return ((sources + background) * cut).astype(np.float32)
 
     def level1b(self, data: np.ndarray) -> datamodels.Level1bModel:
         config, detector = self.config, self.detector
@@ -197,6 +223,8 @@ class _Exposure:
         wcsinfo.v2_ref, wcsinfo.v3_ref = detector.v2_ref, detector.v3_ref
         wcsinfo.roll_ref, wcsinfo.v3yangle, wcsinfo.vparity = config.roll, detector.v3_yangle, -1
         wcsinfo.siaf_xref_sci, wcsinfo.siaf_yref_sci = self.reference_pixel
+        meta.velocity_aberration.scale_factor = VA_SCALE
+        meta.aperture.name = f"{detector.name}_{self.config.subarray.upper()}"
         meta.visit.tsovisit = False
         meta.dither.primary_type, meta.dither.position_number = "NONE", self.dither + 1
         meta.dither.total_points = config.n_dithers
@@ -210,28 +238,3 @@ class _Exposure:
             table[f"int_end_{column}"] = times + self.group_time * config.ngroups / 2 / 86400
         model.int_times = table
         return model
-
-
-def exposure_wcs(model) -> WCS:
-    """The simulator's tangent-plane WCS of a product, rebuilt from its pointing keywords."""
-    from calwebb.simulate.instruments import detector as find_detector
-
-    detector = find_detector(model.meta.instrument.detector)
-    wcsinfo, sub = model.meta.wcsinfo, model.meta.subarray
-    return tangent_plane_wcs(wcsinfo.ra_ref, wcsinfo.dec_ref,
-                             wcsinfo.siaf_xref_sci - sub.xstart + 1,
-                             wcsinfo.siaf_yref_sci - sub.ystart + 1, detector.pixel_scale,
-                             wcsinfo.roll_ref + wcsinfo.v3yangle)
-
-
-def tangent_plane_wcs(ra: float, dec: float, crpix1: float, crpix2: float,
-                      pixel_scale: float, angle_deg: float) -> WCS:
-    """A TAN WCS with the reference pixel (1-based) at (ra, dec), rotated by ``angle_deg``."""
-    angle = np.radians(angle_deg)
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [ra, dec]
-    wcs.wcs.crpix = [crpix1, crpix2]
-    wcs.wcs.cd = pixel_scale / 3600.0 * np.array([[-np.cos(angle), np.sin(angle)],
-                                                  [np.sin(angle), np.cos(angle)]])
-    return wcs

@@ -20,6 +20,8 @@ def _describe(model, reftype: str, truth: DetectorTruth, subarray=None, window=N
     meta.reftype = reftype.upper()
     meta.telescope = "JWST"
     meta.instrument.name, meta.instrument.detector = detector.instrument, detector.name
+    if detector.instrument == "NIRCAM":
+        meta.instrument.module, meta.instrument.channel = detector.module, detector.channel
     meta.useafter, meta.pedigree = USEAFTER, "SIMULATION"
     meta.author, meta.description = "calwebb.simulate", f"simulated {reftype} for {detector.name}"
     ny, nx = detector.full_shape
@@ -91,3 +93,78 @@ def write_cache(reference_files: list[Path], crds_path: Path,
                 context: str = "jwst_9000.pmap") -> Path:
     """A CRDS cache selecting these files, readable offline by the crds client."""
     return write_local_cache(reference_files, crds_path, context)
+
+
+def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_name: str,
+                            pupil: str, directory: Path, serial: int) -> list[Path]:
+    """DISTORTION and FILTEROFFSET (ASDF), FLAT, AREA and PHOTOM for one detector and filter,
+    from the simulator's optics; returns their paths."""
+    from calwebb.simulate import instruments
+    from calwebb.simulate.optics import (
+        FILTER_OFFSETS,
+        Distortion,
+        ExposureGeometry,
+        Pointing,
+    )
+
+    detector = truth.detector
+    instrument = detector.instrument
+    nircam = instrument == "NIRCAM"
+    distortion = Distortion.of(detector)
+    offset = FILTER_OFFSETS.get(filter_name.upper(), (0.0, 0.0))
+    unpointed = Pointing(0.0, 0.0, 0.0, detector.v2_ref, detector.v3_ref)
+    area = ExposureGeometry(distortion, unpointed, 1, 1, offset).relative_area(
+        detector.full_shape)
+    nominal_a2 = distortion.nominal_area_arcsec2()
+    nominal_sr = nominal_a2 / 206264.80624709636 ** 2
+
+    flat_values = response * area
+    no_flat = np.random.default_rng(serial).random(flat_values.shape) < 5e-5
+    flat_values[no_flat & ~truth.reference] = np.nan
+    flat = datamodels.FlatModel(data=flat_values.astype(np.float32),
+                                err=np.full(flat_values.shape, 0.005, np.float32),
+                                dq=np.zeros(flat_values.shape, np.uint32))
+    pixel_area = datamodels.PixelAreaModel(data=area)
+    for model in (flat, pixel_area):
+        model.meta.instrument.filter = filter_name.upper()
+        if nircam:
+            model.meta.instrument.pupil = pupil.upper()
+    pixel_area.meta.photometry.pixelarea_steradians = nominal_sr
+    pixel_area.meta.photometry.pixelarea_arcsecsq = nominal_a2
+
+    filters = instruments.FILTERS[instrument]
+    values = [instruments.photmjsr(instrument, name) for name in filters]
+    columns = [("filter", "S12"), ("pupil" if nircam else "subarray", "S17"),
+               ("photmjsr", ">f4"), ("uncertainty", ">f4")]
+    table = np.zeros(len(filters), dtype=columns)
+    table["filter"] = list(filters)
+    table[columns[1][0]] = "CLEAR" if nircam else "GENERIC"
+    table["photmjsr"], table["uncertainty"] = values, np.multiply(values, 0.01)
+    photom = datamodels.reference_model_class("photom", instrument)(phot_table=table)
+    photom.meta.photometry.pixelarea_steradians = nominal_sr
+    photom.meta.photometry.pixelarea_arcsecsq = nominal_a2
+
+    distortion_model = datamodels.DistortionModel()
+    distortion_model.transform = distortion.astropy_model()
+    distortion_model.meta.input_units, distortion_model.meta.output_units = "pixel", "arcsec"
+    if nircam:
+        distortion_model.meta.instrument.p_pupil = "CLEAR|"
+    filteroffset = datamodels.FilteroffsetModel()
+    filteroffset.filters = [
+        {"filter": name, "pupil": "CLEAR", "column_offset": column, "row_offset": row}
+        if nircam else {"filter": name, "column_offset": column, "row_offset": row}
+        for name, (column, row) in FILTER_OFFSETS.items() if name in filters]
+    filteroffset.meta.input_units = "pixel"
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    files = (("flat", flat, "fits"), ("area", pixel_area, "fits"), ("photom", photom, "fits"),
+             ("distortion", distortion_model, "asdf"), ("filteroffset", filteroffset, "asdf"))
+    for reftype, model, extension in files:
+        _describe(model, reftype, truth)
+        model.meta.exposure.type = detector.exposure_type
+        serial += 1
+        path = directory / f"jwst_{instrument.lower()}_{reftype}_{serial:04d}.{extension}"
+        model.save(path)
+        paths.append(path)
+    return paths

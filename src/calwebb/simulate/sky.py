@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from astropy.modeling.models import Sersic2D
 from astropy.table import Table
-from astropy.wcs import WCS
 from scipy import ndimage
 from scipy.special import erf
 
@@ -37,38 +36,33 @@ def dn_per_s(flux_ujy: np.ndarray, photmjsr: float, pixel_area_sr: float) -> np.
     return flux_ujy * 1e-6 / (photmjsr * 1e6 * pixel_area_sr)
 
 
-def render(catalog: Table, wcs: WCS, shape: tuple[int, int], fwhm_pixels: float,
-           pixel_scale: float, photmjsr: float, background_dn_s: float,
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """(count rate [DN/s], pixel positions [n, 2] as x, y 0-based) of the sky on a detector."""
+def render(catalog: Table, x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
+           fwhm_pixels: float, pixel_scale: float, totals_dn_s: np.ndarray) -> np.ndarray:
+    """Count rate [DN/s] of the catalog's sources at 0-based pixel positions ``x, y``, each
+    source's PSF-convolved profile integrated over pixels and scaled to its total."""
     ny, nx = shape
-    rate = np.full(shape, background_dn_s, np.float64)
-    x, y = wcs.all_world2pix(catalog["ra"], catalog["dec"], 0)
+    rate = np.zeros(shape, np.float64)
     sigma = fwhm_pixels / 2.3548
-    area_sr = (pixel_scale / 206264.806) ** 2
-    totals = dn_per_s(np.asarray(catalog["flux_ujy"]), photmjsr, area_sr)
     half = int(np.ceil(6 * sigma)) + 2
     for index, row in enumerate(catalog):
         cx, cy = x[index], y[index]
-        x0, x1 = int(np.floor(cx)) - half, int(np.floor(cx)) + half + 1
-        y0, y1 = int(np.floor(cy)) - half, int(np.floor(cy)) + half + 1
         stamp_half = half
         if row["kind"] == "galaxy":
             radius = row["half_light_radius_arcsec"] / pixel_scale
             stamp_half = half + int(np.ceil(5 * radius))
-            x0, x1 = int(np.floor(cx)) - stamp_half, int(np.floor(cx)) + stamp_half + 1
-            y0, y1 = int(np.floor(cy)) - stamp_half, int(np.floor(cy)) + stamp_half + 1
+        x0, x1 = int(np.floor(cx)) - stamp_half, int(np.floor(cx)) + stamp_half + 1
+        y0, y1 = int(np.floor(cy)) - stamp_half, int(np.floor(cy)) + stamp_half + 1
         if x1 <= 0 or y1 <= 0 or x0 >= nx or y0 >= ny:
             continue
         if row["kind"] == "star":
             stamp = _pixel_integrated_gaussian(cx - x0, cy - y0, sigma, y1 - y0, x1 - x0)
         else:
             stamp = _galaxy(cx - x0, cy - y0, radius, row, sigma, y1 - y0, x1 - x0)
-        stamp *= totals[index] / stamp.sum()
+        stamp *= totals_dn_s[index] / stamp.sum()
         ya, xa = max(y0, 0), max(x0, 0)
         yb, xb = min(y1, ny), min(x1, nx)
         rate[ya:yb, xa:xb] += stamp[ya - y0:yb - y0, xa - x0:xb - x0]
-    return rate.astype(np.float32), np.column_stack([x, y])
+    return rate
 
 
 def _pixel_integrated_gaussian(cx, cy, sigma, ny, nx) -> np.ndarray:
