@@ -21,3 +21,27 @@ def _restore_logging():
             logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
         logger.propagate = True
+
+
+@pytest.fixture(scope="session")
+def imaging_observation(tmp_path_factory):
+    """A small simulated NIRCam imaging observation (2 dithers of SUB160, no cosmic rays)."""
+    from calwebb.simulate import ObservationConfig, simulate_observation
+
+    config = ObservationConfig(subarray="SUB160", readpatt="RAPID", ngroups=5, n_dithers=2,
+                               n_stars=30, n_galaxies=5, cosmic_ray_rate=0.0, seed=3)
+    return simulate_observation(config, tmp_path_factory.mktemp("imaging"))
+
+
+@pytest.fixture
+def imaging_crds(monkeypatch, imaging_observation):
+    """Reference selection from the imaging observation's CRDS cache."""
+    from calwebb import references
+
+    monkeypatch.setenv("CRDS_PATH", str(imaging_observation.crds_path))
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    references.forget_crds_state()
+    yield imaging_observation
+    references.forget_crds_state()

@@ -112,7 +112,7 @@ def get_reference_file(model, reftype: str) -> str:
     if path != "N/A":
         if not os.access(path, os.R_OK):
             raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
-        check_reference_matches(path, model)
+        check_reference_matches(path, model, reftype)
     return path
 
 
@@ -139,22 +139,29 @@ def crds_context(model=None) -> str | None:
         return None
 
 
-def check_reference_matches(path: str | os.PathLike, model) -> None:
-    """ReferenceFileError when a reference's INSTRUME or DETECTOR contradicts the data."""
-    from calwebb.references.cache import reference_metadata
+def check_reference_matches(path: str | os.PathLike, model, reftype: str | None = None) -> None:
+    """ReferenceFileError when a reference's INSTRUME or DETECTOR (and, for types selected by
+    them, FILTER, PUPIL, CHANNEL, BAND) contradicts the data."""
+    from calwebb.references.cache import MATCH_KEYS, PATTERN_KEYS, reference_metadata
 
     meta = reference_metadata(path)
     ours_by_key = dataset_parameters(model)
-    for key, label in (("META.INSTRUMENT.NAME", "INSTRUME"),
-                       ("META.INSTRUMENT.DETECTOR", "DETECTOR")):
-        theirs = str(meta.get(key) or "").upper()
+    keys = {"META.INSTRUMENT.NAME": "INSTRUME", "META.INSTRUMENT.DETECTOR": "DETECTOR"}
+    selected_by = set(MATCH_KEYS.get((reftype or "").lower(), ()))
+    keys.update({key: label for key, label in (
+        ("META.INSTRUMENT.FILTER", "FILTER"), ("META.INSTRUMENT.PUPIL", "PUPIL"),
+        ("META.INSTRUMENT.CHANNEL", "CHANNEL"), ("META.INSTRUMENT.BAND", "BAND"))
+        if key in selected_by})
+    for key, label in keys.items():
+        theirs = str(meta.get(PATTERN_KEYS.get(key, "")) or meta.get(key) or "").upper()
         ours = str(ours_by_key.get(key) or "").upper()
         if theirs in ("", "ANY", "N/A", "GENERIC", "MULTIPLE") or not ours:
             continue
         allowed = {part.strip() for part in theirs.split("|")}
         if ours not in allowed:
             raise ReferenceFileError(
-                f"{Path(path).name}: reference {label} is {theirs} but the data are {ours}")
+                f"{Path(path).name}: reference {label} is {theirs.rstrip('|')} but the data "
+                f"are {ours}")
 
 
 def explain(model, reftypes: list[str]) -> list[dict]:

@@ -166,12 +166,12 @@ class Pointing:
         """RA, Dec (deg) of V2/V3 (arcsec) after velocity aberration."""
         v2 = self.va_scale * np.asarray(v2, float) + (1 - self.va_scale) * self.v2_ref
         v3 = self.va_scale * np.asarray(v3, float) + (1 - self.va_scale) * self.v3_ref
-        vector = self._attitude() @ _unit(v2 / 3600.0, v3 / 3600.0)
+        vector = np.einsum("ij,j...->i...", self._attitude(), _unit(v2 / 3600.0, v3 / 3600.0))
         return _angles(vector)
 
     def v2v3(self, ra, dec) -> tuple[np.ndarray, np.ndarray]:
         """The inverse of :meth:`sky`."""
-        v2, v3 = _angles(self._attitude().T @ _unit(ra, dec))
+        v2, v3 = _angles(np.einsum("ji,j...->i...", self._attitude(), _unit(ra, dec)))
         v2 = np.where(v2 > 180, v2 - 360, v2) * 3600.0
         v3 = v3 * 3600.0
         return ((v2 - (1 - self.va_scale) * self.v2_ref) / self.va_scale,

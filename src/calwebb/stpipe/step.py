@@ -324,6 +324,9 @@ class Step:
             if not path.is_file():
                 raise ReferenceFileError(
                     f"{self.qualified_name}: override_{reftype} {path} does not exist")
+            from calwebb import references
+
+            references.check_reference_matches(path, model, reftype)
             self._references_used[reftype] = str(path)
             self.log.info("Using %s reference file %s (override)", reftype.upper(), path)
             return str(path)
