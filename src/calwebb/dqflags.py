@@ -145,3 +145,14 @@ def is_set(dq: np.ndarray, flags: int) -> np.ndarray:
 def group_to_pixel(groupdq: np.ndarray) -> np.ndarray:
     """OR a GROUPDQ array over its group axis (axis -3) into uint32 pixel flags."""
     return np.bitwise_or.reduce(groupdq, axis=-3).astype(np.uint32)
+
+
+def harmonize_invalid(dq: np.ndarray, *arrays: np.ndarray) -> None:
+    """Make NaN and DO_NOT_USE agree, in place: a pixel that is non-finite in any of
+    ``arrays`` or DO_NOT_USE in ``dq`` becomes NaN in all of them and DO_NOT_USE in ``dq``."""
+    invalid = (dq & DO_NOT_USE) != 0
+    for array in arrays:
+        invalid |= ~np.isfinite(array)
+    dq[invalid] |= DO_NOT_USE
+    for array in arrays:
+        array[invalid] = np.nan
