@@ -75,6 +75,8 @@ class ImageModel(DataModel):
         **_slope_arrays(2),
         "area": ArraySpec("AREA", F32, (2,), allocate=None),
         "zeroframe": ArraySpec("ZEROFRAME", F32, (2,), allocate=None),
+        "con": ArraySpec("CON", I32, (3,), allocate=None),  # resampled: context bits
+        "wht": ArraySpec("WHT", F32, (2,), allocate=None),  # resampled: total weight
     }
 
 

@@ -33,8 +33,9 @@ class FlatFieldStep(Step):
             flat = datamodels.cutout_reference(flat, model)
         except ReferenceFileError as exc:
             return self.skip_model(model, str(exc))
-        arrays = {name: getattr(model, name) for name in
-                  ("data", "dq", "var_poisson", "var_rnoise") if model.has_array(name)}
+        arrays = {name: getattr(model, name) for name in ("data", "dq", "var_poisson",
+                                                          "var_rnoise")
+                  if name in ("data", "dq") or model.has_array(name)}
         apply_flat(arrays, flat.data, flat.err if flat.has_array("err") else None,
                    datamodels.reference_dq(flat, flat.data.shape), inverse=self.inverse)
         for name, array in arrays.items():
