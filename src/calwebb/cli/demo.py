@@ -27,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from astropy.table import Table
+
     from calwebb.pipeline.detector1 import Detector1Pipeline
+    from calwebb.pipeline.image2 import Image2Pipeline
     from calwebb.simulate import ObservationConfig, simulate_observation
 
     logs.configure("INFO" if args.verbose else "ERROR")
@@ -47,25 +50,56 @@ def run(args: argparse.Namespace) -> int:
     os.environ.pop("CRDS_CONTEXT", None)
     references.forget_crds_state()
     rows = []
+    catalog = Table.read(observation.truth_catalog)
     for uncal, truth_path in zip(observation.uncal_files, observation.truth_rates,
                                  strict=True):
         started = time.perf_counter()
         rate = Detector1Pipeline.call(str(uncal), output_dir=str(output / "stage1"),
                                       save_results=True)
-        seconds = time.perf_counter() - started
+        stage1_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        cal = Image2Pipeline.call(rate, output_dir=str(output / "stage2"), save_results=True)
+        stage2_seconds = time.perf_counter() - started
         truth = datamodels.open(truth_path).data
-        rows.append((uncal.name, seconds, *_compare(rate, truth),
-                     len(observation.cosmic_rays[uncal.name])))
-    print(f"\n{'exposure':<46} {'time':>6} {'pull mean':>9} {'pull std':>8} "
-          f"{'jump px':>7} {'CR hits':>7}")
-    for name, seconds, mean, std, jumps, hits in rows:
-        print(f"{name:<46} {seconds:5.1f}s {mean:9.3f} {std:8.3f} {jumps:7d} {hits:7d}")
+        rows.append((uncal.name, stage1_seconds, *_compare(rate, truth),
+                     len(observation.cosmic_rays[uncal.name]), stage2_seconds,
+                     *_star_fluxes(cal, catalog)))
+    print(f"\n{'exposure':<44} {'stage1':>6} {'pull mean':>9} {'pull std':>8} "
+          f"{'jump px':>7} {'CR hits':>7} {'stage2':>6} {'flux/true':>9} {'stars':>5}")
+    for name, seconds1, mean, std, jumps, hits, seconds2, ratio, spread, stars in rows:
+        print(f"{name:<44} {seconds1:5.1f}s {mean:9.3f} {std:8.3f} {jumps:7d} {hits:7d} "
+              f"{seconds2:5.1f}s {ratio:5.3f}±{spread:.3f} {stars:5d}")
     print("\npull = (rate − true rate) / ERR on clean pixels: a correct calibration gives "
-          "mean ≈ 0 and std ≈ 1.")
-    picture = _plot(output / "stage1", observation, output / "demo.png")
-    print(f"Products in {output / 'stage1'}/; picture {picture}")
+          "mean ≈ 0 and std ≈ 1.\nflux/true = median (± scatter) of isolated bright stars' "
+          "aperture fluxes in the cal image (MJy/sr × pixel area) over their true fluxes.")
+    picture = _plot(output / "stage2", observation, output / "demo.png")
+    print(f"Products in {output / 'stage1'}/ and {output / 'stage2'}/; picture {picture}")
     logging.getLogger("calwebb").info("demo finished")
     return 0
+
+
+def _star_fluxes(cal, catalog, radius=5.0) -> tuple[float, float, int]:
+    """Median and scatter of aperture flux / true flux for isolated stars above 100 µJy."""
+    from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
+
+    x, y = cal.meta.wcs.invert(catalog["ra"], catalog["dec"])
+    x, y = np.nan_to_num(x, nan=-1e3), np.nan_to_num(y, nan=-1e3)
+    ny, nx = cal.data.shape
+    distance = np.hypot(x[:, None] - x[None], y[:, None] - y[None]) + np.eye(len(x)) * 1e9
+    chosen = ((catalog["kind"] == "star") & (catalog["flux_ujy"] > 100)
+              & (x > 15) & (x < nx - 15) & (y > 15) & (y < ny - 15)
+              & (distance.min(axis=1) > 15))
+    if not chosen.any():
+        return float("nan"), float("nan"), 0
+    positions = np.column_stack([x[chosen], y[chosen]])
+    surface = np.nan_to_num(cal.data * cal.area)  # MJy/sr × relative pixel area
+    aperture = ApertureStats(surface, CircularAperture(positions, radius))
+    background = ApertureStats(surface, CircularAnnulus(positions, radius + 4, radius + 8))
+    flux = (aperture.sum - background.median * aperture.sum_aper_area.value) \
+        * cal.meta.photometry.pixelarea_steradians * 1e12  # µJy
+    ratio = flux / np.asarray(catalog["flux_ujy"][chosen])
+    return float(np.median(ratio)), float(1.4826 * np.median(np.abs(ratio - np.median(ratio)))), \
+        int(chosen.sum())
 
 
 def _compare(rate, truth) -> tuple[float, float, int]:
@@ -84,23 +118,20 @@ def _plot(products: Path, observation, path: Path) -> Path:
     from astropy.table import Table
     from astropy.visualization import AsinhStretch, ImageNormalize
 
-    from calwebb.simulate.optics import ExposureGeometry
-
-    first = observation.uncal_files[0].name.replace("_uncal", "_rate")
-    rate = datamodels.open(products / first)
-    truth = datamodels.open(observation.truth_rates[0]).data
+    first = observation.uncal_files[0].name.replace("_uncal", "_i2d")
+    i2d = datamodels.open(products / first)
     catalog = Table.read(observation.truth_catalog)
-    x, y = ExposureGeometry.from_model(rate).pixel(catalog["ra"], catalog["dec"])
-    figure, axes = plt.subplots(1, 2, figsize=(12, 6))
-    norm = ImageNormalize(vmin=np.nanmedian(truth) - 0.5, vmax=np.nanpercentile(truth, 99.7),
-                          stretch=AsinhStretch(0.05))
-    for axis, image, title in ((axes[0], rate.data, "calwebb rate (DN/s)"),
-                               (axes[1], truth, "true rate, truth catalog")):
-        axis.imshow(image, origin="lower", cmap="gray", norm=norm)
-        axis.set_title(title)
-    axes[1].scatter(x, y, s=40, facecolors="none", edgecolors="tab:orange", linewidths=0.8)
-    axes[1].set_xlim(-0.5, truth.shape[1] - 0.5)
-    axes[1].set_ylim(-0.5, truth.shape[0] - 0.5)
+    x, y = i2d.meta.wcs.invert(catalog["ra"], catalog["dec"])
+    figure, axis = plt.subplots(figsize=(8, 8))
+    norm = ImageNormalize(vmin=np.nanmedian(i2d.data) - 0.05,
+                          vmax=np.nanpercentile(i2d.data, 99.7), stretch=AsinhStretch(0.05))
+    axis.imshow(i2d.data, origin="lower", cmap="gray", norm=norm)
+    axis.scatter(x, y, s=60, facecolors="none", edgecolors="tab:orange", linewidths=0.8,
+                 label="truth catalog")
+    axis.set_xlim(-0.5, i2d.data.shape[1] - 0.5)
+    axis.set_ylim(-0.5, i2d.data.shape[0] - 0.5)
+    axis.set_title(f"calwebb i2d (MJy/sr) of {first}")
+    axis.legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
