@@ -65,19 +65,25 @@ def test_cal_is_the_true_surface_brightness_and_star_fluxes(products, imaging_cr
         assert flux == pytest.approx(catalog["flux_ujy"][index], rel=0.01)
 
 
-def test_a_uniform_sky_is_uniform_in_cal(tmp_path, monkeypatch):
+@pytest.mark.parametrize("instrument, detector, filter_name, readpatt, subarray, science", [
+    ("NIRCAM", "NRCA1", "F200W", "RAPID", "SUB64P", np.s_[4:, 4:]),
+    ("MIRI", "MIRIMAGE", "F770W", "FASTR1", "SUB64", np.s_[:, 4:-4]),
+])
+def test_a_uniform_sky_is_uniform_in_cal(tmp_path, monkeypatch, instrument, detector,
+                                         filter_name, readpatt, subarray, science):
     """Flat (response × pixel area), area and photom together return the true 0.15 MJy/sr."""
     from calwebb import references
     from calwebb.simulate import ObservationConfig, simulate_observation
 
     observation = simulate_observation(ObservationConfig(
-        subarray="SUB64P", readpatt="RAPID", ngroups=3, n_dithers=1, n_stars=0, n_galaxies=0,
+        instrument=instrument, detectors=(detector,), filter=filter_name, readpatt=readpatt,
+        subarray=subarray, ngroups=3, n_dithers=1, n_stars=0, n_galaxies=0,
         cosmic_ray_rate=0.0, background_mjy_sr=0.15), tmp_path / "sky")
     monkeypatch.setenv("CRDS_PATH", str(observation.crds_path))
     references.forget_crds_state()
     cal = Image2Pipeline.call(str(observation.truth_rates[0]),
                               steps={"resample": {"skip": True}})
-    science = cal.data[4:, 4:]  # the subarray's first 4 rows and columns are reference pixels
+    science = cal.data[science]  # reference pixels excluded
     finite = np.isfinite(science)
     assert finite.mean() > 0.99
     np.testing.assert_allclose(science[finite], 0.15, rtol=1e-5)
