@@ -1,96 +1,297 @@
 """Drizzle images onto one grid with the ``drizzle`` package (stage2.md §4.22).
 
-Inputs are surface brightness, so no intensity rescaling is applied: each output pixel is the
-weighted mean of the input pixels overlapping it, which conserves surface brightness and
-hence Σ SCI·Ω (total flux).
+Inputs are surface brightness (MJy/sr), so every output pixel is the weighted mean of the
+input pixels that overlap it, with no intensity rescaling: surface brightness is kept, and
+the total flux Σ SCI·Ω is conserved by the square kernel.
+
+Variances follow the official scheme: each input's variance arrays are drizzled as standard
+deviations with the same pixel weights as the science data and squared (the per-input
+variance on the output grid, v_i); the inputs are then combined with output-grid weights w_i
+(``ivm``: 1/v_i of VAR_RNOISE, ``exptime``: the exposure time, None: 1) as
+Σ w_i²·v_i / (Σ w_i)², divided by the squared pixel-scale ratio. Inputs are consumed one at a
+time; every output array is float32.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from drizzle.resample import Drizzle
 from drizzle.utils import calc_pixmap
+from scipy.interpolate import RectBivariateSpline
 
 from calwebb import dqflags
+from calwebb.errors import DataModelError, ParameterError
+from calwebb.resample.grid import bounding_box_of
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
-#: input pixels with these flags are left out (all other flags are treated as good)
-EXCLUDED = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
+#: input pixels with any of these flags are left out; every other flag counts as good
+EXCLUDED_FLAGS = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
+KERNELS = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
+WEIGHT_TYPES = ("ivm", "exptime", None)
 
 
 @dataclass
 class DrizzleInput:
-    """One image to drizzle: 2-D arrays, its gwcs, exposure time and variances by name."""
+    """One 2-D image to drizzle: SCI, DQ, its gwcs and (optionally) ERR and variances."""
 
     data: np.ndarray
-    dq: np.ndarray
     wcs: object
-    exposure_time: float = 1.0
+    dq: np.ndarray | None = None
+    err: np.ndarray | None = None
     variances: dict[str, np.ndarray] = field(default_factory=dict)
+    exposure_time: float = 1.0  # the 'exptime' weight: TMEASURE, else EFFEXPTM
+    background: float = 0.0  # sky level subtracted before drizzling
+    name: str = "input"
 
 
 @dataclass
 class DrizzleResult:
+    """Output arrays (float32 [ny, nx]; context int32 [nplanes, ny, nx])."""
+
     data: np.ndarray
     weight: np.ndarray
     context: np.ndarray | None
     variances: dict[str, np.ndarray]
-    error: np.ndarray
+    error: np.ndarray | None
+    dq: np.ndarray | None
+    n_inputs: int
 
 
-def pixel_weights(item: DrizzleInput, weight_type: str | None) -> np.ndarray:
-    """Per-pixel weights: 'ivm' = 1/VAR_RNOISE, 'exptime' = the exposure time, None = 1;
-    0 for excluded, non-finite or zero-variance pixels."""
-    usable = ((item.dq & EXCLUDED) == 0) & np.isfinite(item.data)
-    if weight_type == "ivm":
-        variance = item.variances.get("var_rnoise")
-        if variance is None:
-            weights = np.ones(item.data.shape, np.float32)
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                weights = np.where((variance > 0) & np.isfinite(variance), 1.0 / variance, 0.0)
+# -- per-input preparation -----------------------------------------------------------------------
+def check_input(item: DrizzleInput) -> None:
+    """Raise DataModelError naming the image and array when ``item`` cannot be drizzled."""
+    data = np.asarray(item.data)
+    if data.ndim != 2:
+        raise DataModelError(f"{item.name}: resample needs a 2-D SCI array, got shape "
+                             f"{data.shape}")
+    arrays = {"DQ": item.dq, "ERR": item.err,
+              **{name.upper(): array for name, array in item.variances.items()}}
+    for label, array in arrays.items():
+        if array is not None and np.shape(array) != data.shape:
+            raise DataModelError(f"{item.name}: {label} has shape {np.shape(array)}, SCI has "
+                                 f"{data.shape}")
+    if item.dq is not None and np.asarray(item.dq).dtype.kind not in "ui":
+        raise DataModelError(f"{item.name}: DQ must be an integer array, got "
+                             f"{np.asarray(item.dq).dtype}")
+
+
+def excluded_pixels(item: DrizzleInput) -> np.ndarray:
+    """True where a pixel is left out: DO_NOT_USE or NON_SCIENCE in DQ, or (NaN/DO_NOT_USE
+    harmonisation) a non-finite SCI, ERR or variance value."""
+    excluded = ~np.isfinite(item.data)
+    for array in (item.err, *item.variances.values()):
+        if array is not None:
+            excluded |= ~np.isfinite(array)
+    if item.dq is not None:
+        excluded |= (np.asarray(item.dq) & EXCLUDED_FLAGS) != 0
+    return excluded
+
+
+def pixel_weights(item: DrizzleInput, weight_type: str | None,
+                  excluded: np.ndarray | None = None) -> np.ndarray:
+    """float32 weight of each input pixel: 'ivm' → 1/VAR_RNOISE (0 where it is ≤ 0 or not
+    finite; 1 everywhere when the image has no VAR_RNOISE), 'exptime' → the exposure time,
+    None → 1; 0 at excluded pixels."""
+    if weight_type not in WEIGHT_TYPES:
+        raise ParameterError(f"weight_type must be one of {WEIGHT_TYPES}, got {weight_type!r}")
+    shape = np.shape(item.data)
+    variance = item.variances.get("var_rnoise")
+    if weight_type == "ivm" and variance is not None:
+        variance = np.asarray(variance, np.float32)
+        usable = (variance > 0) & np.isfinite(variance)
+        weights = np.zeros(shape, np.float32)
+        np.divide(1.0, variance, out=weights, where=usable)
     elif weight_type == "exptime":
-        weights = np.full(item.data.shape, item.exposure_time, np.float32)
+        weights = np.full(shape, item.exposure_time, np.float32)
     else:
-        weights = np.ones(item.data.shape, np.float32)
-    return np.where(usable, weights, 0.0).astype(np.float32)
+        weights = np.ones(shape, np.float32)
+    if excluded is None:
+        excluded = excluded_pixels(item)
+    weights[excluded] = 0.0
+    return weights
 
 
-def drizzle_images(inputs, output_wcs, pixfrac: float = 1.0, kernel: str = "square",
-                   fillval: str | float = "NAN", weight_type: str | None = "ivm",
-                   enable_context: bool = True, variances: bool = True,
-                   pixel_scale_ratio: float = 1.0) -> DrizzleResult:
-    """Drizzle an iterable of :class:`DrizzleInput` (consumed one at a time) onto
-    ``output_wcs``; returns SCI, WHT, CON and the resampled variances and ERR."""
-    ny, nx = output_wcs.array_shape
-    fill = np.nan if str(fillval).upper() in ("NAN", "INDEF") else float(fillval)
-    names = VARIANCES if variances else ()
-    resampled = {name: np.zeros((ny, nx), np.float32) for name in names}
-    driz = Drizzle(kernel=kernel, fillval=fill, fillval2=np.nan, out_shape=(ny, nx),
-                   out_img2=[resampled[name] for name in names] or None,
-                   disable_ctx=not enable_context)
+def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1.0,
+              order: int = 1) -> np.ndarray:
+    """(ny, nx, 2) output-grid (x, y) of every input pixel centre. With ``stepsize`` > 1 the
+    WCS is evaluated every ``stepsize`` pixels and interpolated by a spline of ``order`` (1 or
+    3); it falls back to the full evaluation where the coarse map is not finite."""
+    if order not in (1, 3):
+        raise ParameterError(f"pixmap_order must be 1 or 3, got {order}")
+    ny, nx = shape
+    if stepsize <= 1 or max(nx, ny) <= 10:
+        return calc_pixmap(input_wcs, output_wcs, shape)
+    x_lo, x_hi, y_lo, y_hi = pixel_range(input_wcs, shape)
+    width, height = x_hi - x_lo + 1, y_hi - y_lo + 1
+    count_x = max(math.ceil(width / stepsize) + 1, min(10, width), order + 1)
+    count_y = max(math.ceil(height / stepsize) + 1, min(10, height), order + 1)
+    x_coarse = np.linspace(x_lo, x_hi, count_x)
+    y_coarse = np.linspace(y_lo, y_hi, count_y)
+    grid_x, grid_y = np.meshgrid(x_coarse, y_coarse)
+    world = input_wcs(grid_x, grid_y, with_bounding_box=False)
+    coarse = output_wcs.invert(*world, with_bounding_box=False)
+    if not all(np.isfinite(c).all() for c in coarse):
+        return calc_pixmap(input_wcs, output_wcs, shape)
+    pixmap = np.full((ny, nx, 2), np.nan)
+    rows, columns = np.arange(y_lo, y_hi + 1), np.arange(x_lo, x_hi + 1)
+    for axis in (0, 1):
+        spline = RectBivariateSpline(y_coarse, x_coarse, coarse[axis], kx=order, ky=order)
+        pixmap[y_lo:y_hi + 1, x_lo:x_hi + 1, axis] = spline(rows, columns)
+    return pixmap
+
+
+def pixel_range(wcs, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x_lo, x_hi, y_lo, y_hi): the inclusive pixel indices inside the WCS bounding box."""
+    ny, nx = shape
+    (bx_lo, bx_hi), (by_lo, by_hi) = bounding_box_of(wcs, shape)
+    x_lo, x_hi = max(0, math.ceil(bx_lo)), min(nx - 1, math.floor(bx_hi))
+    y_lo, y_hi = max(0, math.ceil(by_lo)), min(ny - 1, math.floor(by_hi))
+    if x_lo > x_hi or y_lo > y_hi:
+        raise DataModelError(f"the WCS bounding box {((bx_lo, bx_hi), (by_lo, by_hi))} holds no "
+                             f"pixel of the {nx}x{ny} image")
+    return x_lo, x_hi, y_lo, y_hi
+
+
+# -- variance accumulation -----------------------------------------------------------------------
+class _VarianceSum:
+    """Running Σ w²·v and Σ w for one variance array on the output grid."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.weighted = np.zeros(shape, np.float32)
+        self.weight = np.zeros(shape, np.float32)
+
+    def add(self, variance: np.ndarray, weight: np.ndarray | float) -> None:
+        weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
+        use = np.isfinite(variance) & (variance >= 0) & (weight > 0)
+        self.weighted[use] += weight[use] ** 2 * variance[use]
+        self.weight[use] += weight[use]
+
+    def result(self, scale: float) -> np.ndarray:
+        """Σ w²·v / (Σ w)² × ``scale``; NaN where nothing contributed."""
+        out = np.full(self.weighted.shape, np.nan, np.float32)
+        use = self.weight > 0
+        out[use] = self.weighted[use] / self.weight[use] / self.weight[use] * scale
+        return out
+
+
+# -- the drizzle loop ----------------------------------------------------------------------------
+def drizzle_images(inputs: Iterable[DrizzleInput], output_wcs, *, pixfrac: float = 1.0,
+                   kernel: str = "square", fillval: str | float = "NAN",
+                   weight_type: str | None = "ivm", pixel_scale_ratio: float = 1.0,
+                   enable_context: bool = True, variance_names: tuple[str, ...] = VARIANCES,
+                   error: str | None = "variances", propagate_dq: bool = False,
+                   pixmap_stepsize: float = 1.0, pixmap_order: int = 1,
+                   n_inputs: int | None = None) -> DrizzleResult:
+    """Drizzle ``inputs`` (consumed one at a time) onto ``output_wcs`` (its ``array_shape``).
+
+    SCI is the weighted mean (``fillval`` where nothing contributes), WHT the summed weights,
+    CON the context bits (when ``enable_context``). ``variance_names`` are resampled as in
+    the module docstring; ``error`` is 'variances' (ERR = √ of their sum, NaN where all are
+    NaN), 'err' (each input's ERR drizzled like SCI, divided by the pixel-scale ratio) or None.
+    ``propagate_dq`` ORs the DQ of contributing pixels.
+    """
+    if kernel not in KERNELS:
+        raise ParameterError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not 0.0 < pixfrac <= 1.0:
+        raise ParameterError(f"pixfrac must be in (0, 1], got {pixfrac}")
+    if error not in ("variances", "err", None):
+        raise ParameterError(f"error must be 'variances', 'err' or None, got {error!r}")
+    if output_wcs.array_shape is None:
+        raise DataModelError("the output WCS has no array_shape")
+    shape = tuple(int(n) for n in output_wcs.array_shape)
+    fill = _fill_value(fillval)
+    driz = Drizzle(kernel=kernel, fillval=fill, out_shape=shape, disable_ctx=not enable_context,
+                   max_ctx_id=None if not n_inputs else n_inputs - 1)
+    error_driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True) \
+        if error == "err" else None
+    sums: dict[str, _VarianceSum] = {}
+    count = 0
     for item in inputs:
-        weights = pixel_weights(item, weight_type)
-        good = weights > 0
-        data = np.where(good, item.data, 0.0).astype(np.float32)
-        extra = [np.where(good, item.variances[name], 0.0).astype(np.float32)
-                 if name in item.variances else None for name in names]
-        pixmap = calc_pixmap(item.wcs, output_wcs, item.data.shape)
-        driz.add_image(data, exptime=item.exposure_time, pixmap=pixmap,
-                       data2=extra or None, weight_map=weights, pixfrac=pixfrac,
-                       pixel_scale_ratio=pixel_scale_ratio, in_units="cps")
-    weight = driz.out_wht
-    for name in names:
-        resampled[name] = driz.out_img2[names.index(name)]
-    empty = weight <= 0
-    total = np.zeros((ny, nx), np.float32)
-    for array in resampled.values():
-        total += np.nan_to_num(array)
+        check_input(item)
+        excluded = excluded_pixels(item)
+        weights = pixel_weights(item, weight_type, excluded)
+        data = np.asarray(item.data, np.float32)
+        if item.background:
+            data = data - np.float32(item.background)
+        pixmap = pixel_map(item.wcs, output_wcs, data.shape, pixmap_stepsize, pixmap_order)
+        x_lo, x_hi, y_lo, y_hi = pixel_range(item.wcs, data.shape)
+        exposure = float(item.exposure_time) if item.exposure_time and \
+            item.exposure_time > 0 else 1.0
+        options = dict(exptime=exposure, pixmap=pixmap, weight_map=weights, pixfrac=pixfrac,
+                       pixel_scale_ratio=pixel_scale_ratio, in_units="cps",
+                       xmin=x_lo, xmax=x_hi, ymin=y_lo, ymax=y_hi)
+        dq = np.asarray(item.dq, np.uint32) if propagate_dq and item.dq is not None else None
+        driz.add_image(data, dq=dq, **options)
+        del data
+        if error_driz is not None and item.err is not None:
+            error_driz.add_image(np.asarray(item.err, np.float32), **options)
+        if error == "variances":
+            _add_variances(item, variance_names, weight_type, sums, shape, kernel, options)
+        count += 1
+    if count == 0:
+        raise DataModelError("resample got no input images")
+    variances = {name: total.result(1.0 / pixel_scale_ratio**2) for name, total in sums.items()}
+    if error == "variances":
+        err = _error_from(variances, shape)
+    elif error == "err":
+        err = (error_driz.out_img / np.float32(pixel_scale_ratio)).astype(np.float32)
+    else:
+        err = None
+    context = driz.out_ctx if enable_context else None
+    out_dq = None
+    if propagate_dq:
+        out_dq = driz.out_dq if driz.out_dq is not None else np.zeros(shape, np.uint32)
+    return DrizzleResult(driz.out_img, driz.out_wht, context, variances, err, out_dq, count)
+
+
+def _fill_value(fillval) -> str:
+    text = str(fillval).strip()
+    if text.upper() in ("NAN", "INDEF", "NONE"):
+        return "NAN"
+    try:
+        float(text)
+    except ValueError:
+        raise ParameterError(f"fillval must be a number, 'NAN' or 'INDEF', got {fillval!r}") \
+            from None
+    return text
+
+
+def _add_variances(item: DrizzleInput, names, weight_type, sums, shape, kernel,
+                   options) -> None:
+    """Drizzle each variance of ``item`` as σ, square it and add it with its output weight."""
+    present = [name for name in names if item.variances.get(name) is not None]
+    # VAR_RNOISE first: its resampled value is the 'ivm' weight of the others
+    present.sort(key=lambda name: name != "var_rnoise")
+    output_weight: np.ndarray | float = 1.0
+    if weight_type == "exptime":
+        output_weight = float(item.exposure_time)
+    for name in present:
+        sigma = np.sqrt(np.clip(np.asarray(item.variances[name], np.float32), 0.0, None))
+        single = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True)
+        single.add_image(sigma, **options)
+        del sigma
+        variance = single.out_img
+        np.square(variance, out=variance)
+        del single
+        if name == "var_rnoise" and weight_type == "ivm":
+            output_weight = np.zeros(shape, np.float32)
+            usable = np.isfinite(variance) & (variance > 0)
+            np.divide(1.0, variance, out=output_weight, where=usable)
+        sums.setdefault(name, _VarianceSum(shape)).add(variance, output_weight)
+
+
+def _error_from(variances: dict[str, np.ndarray], shape) -> np.ndarray:
+    """√(Σ variances) ignoring NaN; NaN where every variance is NaN (or none exists)."""
+    total = np.zeros(shape, np.float32)
+    any_finite = np.zeros(shape, bool)
+    for array in variances.values():
+        finite = np.isfinite(array)
+        total[finite] += array[finite]
+        any_finite |= finite
     error = np.sqrt(total)
-    error[empty] = np.nan
-    for array in resampled.values():
-        array[empty] = np.nan
-    return DrizzleResult(driz.out_img, weight, driz.out_ctx if enable_context else None,
-                         resampled, error)
+    error[~any_finite] = np.nan
+    return error

@@ -1,193 +1,332 @@
-"""ResampleStep: drizzle calibrated images onto a distortion-free grid (i2d)."""
+"""ResampleStep: drizzle calibrated 2-D images onto a distortion-free grid (``i2d``),
+stage2.md §4.22 and stage3.md §2.6."""
 
 from __future__ import annotations
 
 import copy
+import math
+import os
+from pathlib import Path
 
-import asdf
 import numpy as np
 
-from calwebb import datamodels, dqflags
-from calwebb.assign_wcs.imaging import SIP_PREFIXES, footprint_region
+from calwebb import datamodels
 from calwebb.errors import DataModelError, ParameterError
-from calwebb.resample import grid
-from calwebb.resample.drizzle_images import DrizzleInput, drizzle_images
+from calwebb.resample import footprints, grid
+from calwebb.resample.drizzle_images import VARIANCES, DrizzleInput, drizzle_images
 from calwebb.stpipe import Step
 
-ARCSEC2_PER_SR = (180 / np.pi * 3600) ** 2
-#: pointing keywords that describe the input detectors, not the resampled grid
+ARCSEC_PER_RADIAN = 180.0 / math.pi * 3600.0
+#: wcsinfo entries that describe an input detector's pointing or distortion, not the grid
 DETECTOR_WCSINFO = ("v2_ref", "v3_ref", "ra_ref", "dec_ref", "roll_ref", "v3yangle", "vparity",
-                    "siaf_xref_sci", "siaf_yref_sci", "cd1_1", "cd1_2", "cd2_1", "cd2_2",
-                    "sipmxerr", "sipiverr", "lonpole", "latpole", "mjdref", "wcsname")
+                    "cd1_1", "cd1_2", "cd2_1", "cd2_2", "sipmxerr", "sipiverr")
+SIP_PREFIXES = ("a_", "b_", "ap_", "bp_")
+GRID_WCSINFO = ("wcsaxes", "ctype", "cunit", "crpix", "crval", "cdelt", "pc")
 
 
 class ResampleStep(Step):
-    """Weighted drizzle of one or more 2-D images; SCI, ERR, WHT, CON and resampled VAR_*."""
+    """Weighted drizzle of one or more 2-D images: SCI, ERR, WHT, CON and resampled VAR_*."""
 
     class_alias = "resample"
     spec = """
-        pixfrac = float(min=0.0, max=1.0, default=1.0)  # drop size relative to the input pixel
-        kernel = option('square','gaussian','point','turbo','lanczos2','lanczos3',default='square')
+        pixfrac = float(min=0.0, max=1.0, default=1.0)  # drop size relative to an input pixel
+        kernel = option('square', 'gaussian', 'point', 'turbo', 'lanczos2', 'lanczos3', default='square')  # drizzle kernel
         fillval = string(default='NAN')  # output value where no input contributes
-        weight_type = option('ivm', 'exptime', None, default='ivm')  # per-input weighting
+        weight_type = option('ivm', 'exptime', None, default='ivm')  # weight of each input pixel
         output_shape = int_list(min=2, max=2, default=None)  # [nx, ny] of the output
-        crpix = float_list(min=2, max=2, default=None)  # 0-based output reference pixel
-        crval = float_list(min=2, max=2, default=None)  # RA, Dec of the reference pixel
-        rotation = float(default=None)  # PA of output +y (deg); None keeps the input's
+        crpix = float_list(min=2, max=2, default=None)  # 0-based output pixel of crval
+        crval = float_list(min=2, max=2, default=None)  # RA, Dec (deg) of the reference pixel
+        rotation = float(default=None)  # PA of the output +y axis (deg); None keeps the input's
         pixel_scale_ratio = float(default=1.0)  # output / input pixel scale
         pixel_scale = float(default=None)  # output pixel scale (arcsec); overrides the ratio
-        output_wcs = string(default='')  # ASDF file holding the output gwcs (overrides above)
-        single = boolean(default=False)  # one output per exposure (outlier detection)
-        blendheaders = boolean(default=True)  # combine the inputs' headers
-        in_memory = boolean(default=True)  # keep the inputs in memory
+        output_wcs = string(default='')  # ASDF file with the output gwcs (overrides the above)
+        single = boolean(default=False)  # one output per exposure group (outlier detection)
+        blendheaders = boolean(default=True)  # combine the inputs' headers (HDRTAB: not yet)
+        in_memory = boolean(default=True)  # inputs given as files are read one at a time anyway
         enable_ctx = boolean(default=True)  # compute the CON context array
-        enable_err = boolean(default=True)  # compute ERR from the resampled variances
-        report_var = boolean(default=True)  # keep the resampled VAR_* arrays
-        propagate_dq = boolean(default=False)  # resample the DQ array (not supported yet)
-        pixmap_stepsize = float(default=1.0)  # pixel-map sampling step (full sampling)
-        pixmap_order = integer(default=1)  # pixel-map interpolation order
-    """
+        enable_err = boolean(default=True)  # resample the variances and compute ERR
+        report_var = boolean(default=True)  # keep the resampled VAR_* arrays in the output
+        propagate_dq = boolean(default=False)  # OR the DQ of contributing pixels into a DQ array
+        pixmap_stepsize = float(default=1.0)  # evaluate the WCS every this many pixels
+        pixmap_order = integer(default=1)  # spline order (1 or 3) interpolating the pixel map
+        suffix = string(default='i2d')  # suffix of the output file name
+    """  # noqa: E501 - the kernel option list
 
-    def process(self, value):
-        models = self._inputs(value)
-        if self.propagate_dq:
-            self.log.warning("propagate_dq is not supported yet; the output has no DQ array")
-        output_wcs, ratio = self._output_grid(models)
-        groups = self._groups(models) if self.single else [models]
-        results = [self._resample(group, output_wcs, ratio) for group in groups]
-        if self.single:
-            self.suffix = "outlier_i2d"
-            return results
-        return results[0]
+    # -- inputs --------------------------------------------------------------------------------
+    def prepare_input(self, value):
+        """Files stay paths (each is read when drizzled); models are used as given, never
+        modified; an association (.json) becomes its first product's science members."""
+        if isinstance(value, list | tuple):
+            return [self.prepare_input(item) for item in value]
+        if isinstance(value, str | os.PathLike):
+            path = self._resolve_input_path(value)
+            if not path.exists():
+                raise DataModelError(f"{path}: no such file")
+            return str(path)
+        if isinstance(value, datamodels.DataModel):
+            return value
+        raise DataModelError(f"resample cannot use a {type(value).__name__}: give an image "
+                             "model, a file, a list of them or an association")
 
-    # -- inputs and grid -------------------------------------------------------------------------
-    def _inputs(self, value) -> list:
-        items = value if isinstance(value, list | tuple) else [value]
-        models = [datamodels.open(item) for item in items]
-        for model in models:
-            name = model.meta.filename or type(model).__name__
-            if model.data.ndim != 2:
-                raise DataModelError(f"{name}: resample needs 2-D images, SCI is "
-                                     f"{model.data.ndim}-D")
-            if model.meta.wcs is None:
-                raise DataModelError(f"{name}: no WCS (run assign_wcs first)")
-        return models
+    def _sources(self, value) -> list:
+        """Models or file paths to resample, in order."""
+        if isinstance(value, str) and value.lower().endswith(".json"):
+            from calwebb.associations import load_association
 
-    def _output_grid(self, models):
-        first = models[0]
-        centre = ((first.data.shape[1] - 1) / 2.0, (first.data.shape[0] - 1) / 2.0)
-        input_scale = grid.pixel_scale_deg(first.meta.wcs, *centre) * 3600.0
-        if self.output_wcs:
-            with asdf.open(self.output_wcs) as af:
-                wcs = af.tree.get("wcs")
-                if wcs is None:
-                    raise ParameterError(f"output_wcs {self.output_wcs}: no 'wcs' in the tree")
-                if self.output_shape is not None:
-                    wcs.array_shape = tuple(self.output_shape[::-1])
-                if wcs.array_shape is None:
-                    raise ParameterError(f"output_wcs {self.output_wcs}: the WCS has no "
-                                         "array_shape and output_shape is not given")
-            centre_out = ((wcs.array_shape[1] - 1) / 2.0, (wcs.array_shape[0] - 1) / 2.0)
-            return wcs, grid.pixel_scale_deg(wcs, *centre_out) * 3600.0 / input_scale
-        ratio = self.pixel_scale_ratio if self.pixel_scale is None else \
-            self.pixel_scale / input_scale
-        wcs = grid.output_grid(
-            [model.meta.wcs for model in models], [model.data.shape for model in models],
-            pixel_scale_ratio=ratio, rotation=self.rotation,
-            crpix=tuple(self.crpix) if self.crpix else None,
-            crval=tuple(self.crval) if self.crval else None,
-            output_shape=tuple(self.output_shape) if self.output_shape else None)
-        return wcs, ratio
+            association = load_association(value)
+            members = association.member_paths("science")
+            if not members:
+                raise DataModelError(f"{value}: the first product has no science members")
+            self._association = (association, Path(value).name)
+            return [str(path) for path in members]
+        return list(value) if isinstance(value, list | tuple) else [value]
 
     @staticmethod
-    def _groups(models) -> list[list]:
-        groups: dict[str, list] = {}
-        for model in models:
-            key = model.meta.group_id or model.meta.filename or str(id(model))
-            groups.setdefault(key, []).append(model)
-        return list(groups.values())
+    def _open(source):
+        return source if isinstance(source, datamodels.DataModel) else datamodels.open(source)
 
-    # -- drizzling -------------------------------------------------------------------------------
-    def _resample(self, models, output_wcs, ratio):
-        def stream():
+    # -- processing ----------------------------------------------------------------------------
+    def process(self, value):
+        self._association = None
+        sources = self._sources(value)
+        if not sources:
+            raise DataModelError("resample got an empty list of inputs")
+        described = [self._describe_input(index, source) for index, source in
+                     enumerate(sources)]
+        not_images = [info for info in described if info["skip"]]
+        if not_images:
+            reason = "; ".join(info["skip"] for info in not_images)
+            models = [self._open(source) for source in sources]
             for model in models:
-                variances = {name: getattr(model, name) for name in
-                             ("var_poisson", "var_rnoise", "var_flat") if model.has_array(name)}
-                yield DrizzleInput(model.data, model.dq, model.meta.wcs,
-                                   self._exposure_time(model), variances)
+                self.skip_model(model, reason)
+            return models[0] if len(models) == 1 else models
+        self._check_parameters()
+        output_wcs, pixel_info = self._output_grid(described)
+        if self.single:
+            groups: dict[str, list[int]] = {}
+            for index, info in enumerate(described):
+                groups.setdefault(info["group_id"], []).append(index)
+            return [self._resample([sources[i] for i in members],
+                                   [described[i] for i in members], output_wcs, pixel_info,
+                                   single=True) for members in groups.values()]
+        result = self._resample(sources, described, output_wcs, pixel_info, single=False)
+        self._name_output(result, sources, described)
+        return result
 
-        self.log.info("Drizzling %d image(s) onto %s pixels (pixfrac %.2f, %s kernel, %s "
-                      "weights)", len(models), output_wcs.array_shape, self.pixfrac, self.kernel,
-                      self.weight_type)
-        result = drizzle_images(stream(), output_wcs, pixfrac=self.pixfrac, kernel=self.kernel,
-                                fillval=self.fillval, weight_type=self.weight_type,
-                                enable_context=self.enable_ctx,
-                                variances=self.enable_err or self.report_var,
-                                pixel_scale_ratio=ratio)
+    def _describe_input(self, index: int, source) -> dict:
+        """What the grid and bookkeeping need from one input, without keeping its arrays."""
+        model = self._open(source)
+        name = model.meta.filename or (source if isinstance(source, str) else f"input {index}")
+        info = {"name": name, "skip": None}
+        if not isinstance(model, datamodels.ImageModel):  # ImageModel SCI is always 2-D
+            kind = type(model).__name__
+            info["skip"] = f"{name} is a {kind}, not a 2-D image; resample needs 2-D images"
+            return info
+        wcs = model.meta.wcs
+        if wcs is None or not hasattr(wcs, "forward_transform"):
+            raise DataModelError(f"{name}: no WCS in meta.wcs (run assign_wcs first)")
+        if wcs.output_frame is None or wcs.output_frame.naxes != 2:
+            raise DataModelError(f"{name}: meta.wcs must map pixels to (ra, dec)")
+        exposure = model.meta.exposure
+        background = model.meta.background
+        info.update(
+            wcs=wcs, shape=_image_shape(model), group_id=_group_id(model, index),
+            ra_ref=model.meta.wcsinfo.ra_ref, dec_ref=model.meta.wcsinfo.dec_ref,
+            pixelarea_steradians=model.meta.photometry.pixelarea_steradians,
+            weight_time=_positive(exposure.measurement_time) or _positive(
+                exposure.exposure_time) or 1.0,
+            exposure={key: getattr(exposure, key) for key in (
+                "exposure_time", "measurement_time", "duration", "start_time", "end_time")},
+            background=float(background.level) if background.level is not None and
+            not background.subtracted else 0.0)
+        return info
+
+    def _check_parameters(self) -> None:
+        if self.pixmap_order not in (1, 3):
+            raise ParameterError(f"pixmap_order must be 1 or 3, got {self.pixmap_order}")
+        if self.pixel_scale_ratio is None or self.pixel_scale_ratio <= 0:
+            raise ParameterError(f"pixel_scale_ratio must be positive, got "
+                                 f"{self.pixel_scale_ratio}")
+        if self.pixel_scale is not None and self.pixel_scale <= 0:
+            raise ParameterError(f"pixel_scale must be positive, got {self.pixel_scale}")
+        if self.output_shape is not None and min(self.output_shape) < 1:
+            raise ParameterError(f"output_shape must be positive, got {self.output_shape}")
+        for name in ("propagate_dq",) if self.propagate_dq else ():
+            self.log.info("%s: the output gets a DQ array (OR of contributing pixels)", name)
+        if self.blendheaders:
+            self.log.debug("blendheaders: HDRTAB is not written yet; the first input's "
+                           "metadata is kept")
+
+    def _output_grid(self, described: list[dict]):
+        """The output gwcs and (pixel-scale ratio, output pixel area in arcsec²)."""
+        first = described[0]
+        if self.output_wcs:
+            wcs, extras = grid.load_output_wcs(self.output_wcs, self.output_shape)
+            if extras["pixel_area"] is not None:
+                area = float(extras["pixel_area"])
+            elif extras["pixel_scale"] is not None:
+                area = float(extras["pixel_scale"]) ** 2
+            else:
+                area = (grid.describe(wcs).pixel_scale * 3600.0) ** 2
+            input_area = first["pixelarea_steradians"] or grid.mean_pixel_area(
+                first["wcs"], first["shape"])
+            ratio = math.sqrt(area) / (math.sqrt(input_area) * ARCSEC_PER_RADIAN)
+            self.log.info("Output grid from %s: %s pixels", self.output_wcs, wcs.array_shape)
+            return wcs, (ratio, area)
+        wcs, ratio = grid.output_grid(
+            [info["wcs"] for info in described], [info["shape"] for info in described],
+            pixel_scale_ratio=self.pixel_scale_ratio, pixel_scale_arcsec=self.pixel_scale,
+            rotation=self.rotation, crpix=self.crpix, crval=self.crval,
+            output_shape=self.output_shape, reference=(first["ra_ref"], first["dec_ref"]))
+        area = (grid.describe(wcs).pixel_scale * 3600.0) ** 2
+        self.log.info("Output grid: %d x %d pixels of %.5f arcsec (ratio %.4f)",
+                      wcs.array_shape[1], wcs.array_shape[0], math.sqrt(area), ratio)
+        return wcs, (ratio, area)
+
+    def _resample(self, sources, described, output_wcs, pixel_info, single: bool):
+        ratio, area = pixel_info
+        variance_names = VARIANCES if (self.enable_err and not single) else ()
+        error = "err" if single else ("variances" if self.enable_err else None)
+
+        def stream():
+            for source, info in zip(sources, described, strict=True):
+                model = self._open(source)
+                self.log.info("Drizzling %s", info["name"])
+                yield DrizzleInput(
+                    data=model.data, wcs=model.meta.wcs, dq=model.dq,
+                    err=model.err if model.has_array("err") else None,
+                    variances={name: getattr(model, name) for name in VARIANCES
+                               if model.has_array(name)},
+                    exposure_time=info["weight_time"], background=info["background"],
+                    name=info["name"])
+                del model  # a file input is released before the next one is read
+
+        self.log.info("Drizzling %d image(s) onto %d x %d pixels: pixfrac %g, %s kernel, "
+                      "%s weights, fillval %s", len(sources), output_wcs.array_shape[1],
+                      output_wcs.array_shape[0], self.pixfrac, self.kernel, self.weight_type,
+                      self.fillval)
+        result = drizzle_images(
+            stream(), output_wcs, pixfrac=self.pixfrac, kernel=self.kernel,
+            fillval=self.fillval, weight_type=self.weight_type, pixel_scale_ratio=ratio,
+            enable_context=self.enable_ctx, variance_names=variance_names, error=error,
+            propagate_dq=self.propagate_dq, pixmap_stepsize=self.pixmap_stepsize,
+            pixmap_order=self.pixmap_order, n_inputs=len(sources))
         output = datamodels.ImageModel(data=result.data, wht=result.weight)
         if result.context is not None:
-            output.con = result.context.astype(np.int32)
-        if self.enable_err:
+            output.con = result.context
+        if result.error is not None:
             output.err = result.error
-        if self.report_var:
+        if self.report_var and not single:
             for name, array in result.variances.items():
                 setattr(output, name, array)
-        output.dq = np.where(result.weight > 0, 0, dqflags.DO_NOT_USE).astype(np.uint32)
-        self._describe(output, models, output_wcs, ratio)
-        self.set_status(output, "COMPLETE")
+        if result.dq is not None:
+            output.dq = result.dq
+        first = self._open(sources[0])
+        self._set_metadata(output, first, described, output_wcs, ratio, area)
         return output
 
-    @staticmethod
-    def _exposure_time(model) -> float:
-        exposure = model.meta.exposure
-        for value in (exposure.measurement_time, exposure.exposure_time):
-            if value is not None and value > 0:
-                return float(value)
-        return 1.0
-
-    def _describe(self, output, models, output_wcs, ratio) -> None:
-        """Metadata of the product: the first input's, with the grid and the sums."""
-        output.tree["meta"] = copy.deepcopy({key: value for key, value in
-                                             models[0].tree["meta"].items()
-                                             if key not in ("wcs", "cal_logs")})
-        wcsinfo = output.meta.wcsinfo
+    # -- metadata ------------------------------------------------------------------------------
+    def _set_metadata(self, output, first, described, output_wcs, ratio, area) -> None:
+        """The first input's metadata with the grid, pixel area, drizzle parameters, summed
+        exposure times and S_REGION of the product."""
+        output.tree["meta"] = copy.deepcopy(
+            {key: value for key, value in first.tree["meta"].items()
+             if key not in ("wcs", "cal_logs", "filename")})
+        meta = output.meta
+        if not self.enable_err and "bunit_err" in meta:
+            del meta.bunit_err
+        wcsinfo = meta.wcsinfo
         for name in list(wcsinfo):
-            if name.startswith(SIP_PREFIXES) or name in DETECTOR_WCSINFO or name.startswith(
-                    ("pc", "cdelt", "crpix", "crval", "ctype", "cunit")):
+            if name in DETECTOR_WCSINFO or name.startswith(SIP_PREFIXES + GRID_WCSINFO):
                 delattr(wcsinfo, name)
-        for name, value in grid.fits_keywords(output_wcs).items():
-            setattr(wcsinfo, name, value)
-        output.meta.wcs = output_wcs
-        wcsinfo.s_region = footprint_region(output_wcs)
-        scale_deg = grid.pixel_scale_deg(output_wcs, *(
-            (n - 1) / 2.0 for n in output_wcs.array_shape[::-1]))
-        photometry = output.meta.photometry
-        photometry.pixelarea_arcsecsq = (scale_deg * 3600.0) ** 2
-        photometry.pixelarea_steradians = (scale_deg * 3600.0) ** 2 / ARCSEC2_PER_SR
-        resample = output.meta.resample
-        resample.pointings = len({model.meta.group_id or model.meta.filename
-                                  for model in models})
-        resample.weight_type = str(self.weight_type)
-        resample.pixfrac, resample.pixel_scale_ratio = self.pixfrac, ratio
-        self._exposure_times(output, models)
+        wcsinfo.update(grid.fits_keywords(grid.describe(output_wcs)))
+        meta.coordinates.reference_frame = "ICRS"
+        meta.wcs = output_wcs
+        outlines = [grid.footprint(info["wcs"], info["shape"], points_per_side=1)
+                    for info in described]
+        region = footprints.s_region(output_wcs, outlines)
+        if region is None:
+            del wcsinfo.s_region
+        else:
+            wcsinfo.s_region = region
+        meta.photometry.pixelarea_arcsecsq = area
+        meta.photometry.pixelarea_steradians = area / ARCSEC_PER_RADIAN**2
+        resample = meta.resample
+        resample.pointings = len({info["group_id"] for info in described})
+        resample.pixfrac = float(self.pixfrac)
+        resample.pixel_scale_ratio = float(ratio)
+        resample.kernel = self.kernel
+        resample.fillval = str(self.fillval)
+        if self.weight_type is None:
+            del resample.weight_type
+        else:
+            resample.weight_type = self.weight_type
+        del meta.background.level
+        del meta.background.subtracted
+        _sum_exposure_times(meta.exposure, described)
+        if self._association is not None:
+            association, table_name = self._association
+            meta.asn.pool_name = association.pool_name
+            meta.asn.table_name = table_name
+        self.set_status(output, "COMPLETE")
 
-    @staticmethod
-    def _exposure_times(output, models) -> None:
-        exposures = {}
-        for model in models:  # one detector per exposure counted
-            exposures.setdefault(model.meta.group_id or model.meta.filename, model.meta.exposure)
-        exposure = output.meta.exposure
+    def _name_output(self, output, sources, described) -> None:
+        """Product name: the association's product, else the first input's file name."""
+        name = described[0]["name"]
+        if self._association is not None:
+            product = self._association[0].products[0].name
+            if product:
+                name = f"{product}.fits"
+        output.meta.filename = Path(str(name)).name
+        if self.parent is None:
+            self._input_filename = output.meta.filename
 
-        def total(name):
-            values = [getattr(item, name) for item in exposures.values()]
-            return None if any(value is None for value in values) else float(sum(values))
 
-        exposure.exposure_time = total("exposure_time")
-        exposure.effective_exposure_time = exposure.exposure_time
-        exposure.measurement_time = total("measurement_time")
-        exposure.duration = total("duration")
-        exposure.elapsed_exposure_time = exposure.duration
-        starts = [item.start_time for item in exposures.values() if item.start_time is not None]
-        ends = [item.end_time for item in exposures.values() if item.end_time is not None]
-        exposure.start_time = min(starts) if starts else None
-        exposure.end_time = max(ends) if ends else None
+def _image_shape(model) -> tuple[int, int]:
+    """(ny, nx) from the WCS when it knows it (no need to read SCI), else from SCI."""
+    shape = model.meta.wcs.array_shape
+    return tuple(int(n) for n in shape) if shape is not None else tuple(model.data.shape)
+
+
+def _positive(value) -> float | None:
+    return float(value) if value is not None and value > 0 else None
+
+
+def _group_id(model, index: int) -> str:
+    """The exposure an image belongs to: meta.group_id, else the official naming from the
+    observation keywords, else the file name."""
+    if model.meta.group_id:
+        return str(model.meta.group_id)
+    obs = model.meta.observation
+    parts = (obs.program_number, obs.observation_number, obs.visit_number, obs.visit_group,
+             obs.sequence_id, obs.activity_id, obs.exposure_number)
+    if all(part is not None for part in parts):
+        program, observation, visit, visit_group, sequence, activity, exposure = parts
+        return (f"jw{program}{observation}{visit}_{visit_group}{sequence}{activity}_"
+                f"{exposure}")
+    return str(model.meta.filename or f"input {index}")
+
+
+def _sum_exposure_times(exposure, described: list[dict]) -> None:
+    """EFFEXPTM/XPOSURE and DURATION/TELAPSE summed over exposure groups, TMEASURE summed when
+    every group has it, EXPSTART the earliest and EXPEND the latest."""
+    groups: dict[str, dict] = {}
+    for info in described:  # one detector image per exposure counted
+        groups.setdefault(info["group_id"], info["exposure"])
+    values = list(groups.values())
+
+    def total(key: str, require_all: bool = False) -> float | None:
+        present = [float(v[key]) for v in values if v[key] is not None]
+        if not present or (require_all and len(present) < len(values)):
+            return None
+        return float(np.sum(present))
+
+    exposure.exposure_time = total("exposure_time")
+    exposure.effective_exposure_time = exposure.exposure_time
+    exposure.measurement_time = total("measurement_time", require_all=True)
+    exposure.duration = total("duration")
+    exposure.elapsed_exposure_time = exposure.duration
+    starts = [v["start_time"] for v in values if v["start_time"] is not None]
+    ends = [v["end_time"] for v in values if v["end_time"] is not None]
+    exposure.start_time = min(starts) if starts else None
+    exposure.end_time = max(ends) if ends else None
