@@ -29,7 +29,8 @@ class Keyword:
 @cache
 def table() -> dict[str, Keyword]:
     """Every known metadata leaf, by dotted path."""
-    raw = yaml.safe_load(resources.files(__package__).joinpath("keywords.yaml").read_text())
+    raw = yaml.load(resources.files(__package__).joinpath("keywords.yaml").read_text(),
+                    Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C parser: 10x faster
     entries: dict[str, Keyword] = {}
     for hdu, rows in raw.items():
         for path, (keyword, kind) in rows.items():

@@ -115,31 +115,56 @@ def pixel_weights(item: DrizzleInput, weight_type: str | None,
     return weights
 
 
+#: default pixel map: WCS evaluated every this many pixels, bicubic splines in between ...
+FAST_MAP_STEP = 16
+#: ... accepted only if it matches the exact WCS to this many output pixels at every cell centre
+FAST_MAP_TOLERANCE = 1e-4
+
+
 def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1.0,
               order: int = 1) -> np.ndarray:
-    """(ny, nx, 2) output-grid (x, y) of every input pixel centre. With ``stepsize`` > 1 the
-    WCS is evaluated every ``stepsize`` pixels and interpolated by a spline of ``order`` (1 or
-    3); it falls back to the full evaluation where the coarse map is not finite."""
+    """(ny, nx, 2) output-grid (x, y) of every input pixel centre (NaN outside the input's
+    bounding box).
+
+    ``stepsize`` ≤ 1 (the default) asks for the exact map: the WCS is evaluated every
+    FAST_MAP_STEP pixels and interpolated by bicubic splines, which are checked against the
+    exact WCS at the centre and at a quarter of every interpolation cell; any difference
+    above FAST_MAP_TOLERANCE pixel, or a WCS that is not finite on the coarse grid, falls
+    back to evaluating the WCS at every pixel. ``stepsize`` > 1 is the official sparse evaluation: the WCS every ``stepsize`` pixels, interpolated by splines of
+    ``order`` (1 or 3), without the check.
+    """
     if order not in (1, 3):
         raise ParameterError(f"pixmap_order must be 1 or 3, got {order}")
     ny, nx = shape
-    if stepsize <= 1 or max(nx, ny) <= 10:
+    if max(nx, ny) <= 10 or (stepsize <= 1 and min(nx, ny) < 4 * FAST_MAP_STEP):
         return calc_pixmap(input_wcs, output_wcs, shape)
     x_lo, x_hi, y_lo, y_hi = pixel_range(input_wcs, shape)
-    width, height = x_hi - x_lo + 1, y_hi - y_lo + 1
-    count_x = max(math.ceil(width / stepsize) + 1, min(10, width), order + 1)
-    count_y = max(math.ceil(height / stepsize) + 1, min(10, height), order + 1)
-    x_coarse = np.linspace(x_lo, x_hi, count_x)
-    y_coarse = np.linspace(y_lo, y_hi, count_y)
-    grid_x, grid_y = np.meshgrid(x_coarse, y_coarse)
-    world = input_wcs(grid_x, grid_y, with_bounding_box=False)
-    coarse = output_wcs.invert(*world, with_bounding_box=False)
-    if not all(np.isfinite(c).all() for c in coarse):
+
+    def exact(x, y):
+        return output_wcs.invert(*input_wcs(x, y, with_bounding_box=False),
+                                 with_bounding_box=False)
+
+    def nodes(lo, hi, step, at_least):
+        return np.linspace(lo, hi, max(math.ceil((hi - lo + 1) / step) + 1, at_least))
+
+    verify = stepsize <= 1
+    step, order = (FAST_MAP_STEP, 3) if verify else (stepsize, order)
+    x_nodes = nodes(x_lo, x_hi, step, max(min(10, x_hi - x_lo + 1), order + 1))
+    y_nodes = nodes(y_lo, y_hi, step, max(min(10, y_hi - y_lo + 1), order + 1))
+    coarse = exact(*np.meshgrid(x_nodes, y_nodes))
+    if not all(np.isfinite(values).all() for values in coarse):
         return calc_pixmap(input_wcs, output_wcs, shape)
+    splines = [RectBivariateSpline(y_nodes, x_nodes, values, kx=order, ky=order)
+               for values in coarse]
+    for fraction in (0.5, 0.25) if verify else ():
+        x_check, y_check = np.meshgrid(x_nodes[:-1] + fraction * np.diff(x_nodes),
+                                       y_nodes[:-1] + fraction * np.diff(y_nodes))
+        for spline, values in zip(splines, exact(x_check, y_check), strict=True):
+            if not np.all(np.abs(spline.ev(y_check, x_check) - values) <= FAST_MAP_TOLERANCE):
+                return calc_pixmap(input_wcs, output_wcs, shape)
     pixmap = np.full((ny, nx, 2), np.nan)
     rows, columns = np.arange(y_lo, y_hi + 1), np.arange(x_lo, x_hi + 1)
-    for axis in (0, 1):
-        spline = RectBivariateSpline(y_coarse, x_coarse, coarse[axis], kx=order, ky=order)
+    for axis, spline in enumerate(splines):
         pixmap[y_lo:y_hi + 1, x_lo:x_hi + 1, axis] = spline(rows, columns)
     return pixmap
 
