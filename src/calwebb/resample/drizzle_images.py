@@ -130,8 +130,9 @@ def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1
     FAST_MAP_STEP pixels and interpolated by bicubic splines, which are checked against the
     exact WCS at the centre and at a quarter of every interpolation cell; any difference
     above FAST_MAP_TOLERANCE pixel, or a WCS that is not finite on the coarse grid, falls
-    back to evaluating the WCS at every pixel. ``stepsize`` > 1 is the official sparse evaluation: the WCS every ``stepsize`` pixels, interpolated by splines of
-    ``order`` (1 or 3), without the check.
+    back to evaluating the WCS at every pixel. ``stepsize`` > 1 is the official sparse
+    evaluation: the WCS every ``stepsize`` pixels, interpolated by splines of ``order`` (1 or
+    3), without the check.
     """
     if order not in (1, 3):
         raise ParameterError(f"pixmap_order must be 1 or 3, got {order}")
