@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from calwebb import datamodels
+from calwebb.associations.library import ModelLibrary, exposure_group_id
 from calwebb.errors import DataModelError, ParameterError
 from calwebb.resample import footprints, grid
 from calwebb.resample.drizzle_images import VARIANCES, DrizzleInput, drizzle_images
@@ -56,6 +57,8 @@ class ResampleStep(Step):
     def prepare_input(self, value):
         """Files stay paths (each is read when drizzled); models are used as given, never
         modified; an association (.json) becomes its first product's science members."""
+        if isinstance(value, ModelLibrary):
+            return value
         if isinstance(value, list | tuple):
             return [self.prepare_input(item) for item in value]
         if isinstance(value, str | os.PathLike):
@@ -70,6 +73,11 @@ class ResampleStep(Step):
 
     def _sources(self, value) -> list:
         """Models or file paths to resample, in order."""
+        if isinstance(value, ModelLibrary):
+            if value.asn.table_name:
+                self._association = (value.asn, value.asn.table_name)
+            self._group_ids = value.group_ids
+            return [value.source(index) for index in range(len(value))]
         if isinstance(value, str) and value.lower().endswith(".json"):
             from calwebb.associations import load_association
 
@@ -88,6 +96,7 @@ class ResampleStep(Step):
     # -- processing ----------------------------------------------------------------------------
     def process(self, value):
         self._association = None
+        self._group_ids = None  # an association's grouping, when the input is a library
         sources = self._sources(value)
         if not sources:
             raise DataModelError("resample got an empty list of inputs")
@@ -129,8 +138,10 @@ class ResampleStep(Step):
             raise DataModelError(f"{name}: meta.wcs must map pixels to (ra, dec)")
         exposure = model.meta.exposure
         background = model.meta.background
+        group_id = self._group_ids[index] if self._group_ids else \
+            exposure_group_id(model.meta, fallback=str(model.meta.filename or f"input {index}"))
         info.update(
-            wcs=wcs, shape=_image_shape(model), group_id=_group_id(model, index),
+            wcs=wcs, shape=_image_shape(model), group_id=group_id,
             ra_ref=model.meta.wcsinfo.ra_ref, dec_ref=model.meta.wcsinfo.dec_ref,
             pixelarea_steradians=model.meta.photometry.pixelarea_steradians,
             weight_time=_positive(exposure.measurement_time) or _positive(
@@ -290,21 +301,6 @@ def _image_shape(model) -> tuple[int, int]:
 
 def _positive(value) -> float | None:
     return float(value) if value is not None and value > 0 else None
-
-
-def _group_id(model, index: int) -> str:
-    """The exposure an image belongs to: meta.group_id, else the official naming from the
-    observation keywords, else the file name."""
-    if model.meta.group_id:
-        return str(model.meta.group_id)
-    obs = model.meta.observation
-    parts = (obs.program_number, obs.observation_number, obs.visit_number, obs.visit_group,
-             obs.sequence_id, obs.activity_id, obs.exposure_number)
-    if all(part is not None for part in parts):
-        program, observation, visit, visit_group, sequence, activity, exposure = parts
-        return (f"jw{program}{observation}{visit}_{visit_group}{sequence}{activity}_"
-                f"{exposure}")
-    return str(model.meta.filename or f"input {index}")
 
 
 def _sum_exposure_times(exposure, described: list[dict]) -> None:

@@ -45,9 +45,12 @@ def _without_plumbing(config: dict) -> dict:
 
 def _dataset_model(dataset: Any):
     from calwebb import datamodels
+    from calwebb.associations.library import ModelLibrary
 
     if isinstance(dataset, datamodels.DataModel):
         return dataset
+    if isinstance(dataset, ModelLibrary):
+        return _dataset_model(dataset.source(0))
     if isinstance(dataset, list | tuple) and dataset:
         return _dataset_model(dataset[0])
     if not isinstance(dataset, str | os.PathLike) or not Path(dataset).is_file():
