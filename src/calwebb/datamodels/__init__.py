@@ -20,9 +20,12 @@ from calwebb.datamodels.models import (
 )
 from calwebb.datamodels.reference import (
     REFERENCE_MODELS,
+    ABVegaOffsetModel,
+    ApcorrModel,
     DarkMIRIModel,
     DarkModel,
     DistortionModel,
+    FgsImgApcorrModel,
     FgsImgPhotomModel,
     FilteroffsetModel,
     FlatModel,
@@ -30,8 +33,11 @@ from calwebb.datamodels.reference import (
     IPCModel,
     LinearityModel,
     MaskModel,
+    MirImgApcorrModel,
     MirImgPhotomModel,
+    NisImgApcorrModel,
     NisImgPhotomModel,
+    NrcImgApcorrModel,
     NrcImgPhotomModel,
     PhotomModel,
     PixelAreaModel,
@@ -54,6 +60,8 @@ __all__ = [
     "DarkMIRIModel", "GainModel", "ReadnoiseModel", "IPCModel", "ResetModel", "RSCDModel",
     "FlatModel", "PixelAreaModel", "PhotomModel", "NrcImgPhotomModel", "NisImgPhotomModel",
     "MirImgPhotomModel", "FgsImgPhotomModel", "DistortionModel", "FilteroffsetModel",
+    "ApcorrModel", "NrcImgApcorrModel", "NisImgApcorrModel", "MirImgApcorrModel",
+    "FgsImgApcorrModel", "ABVegaOffsetModel",
     "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference", "reference_dq",
     "reference_model_class", "register_reference_model",
 ]

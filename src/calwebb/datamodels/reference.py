@@ -235,9 +235,38 @@ class FgsImgPhotomModel(PhotomModel):
     pass
 
 
-#: the official photom model class per instrument (its DATAMODL)
-PHOTOM_MODELS = {"NIRCAM": NrcImgPhotomModel, "NIRISS": NisImgPhotomModel,
-                 "MIRI": MirImgPhotomModel, "FGS": FgsImgPhotomModel}
+class ApcorrModel(ReferenceModel):
+    """Imaging aperture corrections (APCORR table: filter/pupil or subarray, eefraction,
+    radius, apcorr, skyin, skyout)."""
+
+    reftype = "apcorr"
+    primary_array = "apcorr_table"
+    arrays = {"apcorr_table": _table("APCORR")}
+
+
+class NrcImgApcorrModel(ApcorrModel):
+    pass
+
+
+class NisImgApcorrModel(ApcorrModel):
+    pass
+
+
+class MirImgApcorrModel(ApcorrModel):
+    pass
+
+
+class FgsImgApcorrModel(ApcorrModel):
+    pass
+
+
+#: the official model class (its DATAMODL) per reference type and instrument
+INSTRUMENT_MODELS = {
+    "photom": {"NIRCAM": NrcImgPhotomModel, "NIRISS": NisImgPhotomModel,
+               "MIRI": MirImgPhotomModel, "FGS": FgsImgPhotomModel},
+    "apcorr": {"NIRCAM": NrcImgApcorrModel, "NIRISS": NisImgApcorrModel,
+               "MIRI": MirImgApcorrModel, "FGS": FgsImgApcorrModel},
+}
 
 
 class _TreeReference(ReferenceModel):
@@ -275,11 +304,27 @@ class FilteroffsetModel(_TreeReference):
         self.tree["filters"] = [dict(item) for item in value]
 
 
+class ABVegaOffsetModel(_TreeReference):
+    """AB − Vega magnitude offsets (``abvega_offset``: a table of filter, pupil or detector,
+    abvega_offset)."""
+
+    reftype = "abvegaoffset"
+
+    @property
+    def abvega_offset(self):
+        return self.tree.get("abvega_offset")
+
+    @abvega_offset.setter
+    def abvega_offset(self, value) -> None:
+        self.tree["abvega_offset"] = value
+
+
 REFERENCE_MODELS: dict[str, type[ReferenceModel]] = {
     cls.reftype: cls
     for cls in (MaskModel, SaturationModel, SuperBiasModel, LinearityModel, DarkModel,
                 GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel, FlatModel,
-                PixelAreaModel, PhotomModel, DistortionModel, FilteroffsetModel)
+                PixelAreaModel, PhotomModel, DistortionModel, FilteroffsetModel, ApcorrModel,
+                ABVegaOffsetModel)
 }
 
 
@@ -294,8 +339,9 @@ def reference_model_class(reftype: str, instrument: str | None = None) -> type[R
     reftype = reftype.lower()
     if reftype == "dark" and (instrument or "").upper() == "MIRI":
         return DarkMIRIModel
-    if reftype == "photom" and (instrument or "").upper() in PHOTOM_MODELS:
-        return PHOTOM_MODELS[instrument.upper()]
+    by_instrument = INSTRUMENT_MODELS.get(reftype, {})
+    if (instrument or "").upper() in by_instrument:
+        return by_instrument[instrument.upper()]
     try:
         return REFERENCE_MODELS[reftype]
     except KeyError:

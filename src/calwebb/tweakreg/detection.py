@@ -1,0 +1,176 @@
+"""Source finding shared by tweakreg and source_catalog (stage3.md §2.3 "Source finding").
+
+A 2-D background and its RMS are measured on a mesh (photutils ``Background2D``), the
+detection threshold is ``snr_threshold`` × RMS, and sources are found on the
+background-subtracted image with one of photutils' finders: IRAF or DAO star finders
+(scalar threshold), or image segmentation with optional deblending.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.convolution import Gaussian2DKernel, convolve_fft
+from astropy.stats import SigmaClip
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
+from photutils.background import Background2D, MedianBackground
+from photutils.detection import DAOStarFinder, IRAFStarFinder
+from photutils.segmentation import SegmentationImage, SourceCatalog, SourceFinder
+
+from calwebb.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+STARFINDERS = ("iraf", "dao", "segmentation")
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+@dataclass
+class FinderOptions:
+    """The finder parameters of tweakreg and source_catalog (names as the official steps)."""
+
+    starfinder: str = "iraf"
+    snr_threshold: float = 10.0
+    kernel_fwhm: float = 2.5
+    bkg_boxsize: int = 400
+    # iraf / dao
+    minsep_fwhm: float = 0.0
+    sigma_radius: float = 1.5
+    sharplo: float = 0.5
+    sharphi: float = 2.0
+    roundlo: float = 0.0
+    roundhi: float = 0.2
+    brightest: int | None = 200
+    peakmax: float | None = None
+    # segmentation
+    npixels: int = 10
+    connectivity: int = 8
+    nlevels: int = 32
+    contrast: float = 0.001
+    multithresh_mode: str = "exponential"
+    localbkg_width: int = 0
+    apermask_method: str = "correct"
+    kron_params: tuple | None = None
+    deblend: bool = True
+
+    @classmethod
+    def from_step(cls, step) -> FinderOptions:
+        """The options a step's parameters of the same names give."""
+        names = cls.__dataclass_fields__
+        values = {name: getattr(step, name) for name in names if hasattr(step, name)}
+        if values.get("kron_params") is not None:
+            values["kron_params"] = tuple(values["kron_params"])
+        return cls(**values)
+
+    def check(self) -> None:
+        if self.starfinder not in STARFINDERS:
+            raise ParameterError(f"starfinder must be one of {STARFINDERS}, got "
+                                 f"{self.starfinder!r}")
+        if self.snr_threshold <= 0:
+            raise ParameterError(f"snr_threshold must be positive, got {self.snr_threshold}")
+        if self.bkg_boxsize < 1:
+            raise ParameterError(f"bkg_boxsize must be positive, got {self.bkg_boxsize}")
+        if self.connectivity not in (4, 8):
+            raise ParameterError(f"connectivity must be 4 or 8, got {self.connectivity}")
+
+
+@dataclass
+class Detection:
+    """What source finding produced on one image."""
+
+    sources: Table  # id, xcentroid, ycentroid, flux (0-based pixels)
+    background: np.ndarray
+    background_rms: np.ndarray
+    segmentation: SegmentationImage | None = None  # segmentation finder only
+    convolved: np.ndarray | None = None  # the smoothed detection image (segmentation)
+
+
+def estimate_background(data: np.ndarray, coverage_mask: np.ndarray,
+                        box_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(background, background RMS): a mesh of ``box_size`` boxes, 3×3 median filter, 3σ
+    clipping, median estimator; one box over the whole image if the mesh cannot be made."""
+    options = dict(coverage_mask=coverage_mask, filter_size=(3, 3),
+                   sigma_clip=SigmaClip(sigma=3.0), bkg_estimator=MedianBackground(),
+                   fill_value=0.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            result = Background2D(data, box_size, **options)
+    except ValueError:
+        log.info("background mesh of %d px failed; using one box over the image", box_size)
+        result = Background2D(data, data.shape, **{**options, "exclude_percentile": 100.0})
+    return np.asarray(result.background), np.asarray(result.background_rms)
+
+
+def find_sources(data: np.ndarray, coverage_mask: np.ndarray | None = None,
+                 options: FinderOptions | None = None, error: np.ndarray | None = None,
+                 wcs=None) -> Detection:
+    """Sources on ``data`` (pixels in ``coverage_mask`` ignored): see the module docstring.
+
+    ``error`` and ``wcs`` are only used by the segmentation finder's segment catalog."""
+    options = options or FinderOptions()
+    options.check()
+    data = np.asarray(data, float)
+    mask = ~np.isfinite(data) if coverage_mask is None else (coverage_mask | ~np.isfinite(data))
+    if mask.all():
+        raise ValueError("every pixel is masked; no sources can be found")
+    filled = np.where(mask, 0.0, data)
+    background, rms = estimate_background(filled, mask, options.bkg_boxsize)
+    subtracted = np.where(mask, 0.0, filled - background)
+    threshold = options.snr_threshold * rms
+    if options.starfinder == "segmentation":
+        sources, segmentation, convolved = _segmentation(subtracted, threshold, mask, options,
+                                                         error, wcs)
+        return Detection(sources, background, rms, segmentation, convolved)
+    sources = _star_finder(subtracted, float(np.median(threshold[~mask])), mask, options)
+    return Detection(sources, background, rms)
+
+
+def _star_finder(data, threshold, mask, options: FinderOptions) -> Table:
+    separation = max(2, int(options.minsep_fwhm * options.kernel_fwhm + 0.5))
+    common = dict(sigma_radius=options.sigma_radius, n_brightest=options.brightest,
+                  peak_max=options.peakmax, min_separation=separation,
+                  sharpness_range=(options.sharplo, options.sharphi),
+                  roundness_range=(options.roundlo, options.roundhi))
+    finder_class = IRAFStarFinder if options.starfinder == "iraf" else DAOStarFinder
+    finder = finder_class(threshold, options.kernel_fwhm, **common)
+    found = finder(data, mask=mask)
+    if found is None or len(found) == 0:
+        return _empty()
+    return Table({"id": np.arange(1, len(found) + 1),
+                  "xcentroid": np.asarray(found["x_centroid"], float),
+                  "ycentroid": np.asarray(found["y_centroid"], float),
+                  "flux": np.asarray(found["flux"], float)})
+
+
+def _segmentation(data, threshold, mask, options: FinderOptions, error, wcs):
+    convolved = data
+    if options.kernel_fwhm > 0:
+        kernel = Gaussian2DKernel(options.kernel_fwhm / FWHM_PER_SIGMA)
+        convolved = convolve_fft(data, kernel, mask=mask, normalize_kernel=True,
+                                 preserve_nan=False)
+    finder = SourceFinder(options.npixels, connectivity=options.connectivity,
+                          deblend=options.deblend, n_levels=options.nlevels,
+                          contrast=options.contrast, mode=options.multithresh_mode,
+                          relabel=True, progress_bar=False)
+    segmentation = finder(convolved, threshold, mask=mask)
+    if segmentation is None:
+        return _empty(), None, convolved
+    catalog = SourceCatalog(data, segmentation, convolved_data=convolved, error=error,
+                            mask=mask, wcs=wcs, local_bkg_width=options.localbkg_width,
+                            aperture_mask_method=options.apermask_method,
+                            kron_params=options.kron_params or (2.5, 1.4, 0.0))
+    sources = Table({"id": np.asarray(catalog.label),
+                     "xcentroid": np.asarray(catalog.x_centroid, float),
+                     "ycentroid": np.asarray(catalog.y_centroid, float),
+                     "flux": np.asarray(catalog.segment_flux, float)})
+    return sources, segmentation, convolved
+
+
+def _empty() -> Table:
+    return Table({"id": np.zeros(0, int), "xcentroid": np.zeros(0), "ycentroid": np.zeros(0),
+                  "flux": np.zeros(0)})
