@@ -22,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ngroups", type=int, default=6)
     parser.add_argument("--nints", type=int, default=1)
     parser.add_argument("--jitter-mas", type=float, default=0.0,
-                        help="random pointing error per exposure (milliarcseconds)")
+                        help="σ of each exposure's header pointing error, as a guiding error "
+                        "(milliarcseconds)")
+    parser.add_argument("--roll-jitter-arcsec", type=float, default=0.0,
+                        help="σ of each exposure's header roll error (arcseconds)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--outdir", default="simulated", help="output directory")
 
@@ -52,7 +55,8 @@ def config_from_arguments(args: argparse.Namespace):
         readpatt=args.readpatt or ("FASTR1" if miri else "RAPID"),
         subarray=subarray or ("SUB256" if miri else "SUB320"),
         ngroups=args.ngroups, nints=args.nints, n_dithers=args.exposures,
-        pointing_jitter_mas=args.jitter_mas, seed=args.seed,
+        pointing_jitter_mas=args.jitter_mas,
+        roll_jitter_arcsec=args.roll_jitter_arcsec, seed=args.seed,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from astropy.time import Time
 from calwebb import datamodels
 from calwebb.associations import asn_from_list
 from calwebb.simulate import instruments
-from calwebb.simulate.detector import make_detector, simulate_ramps
+from calwebb.simulate.detector import cut, make_detector, simulate_ramps
 from calwebb.simulate.optics import (
     FILTER_OFFSETS,
     Distortion,
@@ -52,7 +53,8 @@ class ObservationConfig:
     n_galaxies: int = 15
     background_mjy_sr: float = 0.15
     cosmic_ray_rate: float = 2e-5  # hits per pixel per second
-    pointing_jitter_mas: float = 0.0
+    pointing_jitter_mas: float = 0.0  # σ of each exposure's header pointing error (RA, Dec)
+    roll_jitter_arcsec: float = 0.0  # σ of each exposure's header roll error
     seed: int = 1
     program: str = "01234"
     observation: int = 1
@@ -107,9 +109,15 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
             uncal = exposure.level1b(ramps.data)
             path = output_dir / f"{exposure.basename}_uncal.fits"
             uncal.save(path)
-            truth_rate = datamodels.ImageModel(data=rate)
-            truth_rate.tree["meta"] = dict(uncal.tree["meta"])
+            # reference pixels see no light: a perfect Stage 1 gives 0 there
+            truth_rate = datamodels.ImageModel(data=np.where(cut(truth.reference, window), 0.0,
+                                                             rate).astype(np.float32))
+            truth_rate.tree["meta"] = copy.deepcopy(uncal.tree["meta"])
             truth_rate.meta.bunit_data = "DN/s"
+            # the truth carries the true pointing (the uncal headers may have a guiding error)
+            truth_rate.meta.wcsinfo.ra_ref, truth_rate.meta.wcsinfo.dec_ref = exposure.ra, \
+                exposure.dec
+            truth_rate.meta.wcsinfo.roll_ref = config.roll
             truth_path = output_dir / "truth" / f"{exposure.basename}_truth_rate.fits"
             truth_rate.save(truth_path)
             result.uncal_files.append(path)
@@ -141,9 +149,15 @@ class _Exposure:
                                                  config.readpatt)
         self.group_time = (nframes + groupgap) * self.frame_time
         step = config.dither_step_arcsec / 3600.0
-        jitter = rng.normal(0, config.pointing_jitter_mas / 3.6e6, 2)
-        self.ra = config.ra + (dither * step + jitter[0]) / np.cos(np.radians(config.dec))
-        self.dec = config.dec + 0.5 * dither * step + jitter[1]
+        self.ra = config.ra + dither * step / np.cos(np.radians(config.dec))
+        self.dec = config.dec + 0.5 * dither * step
+        # guiding error: the headers record a pointing off the true one by this much; one draw
+        # per exposure, shared by its detectors (the focal plane moves as a whole)
+        errors = np.random.default_rng([config.seed, 101, dither]).normal(size=3)
+        self.header_ra = self.ra + errors[0] * config.pointing_jitter_mas / 3.6e6 / np.cos(
+            np.radians(config.dec))
+        self.header_dec = self.dec + errors[1] * config.pointing_jitter_mas / 3.6e6
+        self.header_roll = config.roll + errors[2] * config.roll_jitter_arcsec / 3600.0
         self.basename = (f"jw{config.program}{config.observation:03d}001_03101_"
                          f"{dither + 1:05d}_{detector.name.lower()}")
 
@@ -219,9 +233,10 @@ class _Exposure:
             self.config.subarray.upper(), x0, y0, nx, ny)
         sub.fastaxis, sub.slowaxis = detector.fastaxis, detector.slowaxis
         wcsinfo = meta.wcsinfo
-        wcsinfo.ra_ref, wcsinfo.dec_ref = self.ra, self.dec
+        wcsinfo.ra_ref, wcsinfo.dec_ref = self.header_ra, self.header_dec
         wcsinfo.v2_ref, wcsinfo.v3_ref = detector.v2_ref, detector.v3_ref
-        wcsinfo.roll_ref, wcsinfo.v3yangle, wcsinfo.vparity = config.roll, detector.v3_yangle, -1
+        wcsinfo.roll_ref, wcsinfo.v3yangle, wcsinfo.vparity = (self.header_roll,
+                                                               detector.v3_yangle, -1)
         wcsinfo.siaf_xref_sci, wcsinfo.siaf_yref_sci = self.reference_pixel
         meta.velocity_aberration.scale_factor = VA_SCALE
         meta.aperture.name = f"{detector.name}_{self.config.subarray.upper()}"
