@@ -138,3 +138,15 @@ def sip_keywords(wcs: WCS, max_pix_error: float, degree: int | None,
             continue
         values[name] = value.item() if isinstance(value, np.generic) else value
     return values
+
+
+def write_sip(wcsinfo, wcs: WCS, max_pix_error: float, degree: int | None,
+              max_inv_pix_error: float, inv_degree: int | None, npoints: int) -> None:
+    """Replace the SIP approximation in ``wcsinfo`` (meta.wcsinfo) by a fit of ``wcs``."""
+    values = sip_keywords(wcs, max_pix_error, degree, max_inv_pix_error, inv_degree, npoints)
+    for name in list(wcsinfo):
+        if name.startswith(SIP_PREFIXES) or name in ("cdelt1", "cdelt2") or \
+                name.startswith("pc"):
+            delattr(wcsinfo, name)
+    for name, value in values.items():
+        setattr(wcsinfo, name, value)

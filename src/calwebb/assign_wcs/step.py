@@ -73,13 +73,5 @@ class AssignWcsStep(Step):
         return None
 
     def _write_sip(self, model, wcs) -> None:
-        values = imaging.sip_keywords(wcs, self.sip_max_pix_error, self.sip_degree,
-                                      self.sip_max_inv_pix_error, self.sip_inv_degree,
-                                      self.sip_npoints)
-        wcsinfo = model.meta.wcsinfo
-        for name in list(wcsinfo):
-            if name.startswith(imaging.SIP_PREFIXES) or name in ("cdelt1", "cdelt2") or \
-                    name.startswith("pc"):
-                delattr(wcsinfo, name)
-        for name, value in values.items():
-            setattr(wcsinfo, name, value)
+        imaging.write_sip(model.meta.wcsinfo, wcs, self.sip_max_pix_error, self.sip_degree,
+                          self.sip_max_inv_pix_error, self.sip_inv_degree, self.sip_npoints)

@@ -88,7 +88,7 @@ class ModelLibrary:
         if not association.products:
             raise AssociationError(f"{association.table_name or 'association'}: no products")
         members = [m for m in association.products[0].members if m.exptype.lower() in roles]
-        self._extra = [m.extra for m in members]
+        self._extra = [{**m.extra, "exptype": m.exptype} for m in members]
         paths = [m.path(association.asn_dir) for m in members]
         for path in paths:
             if not path.exists():
@@ -164,6 +164,9 @@ class ModelLibrary:
         model = datamodels.open(path)
         model.meta.group_id = self.group_ids[index]
         model.meta.asn.exptype = self._extra[index].get("exptype", "science")
+        catalog = self._extra[index].get("tweakreg_catalog")
+        if catalog:
+            model.meta.tweakreg_catalog = str(self.asn.asn_dir / catalog)
         model.meta.asn.table_name = self.asn.table_name
         model.meta.asn.pool_name = self.asn.pool_name
         return model
