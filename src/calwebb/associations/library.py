@@ -60,6 +60,7 @@ class ModelLibrary:
             raise AssociationError(f"{self.asn.table_name or 'input'}: no "
                                    f"{'/'.join(asn_exptypes)} members")
         self._sources: list = sources  # path (original or temporary) or model per member
+        self.names = [_name(source) for source in sources]  # members' own file names
         self._loaded: dict[int, datamodels.DataModel] = {}
         self._owned = [not isinstance(source, datamodels.DataModel) for source in sources]
         self._borrowed: set[int] = set()
@@ -162,6 +163,7 @@ class ModelLibrary:
 
     def _read(self, index: int, path: Path) -> datamodels.DataModel:
         model = datamodels.open(path)
+        model.meta.filename = self.names[index]  # a temporary file keeps the member's name
         model.meta.group_id = self.group_ids[index]
         model.meta.asn.exptype = self._extra[index].get("exptype", "science")
         catalog = self._extra[index].get("tweakreg_catalog")
@@ -184,6 +186,7 @@ class ModelLibrary:
             return
         temporary = self._temporary_directory() / f"member{index:05d}.fits"
         model.save(temporary)
+        model.meta.filename = self.names[index]
         self._sources[index] = temporary
         self._owned[index] = True
 

@@ -1,0 +1,1 @@
+"""The skymatch step: measure, equalise and optionally subtract the sky of Stage-3 images."""

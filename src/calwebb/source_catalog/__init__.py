@@ -1,0 +1,1 @@
+"""source_catalog: the Stage 3 photometric and morphological source catalog."""
