@@ -45,3 +45,12 @@ def imaging_crds(monkeypatch, imaging_observation):
     references.forget_crds_state()
     yield imaging_observation
     references.forget_crds_state()
+
+
+@pytest.fixture(scope="session")
+def stage3_observation(tmp_path_factory):
+    """Three dithered SUB640 NIRCam cal images with guiding errors and cosmic rays
+    (tests/stage3_observation.py)."""
+    from stage3_observation import build
+
+    return build(tmp_path_factory.mktemp("stage3"))

@@ -189,3 +189,29 @@ def test_group_difference_variance_matches_read_and_poisson_noise():
     expected = truth.read_noise[4:260, 4:260] ** 2 + 20.0 * tframe / gain
     measured = diffs[:, good].var(axis=0).mean()
     assert measured == pytest.approx(expected[good].mean(), rel=0.05)
+
+
+def test_apcorr_radii_are_those_of_the_broadened_gaussian():
+    """For a wide PSF the four pixel boxes act as a Gaussian of variance 4/12 px²: radii
+    follow r = σ·√(−2 ln(1 − EE)) with σ² = σ_psf² + 1/3 (within 0.2 %)."""
+    from calwebb.simulate.references import EE_FRACTIONS, encircled_energy_radii
+
+    fwhm = 12.0
+    sigma = np.sqrt((fwhm / (2 * np.sqrt(2 * np.log(2)))) ** 2 + 4 / 12)
+    expected = sigma * np.sqrt(-2 * np.log(1 - np.asarray(EE_FRACTIONS)))
+    np.testing.assert_allclose(encircled_energy_radii(fwhm), expected, rtol=2e-3)
+
+
+def test_catalog_references_describe_every_filter(observation):
+    by_type = {datamodels.open(path).meta.reftype.lower(): path
+               for path in observation.reference_files
+               if "apcorr" in path.name or "abvegaoffset" in path.name}
+    apcorr = datamodels.open(by_type["apcorr"]).apcorr_table
+    f200w = apcorr[apcorr["filter"] == "F200W"]
+    np.testing.assert_allclose(f200w["apcorr"], 1 / f200w["eefraction"], rtol=1e-6)
+    assert np.all(np.diff(f200w["radius"]) > 0) and np.all(f200w["skyin"] > f200w["radius"])
+    offsets = datamodels.open(by_type["abvegaoffset"]).abvega_offset
+    row = offsets[offsets["filter"] == "F444W"]
+    # Vega ∝ λ⁻² from 700 Jy at 2 µm: AB − Vega = 2.5 log10(3631 / (700 (2/λ)²)), λ = 4.421 µm
+    assert float(row["abvega_offset"][0]) == pytest.approx(
+        2.5 * np.log10(3631 / (700 * (2 / 4.421) ** 2)), abs=1e-4)

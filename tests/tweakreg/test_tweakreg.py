@@ -21,6 +21,12 @@ def sky_error_mas(wcs, truth_wcs, shape):
     return east, (dec - dec_true) * 3.6e6
 
 
+@pytest.fixture
+def jittered(stage3_observation):
+    return (stage3_observation.cals, stage3_observation.true_wcs,
+            stage3_observation.observation)
+
+
 def cal_models(jittered):
     cals, _, _ = jittered
     return [model.copy() for model in cals]

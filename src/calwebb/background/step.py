@@ -44,7 +44,6 @@ class BackgroundStep(Step):
         result = model.copy() if self.parent is not None else model
         result.data = result.data - mean
         result.dq = result.dq | dq
-        result.meta.background.subtracted = True
         self.set_status(result, "COMPLETE")
         return result
 

@@ -52,6 +52,7 @@ MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "photom": (DETECTOR, EXP_TYPE, BAND),
     "area": (DETECTOR, EXP_TYPE, FILTER, PUPIL),
     "apcorr": (EXP_TYPE, DETECTOR),
+    "abvegaoffset": (DETECTOR,),
 }
 DEFAULT_MATCH_KEYS = (DETECTOR, EXP_TYPE)
 #: types whose full-frame files also serve subarrays (they are cut out); darks are not

@@ -23,6 +23,7 @@ from calwebb.simulate.optics import (
 )
 from calwebb.simulate.references import (
     write_cache,
+    write_catalog_references,
     write_detector_references,
     write_optics_references,
 )
@@ -101,6 +102,8 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
         response = quantum_efficiency(detector, config.filter, config.seed)
         result.reference_files += write_optics_references(
             truth, response, config.filter, config.pupil, output_dir / "refs", serial + 20)
+        result.reference_files += write_catalog_references(truth, output_dir / "refs",
+                                                           serial + 30)
         for dither in range(config.n_dithers):
             exposure = _Exposure(config, detector, window, dither, nframes, groupgap, rng)
             rate = exposure.sky_rate(catalog, response)

@@ -168,3 +168,77 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
         model.save(path)
         paths.append(path)
     return paths
+
+
+#: encircled-energy fractions tabulated in the simulated APCORR references
+EE_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def encircled_energy_radii(fwhm_pixels: float, fractions=EE_FRACTIONS,
+                           oversample: int = 10) -> np.ndarray:
+    """Radii (pixels) enclosing ``fractions`` of a point source as it is measured on a
+    mosaic at the native scale: the Gaussian PSF convolved with four one-pixel boxes (the
+    detector pixel; the drizzle drop's overlap with the output pixel, a triangle = two boxes;
+    the aperture sum treating output pixels as uniform), integrated numerically on an
+    ``oversample``-times finer grid."""
+    sigma = fwhm_pixels / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    half = int(np.ceil(6 * sigma + 4))
+    axis = (np.arange(-half * oversample, half * oversample + 1)) / oversample
+    profile = np.exp(-0.5 * (axis / sigma) ** 2)
+    box = np.ones(oversample) / oversample
+    for _ in range(4):
+        profile = np.convolve(profile, box, mode="same")
+    image = np.outer(profile, profile)
+    radius = np.hypot(*np.meshgrid(axis, axis)).ravel()
+    order = np.argsort(radius)
+    energy = np.cumsum(image.ravel()[order])
+    return np.interp(np.asarray(fractions) * energy[-1], energy, radius[order])
+
+
+def ab_minus_vega(wavelength_um: float) -> float:
+    """AB − Vega magnitude of the simulated photometric system: Vega taken as 700 Jy at
+    2 µm falling as λ⁻² (its Rayleigh-Jeans tail)."""
+    return float(2.5 * np.log10(3631.0 / (700.0 * (2.0 / wavelength_um) ** 2)))
+
+
+def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int) -> list[Path]:
+    """APCORR (every filter: EE radii of the simulated PSF, 1/EE corrections, a sky annulus)
+    and ABVEGAOFFSET for one detector; returns their paths."""
+    from astropy.table import Table
+
+    from calwebb.simulate import instruments
+
+    detector = truth.detector
+    instrument = detector.instrument
+    nircam = instrument == "NIRCAM"
+    filters = instruments.FILTERS[instrument]
+    rows = []
+    for name in filters:
+        fwhm = instruments.psf_fwhm_pixels(instrument, name, detector.pixel_scale)
+        radii = encircled_energy_radii(fwhm)
+        sky_in = float(np.ceil(2.0 * radii[-1]))
+        for fraction, radius in zip(EE_FRACTIONS, radii, strict=True):
+            rows.append((name, "CLEAR" if nircam else "FULL", fraction, radius, 1.0 / fraction,
+                         sky_in, sky_in + 5.0))
+    columns = [("filter", "S12"), ("pupil" if nircam else "subarray", "S15"),
+               ("eefraction", ">f4"), ("radius", ">f4"), ("apcorr", ">f4"), ("skyin", ">f4"),
+               ("skyout", ">f4")]
+    apcorr = datamodels.reference_model_class("apcorr", instrument)(
+        apcorr_table=np.array(rows, dtype=columns))
+    offsets = datamodels.ABVegaOffsetModel()
+    table = Table({"filter": list(filters), "abvega_offset": [
+        ab_minus_vega(wavelength) for wavelength in filters.values()]})
+    if nircam:
+        table["pupil"] = "CLEAR"
+    offsets.abvega_offset = table
+    paths = []
+    directory.mkdir(parents=True, exist_ok=True)
+    for reftype, model, extension in (("apcorr", apcorr, "fits"),
+                                      ("abvegaoffset", offsets, "asdf")):
+        _describe(model, reftype, truth)
+        model.meta.exposure.type = detector.exposure_type
+        serial += 1
+        path = directory / f"jwst_{instrument.lower()}_{reftype}_{serial:04d}.{extension}"
+        model.save(path)
+        paths.append(path)
+    return paths

@@ -210,8 +210,8 @@ class Step:
             self.skip = False
         if self.skip:
             self.log.info("Step %s skipped", self.qualified_name)
-            for model in _models_in(inputs[0] if inputs else None):
-                setattr(model.meta.cal_step, self.class_alias or self.name.lower(), "SKIPPED")
+            _mark_skipped(inputs[0] if inputs else None,
+                          self.class_alias or self.name.lower())
             return inputs[0] if len(inputs) == 1 else inputs
         prepared = tuple(self._run_hooks(self.pre_hooks, self.prepare_input(value))
                          for value in inputs)
@@ -394,6 +394,18 @@ def _models_in(value: Any) -> list[DataModel]:
     if isinstance(value, list | tuple):
         return [item for item in value if isinstance(item, DataModel)]
     return []
+
+
+def _mark_skipped(value: Any, attribute: str) -> None:
+    """Set S_* = SKIPPED on the models of ``value`` (a model, a list or a model library)."""
+    from calwebb.associations.library import ModelLibrary
+
+    if isinstance(value, ModelLibrary):
+        value.map_function(lambda model, index: setattr(model.meta.cal_step, attribute,
+                                                        "SKIPPED"), modify=True)
+        return
+    for model in _models_in(value):
+        setattr(model.meta.cal_step, attribute, "SKIPPED")
 
 
 def _describe(value: Any) -> str:

@@ -1,0 +1,1 @@
+"""assign_mtwcs: moving-target WCS frames for Stage 3 (stage3.md §2.2)."""
