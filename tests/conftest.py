@@ -1,6 +1,5 @@
 """Shared test set-up: helper modules in tests/ importable; loggers restored after each test."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -13,14 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _restore_logging():
     """Commands configure calwebb's loggers for a terminal; undo that after each test."""
     yield
-    from calwebb.stpipe.log import LOGGERS
+    from calwebb.stpipe import log
 
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
+    log.reset()
 
 
 @pytest.fixture(scope="session")

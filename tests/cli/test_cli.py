@@ -105,7 +105,51 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
     for variable in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT"):
         monkeypatch.delenv(variable, raising=False)
     assert main(["demo", "--output-dir", str(tmp_path / "demo"), "--quiet"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "pull mean" in text and (tmp_path / "demo" / "demo.png").stat().st_size > 10000
+    assert "CRDS - INFO" not in captured.err  # library chatter follows --verbose
     rates = sorted((tmp_path / "demo" / "stage1").glob("*_rate.fits"))
-    assert len(rates) == 2
+    assert len(rates) == 3
+    product = "jw01234-o001_t001_nircam_f200w"
+    stage3 = {path.name for path in (tmp_path / "demo" / "stage3").iterdir()}
+    assert {f"{product}_i2d.fits", f"{product}_cat.ecsv", f"{product}_segm.fits"} <= stage3
+    # the mosaic's stars: every well-covered star found, within a few mas after alignment
+    row = next(line for line in text.splitlines() if line.startswith(f"{product}_i2d"))
+    found, total = row.split()[3].split("/")
+    assert found == total and float(row.split()[4].removesuffix("mas")) < 5
+
+
+def test_asn_from_list_writes_a_level3_association(tmp_path, capsys, monkeypatch):
+    from calwebb.associations import load_association
+
+    monkeypatch.chdir(tmp_path)
+    files = ["jw01_00001_nrca1_cal.fits", "jw01_00002_nrca1_cal.fits"]
+    assert main(["asn", "from-list", *files, "--product-name", "mosaic"]) == 0
+    association = load_association(tmp_path / "mosaic_asn.json")
+    assert association.header["asn_rule"] == "DMS_Level3_Base"
+    assert association.header["asn_id"] == "a3001"
+    assert association.products[0].name == "mosaic"
+    assert [m.expname for m in association.products[0].members] == files
+    assert main(["asn", "check", "mosaic_asn.json"]) == 0
+    assert "mosaic: 2 member(s) (science)" in capsys.readouterr().out
+
+
+def test_asn_from_list_level2_names_products_after_members(tmp_path, monkeypatch):
+    from calwebb.associations import load_association
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["asn", "from-list", "a_rate.fits", "b_rate.fits", "-r", "DMSLevel2bBase",
+                 "-o", "l2_asn.json"]) == 0
+    association = load_association(tmp_path / "l2_asn.json")
+    assert [p.name for p in association.products] == ["a", "b"]
+    assert association.header["asn_id"] == "o999"
+
+
+def test_asn_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["asn", "from-list", "a_cal.fits"]) == 2
+    assert "needs a product name" in capsys.readouterr().err
+    (tmp_path / "bad_asn.json").write_text('{"products": [{"members": [{"expname": "x"}]}]}')
+    assert main(["asn", "check", "bad_asn.json"]) == 2
+    assert "exptype" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import calwebb
 from calwebb.errors import CalwebbError
 
 #: subcommand modules under calwebb.cli, each with add_arguments(parser) and run(args) -> int
-SUBCOMMANDS = ("run", "info", "refs", "simulate", "demo")
+SUBCOMMANDS = ("run", "info", "refs", "asn", "simulate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,9 @@ def _reset_crds_state() -> None:
     """Forget what the crds client cached about a previous cache or context."""
     from crds.core import utils
 
+    from calwebb.stpipe import log as logs
+
+    logs.adopt("CRDS")  # the client's own console handler would print every message twice
     utils.clear_function_caches()
 
 
