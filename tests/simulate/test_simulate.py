@@ -109,25 +109,92 @@ def test_official_library_accepts_the_files(observation):
                 model.validate()
 
 
-@pytest.mark.slow
-def test_miri_exposure_is_calibrated_to_the_truth(tmp_path, monkeypatch):
+def _calibrate(observation, monkeypatch, **steps):
+    from calwebb import references
     from calwebb.pipeline.detector1 import Detector1Pipeline
 
-    config = ObservationConfig(instrument="MIRI", detectors=("MIRIMAGE",), filter="F770W",
-                               readpatt="FASTR1", ngroups=12, nints=2, subarray="SUB256",
-                               n_dithers=1, n_stars=20, n_galaxies=5)
-    observation = simulate_observation(config, tmp_path)
     monkeypatch.setenv("CRDS_PATH", str(observation.crds_path))
     monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
     for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
         monkeypatch.delenv(variable, raising=False)
-    rate = Detector1Pipeline.call(str(observation.uncal_files[0]))
-    assert rate.meta.cal_step.lastframe == "COMPLETE"
-    truth = datamodels.open(observation.truth_rates[0]).data
+    references.forget_crds_state()
+    return Detector1Pipeline.call(str(observation.uncal_files[0]), steps=steps)
+
+
+def _pull(rate, truth_path):
+    truth = datamodels.open(truth_path).data
     bad = dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET | dqflags.HOT
     clean = ((rate.dq & bad) == 0) & ((rate.dq & dqflags.REFERENCE_PIXEL) == 0)
-    pull = ((rate.data - truth) / rate.err)[clean]
+    return ((rate.data - truth) / rate.err)[clean]
+
+
+@pytest.fixture(scope="module")
+def miri_observation(tmp_path_factory):
+    config = ObservationConfig(instrument="MIRI", detectors=("MIRIMAGE",), filter="F770W",
+                               readpatt="FASTR1", ngroups=12, nints=2, subarray="SUB256",
+                               n_dithers=1, n_stars=20, n_galaxies=5)
+    return simulate_observation(config, tmp_path_factory.mktemp("miri"))
+
+
+@pytest.mark.slow
+def test_miri_exposure_is_calibrated_to_the_truth(miri_observation, monkeypatch):
+    """The reset anomaly (its RESET reference) and the last-frame offset (the lastframe
+    step) are removed: pulls are unit normal."""
+    rate = _calibrate(miri_observation, monkeypatch)
+    assert rate.meta.cal_step.lastframe == "COMPLETE"
+    assert rate.meta.cal_step.reset == "COMPLETE"
+    pull = _pull(rate, miri_observation.truth_rates[0])
     assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.1
+
+
+@pytest.mark.compare
+def test_official_library_accepts_miri_and_ipc_references(miri_observation, tmp_path):
+    official = pytest.importorskip("stdatamodels.jwst.datamodels")
+    from calwebb.simulate.detector import make_detector
+    from calwebb.simulate.instruments import detector
+    from calwebb.simulate.references import write_detector_references
+
+    ipc = write_detector_references(make_detector(detector("NRCA1"), 1, ipc_alpha=0.01),
+                                    tmp_path, 1, "RAPID", "NRC_IMAGE", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in miri_observation.reference_files + [p for p in ipc if "_ipc_" in p.name]:
+            with official.open(path) as model:
+                model.validate()
+    reset = next(p for p in miri_observation.reference_files if "_reset_" in p.name)
+    with official.ResetModel(reset) as model:
+        assert model.data.shape[:2] == (1, 12)
+
+
+@pytest.mark.slow
+def test_miri_reset_anomaly_biases_rates_without_its_reference(miri_observation,
+                                                               monkeypatch):
+    """Without the reset correction the decaying anomaly (40 DN at group 0, τ = 2 groups)
+    bends every ramp down: rates fall well below the truth."""
+    rate = _calibrate(miri_observation, monkeypatch, reset={"skip": True})
+    assert np.mean(_pull(rate, miri_observation.truth_rates[0])) < -1
+
+
+@pytest.mark.slow
+def test_ipc_is_simulated_and_removed_by_the_ipc_step(tmp_path, monkeypatch):
+    """With 1.5 % coupling to each neighbour, the ipc step's deconvolution (the simulated IPC
+    reference) restores the truth; skipped, star peaks lose about 4α of their rate."""
+    config = ObservationConfig(subarray="SUB160", readpatt="RAPID", ngroups=6, n_dithers=1,
+                               n_stars=30, n_galaxies=0, cosmic_ray_rate=0.0, ipc_alpha=0.015)
+    observation = simulate_observation(config, tmp_path)
+    rate = _calibrate(observation, monkeypatch)
+    assert rate.meta.cal_step.ipc == "COMPLETE"
+    pull = _pull(rate, observation.truth_rates[0])
+    assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.05
+    from scipy import ndimage
+
+    truth = datamodels.open(observation.truth_rates[0]).data
+    peaks = ((truth == ndimage.maximum_filter(truth, 3)) & (truth > 2000)  # S/N > 100
+             & ((rate.dq & dqflags.DO_NOT_USE) == 0))
+    corrected = np.median(rate.data[peaks] / truth[peaks])
+    raw = _calibrate(observation, monkeypatch, ipc={"skip": True})
+    uncorrected = np.median(raw.data[peaks] / truth[peaks])
+    assert abs(corrected - 1) < 0.005 and uncorrected < 1 - 0.02
 
 
 @pytest.mark.parametrize(
@@ -135,6 +202,7 @@ def test_miri_exposure_is_calibrated_to_the_truth(tmp_path, monkeypatch):
     [
         (["--instrument", "nirspec"], "expected nircam or miri"),
         (["--size", "100"], "NIRCam sizes are"),
+        (["--ipc-alpha", "0.3"], "expected 0 ≤ alpha < 0.25"),
         (["--readpatt", "FOO"], "no readout pattern 'FOO'"),
         (["--detectors", "NRCC9"], "unknown detector 'NRCC9'"),
         (["--subarray", "SUB999"], "no subarray 'SUB999'"),
@@ -183,7 +251,9 @@ def test_group_difference_variance_matches_read_and_poisson_noise():
     ramps = simulate_ramps(rate, truth, window, 1, 0, 8, 1, tframe, 0.0,
                            np.random.default_rng(2)).data.astype(float)
     diffs = np.diff(ramps[0], axis=0)
-    diffs -= np.median(diffs, axis=2, keepdims=True)  # drifts are common along a row
+    for parity in (0, 1):  # drifts are common along a row, amplifier offsets per column parity
+        columns = diffs[..., parity::2]
+        columns -= np.median(columns, axis=2, keepdims=True)
     good = (truth.mask[4:260, 4:260] == 0)
     gain = truth.gain[4:260, 4:260]
     expected = truth.read_noise[4:260, 4:260] ** 2 + 20.0 * tframe / gain

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(milliarcseconds)")
     parser.add_argument("--roll-jitter-arcsec", type=float, default=0.0,
                         help="σ of each exposure's header roll error (arcseconds)")
+    parser.add_argument("--ipc-alpha", type=float, default=0.0,
+                        help="inter-pixel capacitance: coupling to each nearest neighbour "
+                        "(e.g. 0.01; 0 = none, and no IPC reference)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--outdir", default="simulated", help="output directory")
 
@@ -48,6 +51,8 @@ def config_from_arguments(args: argparse.Namespace):
         subarray = SIZES[args.size]
     if args.ngroups < 1 or args.nints < 1 or args.exposures < 1:
         raise SimulationError("--ngroups, --nints and --exposures must be at least 1")
+    if not 0.0 <= args.ipc_alpha < 0.25:
+        raise SimulationError(f"--ipc-alpha {args.ipc_alpha}: expected 0 ≤ alpha < 0.25")
     return ObservationConfig(
         instrument=instrument,
         detectors=tuple(args.detectors or (("MIRIMAGE",) if miri else ("NRCA1",))),
@@ -56,7 +61,7 @@ def config_from_arguments(args: argparse.Namespace):
         subarray=subarray or ("SUB256" if miri else "SUB320"),
         ngroups=args.ngroups, nints=args.nints, n_dithers=args.exposures,
         pointing_jitter_mas=args.jitter_mas,
-        roll_jitter_arcsec=args.roll_jitter_arcsec, seed=args.seed,
+        roll_jitter_arcsec=args.roll_jitter_arcsec, ipc_alpha=args.ipc_alpha, seed=args.seed,
     )
 
 

@@ -5,12 +5,15 @@ exposures (official names and headers), the noiseless count rate of each (``trut
 truth source catalog (ECSV), reference files built from the same detector truth, an offline
 CRDS cache selecting them, and Level 2 / Level 3 associations.
 
-Simulated: stars and Sérsic galaxies with a diffraction-width PSF on a tangent-plane WCS;
-per-frame Poisson charge from sky and dark, cosmic rays, frame averaging into groups with
-the readout pattern's NFRAMES/GROUPGAP, non-linearity (exact inverse of the LINEARITY
-polynomial), full-well clipping, bias, per-amplifier and per-row drifts seen by the
-reference pixels, read noise, dead and hot pixels. Not yet: geometric distortion, flat
-field and photometric references, IPC, MIRI first/last-frame and reset effects.
+Simulated: stars and Sérsic galaxies with a diffraction-width PSF seen through a
+polynomial distortion, flat field and photometric response (with their DISTORTION,
+FILTEROFFSET, FLAT, PHOTOM, AREA, APCORR and ABVEGAOFFSET references) from a pointing that
+may carry guiding errors; per-frame Poisson charge from sky and dark, cosmic rays, frame
+averaging into groups with the readout pattern's NFRAMES/GROUPGAP, non-linearity (exact
+inverse of the LINEARITY polynomial), full-well clipping, bias, optional inter-pixel
+capacitance (IPC reference), the MIRI reset anomaly (RESET reference) and last-frame offset,
+per-amplifier offsets by column (NIR) or row (MIRI) parity and per-row drifts seen by the
+reference pixels, read noise, dead and hot pixels.
 """
 
 from calwebb.simulate.observation import (

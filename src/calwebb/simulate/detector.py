@@ -1,4 +1,5 @@
-"""A detector up the ramp: charge, non-linearity, saturation, bias, reference pixels, noise.
+"""A detector up the ramp: charge, IPC, non-linearity, saturation, bias, reference pixels,
+odd/even amplifier offsets, MIRI reset anomaly and last-frame effect, noise.
 
 The same ``DetectorTruth`` produces the raw ramps and the reference files, so that a
 perfect Stage 1 recovers the count rate the sky put on the detector.
@@ -14,6 +15,9 @@ from calwebb import dqflags
 from calwebb.simulate.instruments import Detector
 
 N_REF = 4
+#: MIRI reset anomaly: A·exp(−group / RESET_TAU_GROUPS) in the first RESET_GROUPS groups
+RESET_TAU_GROUPS = 2.0
+RESET_GROUPS = 12
 
 
 @dataclass
@@ -29,14 +33,18 @@ class DetectorTruth:
     saturation: np.ndarray  # DN, bias included
     mask: np.ndarray  # DQ flags (dead, hot, reference pixels)
     reference: np.ndarray  # bool: reference pixel
+    reset_amplitude: np.ndarray | None = None  # MIRI reset anomaly at group 0, DN
+    last_frame_offset: np.ndarray | None = None  # MIRI last-group offset, DN
+    ipc_alpha: float = 0.0  # coupling to each of the 4 nearest neighbours
 
     @property
     def full_well(self) -> np.ndarray:
         return self.saturation + 300.0
 
 
-def make_detector(detector: Detector, seed: int) -> DetectorTruth:
-    """Draw a detector: gains, noise, bias, dark, non-linearity, bad pixels (deterministic)."""
+def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0) -> DetectorTruth:
+    """Draw a detector: gains, noise, bias, dark, non-linearity, bad pixels, MIRI reset and
+    last-frame effects (deterministic)."""
     rng = np.random.default_rng(seed)
     shape = detector.full_shape
     miri = detector.instrument == "MIRI"
@@ -56,13 +64,57 @@ def make_detector(detector: Detector, seed: int) -> DetectorTruth:
     gain = rng.normal(2.0 if not miri else 4.0, 0.05, shape).astype(np.float32)
     bias = rng.normal(12000 if not miri else 10000, 400, shape).astype(np.float32)
     saturation = (bias + rng.normal(50000, 1500, shape)).astype(np.float32)
+    read_noise = rng.normal(10.0 if not miri else 6.0, 0.5, shape).astype(np.float32)
+    nonlinearity = rng.normal(1.5e-6, 1e-7, shape).astype(np.float32)
+    reset_amplitude = last_frame_offset = None
+    if miri:
+        reset_amplitude = np.where(reference, 0.0, rng.normal(40.0, 8.0, shape)).astype(
+            np.float32)
+        last_frame_offset = np.where(reference, 0.0, rng.normal(-15.0, 4.0, shape)).astype(
+            np.float32)
     return DetectorTruth(
-        detector=detector, gain=gain,
-        read_noise=rng.normal(10.0 if not miri else 6.0, 0.5, shape).astype(np.float32),
-        bias=bias, dark_rate=dark_rate,
-        nonlinearity=rng.normal(1.5e-6, 1e-7, shape).astype(np.float32),
-        saturation=saturation, mask=mask, reference=reference,
+        detector=detector, gain=gain, read_noise=read_noise, bias=bias, dark_rate=dark_rate,
+        nonlinearity=nonlinearity, saturation=saturation, mask=mask, reference=reference,
+        reset_amplitude=reset_amplitude, last_frame_offset=last_frame_offset,
+        ipc_alpha=ipc_alpha,
     )
+
+
+def reset_anomaly(amplitude: np.ndarray, ngroups: int) -> np.ndarray:
+    """The MIRI reset anomaly of the first ``ngroups`` groups, [ngroups, ny, nx] DN."""
+    groups = np.arange(min(ngroups, RESET_GROUPS), dtype=np.float32)
+    return amplitude[None] * np.exp(-groups / RESET_TAU_GROUPS)[:, None, None]
+
+
+def ipc_kernel(alpha: float) -> np.ndarray:
+    """The 3×3 coupling kernel: ``alpha`` to each nearest neighbour, the rest kept."""
+    kernel = np.zeros((3, 3))
+    kernel[0, 1] = kernel[2, 1] = kernel[1, 0] = kernel[1, 2] = alpha
+    kernel[1, 1] = 1.0 - 4.0 * alpha
+    return kernel
+
+
+def ipc_deconvolution_kernel(alpha: float, size: int = 5) -> np.ndarray:
+    """The ``size``×``size`` kernel undoing :func:`ipc_kernel` (what the IPC reference holds):
+    the exact inverse computed in Fourier space, truncated (errors of order alpha³) and
+    renormalised to sum 1."""
+    n = 64
+    padded = np.zeros((n, n))
+    padded[:3, :3] = ipc_kernel(alpha)
+    padded = np.roll(padded, (-1, -1), axis=(0, 1))
+    inverse = np.real(np.fft.ifft2(1.0 / np.fft.fft2(padded)))
+    half = size // 2
+    kernel = np.roll(inverse, (half, half), axis=(0, 1))[:size, :size]
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def _couple(signal: np.ndarray, reference: np.ndarray, alpha: float) -> np.ndarray:
+    """IPC among science pixels (reference pixels neither give nor take charge)."""
+    from scipy import ndimage
+
+    science = np.where(reference, 0.0, signal)
+    coupled = ndimage.convolve(science, ipc_kernel(alpha), mode="constant", cval=0.0)
+    return np.where(reference, signal, coupled)
 
 
 def cut(array: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -89,8 +141,9 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
 
     Per frame: Poisson charge from sky and dark, cosmic rays; per group: the average of
     NFRAMES frames, non-linearity (inverse of the reference polynomial), clipping at full
-    well, bias, per-amplifier and per-row (1/f-like) drifts that the reference pixels see,
-    and read noise per frame.
+    well, bias, IPC coupling of the read level, MIRI reset anomaly and last-frame offset,
+    per-amplifier offsets differing between odd and even columns (NIR) or rows (MIRI) and
+    per-row (1/f-like) drifts that the reference pixels see, and read noise per frame.
     """
     gain, a = cut(truth.gain, window), cut(truth.nonlinearity, window)
     bias, full_well = cut(truth.bias, window), cut(truth.full_well, window)
@@ -106,6 +159,12 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
     # per-group amplifier offsets (DN): NIR reference pixels remove them; MIRI subarrays have
     # no usable reference columns, and MIRI's offsets are smaller
     amplifier_drift = 0.3 if miri else 4.0
+    # odd/even offsets: by column parity within NIR amplifiers, by row parity for MIRI
+    parity = (np.arange(ny) % 2)[:, None] if miri else (np.arange(nx) % 2)[None, :]
+    anomaly = (cut(truth.reset_amplitude, window) if truth.reset_amplitude is not None
+               else None)
+    last_offset = (cut(truth.last_frame_offset, window) if truth.last_frame_offset is not None
+                   else None)
     data = np.empty((nints, ngroups, ny, nx), np.uint16)
     hits: list[tuple[int, int, int, int, float]] = []
     expected_hits = cosmic_ray_rate * frame_time * ny * nx
@@ -129,10 +188,16 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
             for _ in range(groupgap if group < ngroups - 1 else 0):
                 frame += 1
                 charge += rng.poisson(electrons_per_frame)
-            level = np.minimum(accumulated / nframes, full_well - bias)
-            drift = rng.normal(0, amplifier_drift, 4)[amplifier][None, :] + _slow_drift(
-                ny, rng)[:, None]
-            data[integration, group] = np.clip(np.round(bias + level + drift), 0, 65535)
+            read = bias + np.minimum(accumulated / nframes, full_well - bias)
+            if truth.ipc_alpha:
+                read = _couple(read, reference, truth.ipc_alpha)
+            if anomaly is not None and group < RESET_GROUPS:
+                read = read + anomaly * np.exp(-group / RESET_TAU_GROUPS)
+            if last_offset is not None and group == ngroups - 1:
+                read = read + last_offset
+            drift = rng.normal(0, amplifier_drift, (4, 2))[amplifier[None, :], parity] \
+                + _slow_drift(ny, rng)[:, None]
+            data[integration, group] = np.clip(np.round(read + drift), 0, 65535)
     return RampResult(data, hits)
 
 

@@ -56,6 +56,7 @@ class ObservationConfig:
     cosmic_ray_rate: float = 2e-5  # hits per pixel per second
     pointing_jitter_mas: float = 0.0  # σ of each exposure's header pointing error (RA, Dec)
     roll_jitter_arcsec: float = 0.0  # σ of each exposure's header roll error
+    ipc_alpha: float = 0.0  # inter-pixel capacitance: coupling to each nearest neighbour
     seed: int = 1
     program: str = "01234"
     observation: int = 1
@@ -94,7 +95,7 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
     catalog.write(result.truth_catalog, overwrite=True)
     for detector_index, name in enumerate(config.detectors):
         detector = instruments.detector(name)
-        truth = make_detector(detector, config.seed * 1000 + detector_index)
+        truth = make_detector(detector, config.seed * 1000 + detector_index, config.ipc_alpha)
         serial = 9000 + 40 * detector_index
         result.reference_files += write_detector_references(
             truth, output_dir / "refs", serial, config.readpatt,

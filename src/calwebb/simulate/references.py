@@ -8,7 +8,13 @@ import numpy as np
 
 from calwebb import datamodels
 from calwebb.references.cache import write_local_cache
-from calwebb.simulate.detector import DetectorTruth, cut
+from calwebb.simulate.detector import (
+    RESET_GROUPS,
+    DetectorTruth,
+    cut,
+    ipc_deconvolution_kernel,
+    reset_anomaly,
+)
 
 USEAFTER = "2000-01-01T00:00:00"
 DARK_FRAMES = 8  # the dark step extrapolates linearly beyond these
@@ -35,8 +41,9 @@ def _describe(model, reftype: str, truth: DetectorTruth, subarray=None, window=N
 
 def write_detector_references(truth: DetectorTruth, directory: Path, serial: int,
                               readpatt: str, exposure_type: str, subarrays: dict) -> list[Path]:
-    """Mask, saturation, superbias, linearity, gain, readnoise (full frame) and one dark per
-    subarray; returns their paths."""
+    """Mask, saturation, superbias, linearity, gain, readnoise, IPC when the detector has it
+    (full frame), and per subarray a dark and, for MIRI, a reset reference; returns their
+    paths."""
     directory.mkdir(parents=True, exist_ok=True)
     zeros = np.zeros(truth.detector.full_shape, np.uint32)
     coeffs = np.zeros((3, *truth.detector.full_shape), np.float32)
@@ -50,6 +57,8 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
         "gain": datamodels.GainModel(data=truth.gain),
         "readnoise": datamodels.ReadnoiseModel(data=truth.read_noise),
     }
+    if truth.ipc_alpha:
+        models["ipc"] = datamodels.IPCModel(data=ipc_deconvolution_kernel(truth.ipc_alpha))
     instrument = truth.detector.instrument.lower()
     paths = []
     for reftype, model in models.items():
@@ -63,7 +72,23 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
         path = directory / f"jwst_{instrument}_dark_{serial:04d}.fits"
         _dark(truth, name, window, readpatt, exposure_type).save(path)
         paths.append(path)
+        if truth.reset_amplitude is not None:
+            serial += 1
+            path = directory / f"jwst_{instrument}_reset_{serial:04d}.fits"
+            _reset(truth, name, window, readpatt, exposure_type).save(path)
+            paths.append(path)
     return paths
+
+
+def _reset(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_type: str):
+    """The MIRI reset anomaly of one subarray and readout pattern, one integration deep."""
+    anomaly = reset_anomaly(cut(truth.reset_amplitude, window), RESET_GROUPS)[None]
+    reset = datamodels.ResetModel(data=anomaly, err=np.zeros_like(anomaly),
+                                  dq=np.zeros(anomaly.shape[-2:], np.uint32))
+    _describe(reset, "reset", truth, subarray, window)
+    reset.meta.exposure.readpatt, reset.meta.exposure.type = readpatt, exposure_type
+    reset.meta.exposure.nints, reset.meta.exposure.ngroups = 1, RESET_GROUPS
+    return reset
 
 
 def _dark(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_type: str):
