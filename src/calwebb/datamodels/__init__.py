@@ -16,6 +16,7 @@ from calwebb.datamodels.models import (
     CubeModel,
     ImageModel,
     Level1bModel,
+    RampFitOutputModel,
     RampModel,
 )
 from calwebb.datamodels.reference import (
@@ -25,6 +26,7 @@ from calwebb.datamodels.reference import (
     DarkMIRIModel,
     DarkModel,
     DistortionModel,
+    EmiModel,
     FgsImgApcorrModel,
     FgsImgPhotomModel,
     FilteroffsetModel,
@@ -40,6 +42,7 @@ from calwebb.datamodels.reference import (
     NrcImgApcorrModel,
     NrcImgPhotomModel,
     PhotomModel,
+    PictureFrameModel,
     PixelAreaModel,
     ReadnoiseModel,
     ReferenceModel,
@@ -56,12 +59,13 @@ from calwebb.errors import DataModelError
 
 __all__ = [
     "ArraySpec", "DataModel", "ReferenceModel", "Level1bModel", "RampModel", "ImageModel",
+    "RampFitOutputModel",
     "CubeModel", "MaskModel", "SaturationModel", "SuperBiasModel", "LinearityModel", "DarkModel",
     "DarkMIRIModel", "GainModel", "ReadnoiseModel", "IPCModel", "ResetModel", "RSCDModel",
     "FlatModel", "PixelAreaModel", "PhotomModel", "NrcImgPhotomModel", "NisImgPhotomModel",
     "MirImgPhotomModel", "FgsImgPhotomModel", "DistortionModel", "FilteroffsetModel",
     "ApcorrModel", "NrcImgApcorrModel", "NisImgApcorrModel", "MirImgApcorrModel",
-    "FgsImgApcorrModel", "ABVegaOffsetModel",
+    "FgsImgApcorrModel", "ABVegaOffsetModel", "EmiModel", "PictureFrameModel",
     "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference", "reference_dq",
     "reference_model_class", "register_reference_model",
 ]

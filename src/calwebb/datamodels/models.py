@@ -91,3 +91,25 @@ class CubeModel(DataModel):
         "zeroframe": ArraySpec("ZEROFRAME", F32, (3,), allocate=None),
         "int_times": INT_TIMES,
     }
+
+
+def _segment_array(extname: str, ndim: int = 4) -> ArraySpec:
+    return ArraySpec(extname, F32, (ndim,), allocate=None)
+
+
+class RampFitOutputModel(DataModel):
+    """Optional ramp-fit product (``fitopt``): per-segment fits [nints, nsegments, ny, nx],
+    PEDESTAL [nints, ny, nx] and jump magnitudes CRMAG [nints, njumps, ny, nx]."""
+
+    primary_array = "slope"
+    arrays = {
+        "slope": _segment_array("SLOPE"),
+        "sigslope": _segment_array("SIGSLOPE"),
+        "var_poisson": _segment_array("VAR_POISSON"),
+        "var_rnoise": _segment_array("VAR_RNOISE"),
+        "yint": _segment_array("YINT"),
+        "sigyint": _segment_array("SIGYINT"),
+        "pedestal": _segment_array("PEDESTAL", 3),
+        "weights": _segment_array("WEIGHTS"),
+        "crmag": _segment_array("CRMAG"),
+    }

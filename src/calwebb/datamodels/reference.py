@@ -319,12 +319,52 @@ class ABVegaOffsetModel(_TreeReference):
         self.tree["abvega_offset"] = value
 
 
+class EmiModel(_TreeReference):
+    """MIRI EMI waveforms (ASDF): ``frequencies`` maps a frequency name to ``frequency`` (Hz)
+    and ``phase_amplitudes`` (one period of the waveform, evenly sampled in phase);
+    ``subarray_cases`` maps a subarray name (``FULL_FAST``/``FULL_SLOW`` for full frame) to
+    ``rowclocks``, ``frameclocks`` and ``freqs``: ``FAST`` → frequency names, ``SLOW`` →
+    detector → frequency names."""
+
+    reftype = "emicorr"
+
+    @property
+    def frequencies(self) -> dict:
+        return self.tree.get("frequencies") or {}
+
+    @frequencies.setter
+    def frequencies(self, value: dict) -> None:
+        self.tree["frequencies"] = _plain(value)
+
+    @property
+    def subarray_cases(self) -> dict:
+        return self.tree.get("subarray_cases") or {}
+
+    @subarray_cases.setter
+    def subarray_cases(self, value: dict) -> None:
+        self.tree["subarray_cases"] = _plain(value)
+
+
+def _plain(value):
+    """Nested mappings as plain dicts (lists and arrays kept)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class PictureFrameModel(ReferenceModel):
+    """NIRSpec thermal "picture frame" rate image (SCI, full frame)."""
+
+    reftype = "pictureframe"
+    arrays = {"data": _image("SCI")}
+
+
 REFERENCE_MODELS: dict[str, type[ReferenceModel]] = {
     cls.reftype: cls
     for cls in (MaskModel, SaturationModel, SuperBiasModel, LinearityModel, DarkModel,
                 GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel, FlatModel,
                 PixelAreaModel, PhotomModel, DistortionModel, FilteroffsetModel, ApcorrModel,
-                ABVegaOffsetModel)
+                ABVegaOffsetModel, EmiModel, PictureFrameModel)
 }
 
 

@@ -155,6 +155,27 @@ def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress
     return special_time, flags, any_charge_loss
 
 
+@njit(cache=True)
+def _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x, suppress_one_group, tgroup,
+                  tframe, one_group_time, dark, ramp, dq, relaxed):
+    """Count rate (DN/s) behind a pixel's Poisson variance: dark plus the positive part of the
+    mean over integrations of their median rates. ramp/dq/relaxed are work arrays."""
+    nints, ngroups = data.shape[:2]
+    median = 0.0
+    for i in range(nints):
+        special_time, _, _ = _load_integration(
+            data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+            one_group_time, ramp, dq, relaxed)
+        if ngroups == 1:  # a saturated group spoils the mean
+            median += np.nan if dq[0] & SATURATED else ramp[0] / one_group_time
+        elif special_time > 0:
+            median += ramp[0] / special_time
+        else:
+            median += _median_rate(ramp, dq, tgroup)
+    median /= nints
+    return dark + (median if median > 0 else 0.0)
+
+
 @njit(cache=True, inline="always")
 def _guarded(variance):
     """Variances from nearly unconstrained fits are reported as 0."""
@@ -195,19 +216,9 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             pixel_flags = pixeldq[y, x]
             if bad_gain:
                 pixel_flags |= DO_NOT_USE | 524288  # NO_GAIN_VALUE
-            median = 0.0  # mean over integrations of their median rates (Poisson noise)
-            for i in range(nints):
-                special_time, _, _ = _load_integration(
-                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
-                    one_group_time, ramp, dq, relaxed)
-                if ngroups == 1:  # a saturated group spoils the mean
-                    median += np.nan if dq[0] & SATURATED else ramp[0] / one_group_time
-                elif special_time > 0:
-                    median += ramp[0] / special_time
-                else:
-                    median += _median_rate(ramp, dq, tgroup)
-            median /= nints
-            poisson_rate = dark[y, x] + (median if median > 0 else 0.0)
+            poisson_rate = _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x,
+                                         suppress_one_group, tgroup, tframe, one_group_time,
+                                         dark[y, x], ramp, dq, relaxed)
             exp_inv_r = exp_inv_relaxed = exp_inv_p = exp_weighted = 0.0
             charge_loss = False
             rate_flags = pixel_flags
@@ -256,6 +267,9 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                     ints_var_r[i, y, x] = _guarded(1.0 / inv_r if inv_r > 0 else 0.0)
                     ints_var_p[i, y, x] = _guarded(1.0 / inv_p if inv_p > 0 else 0.0)
                     ints_err[i, y, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
+                    if pixel_flags & SATURATED:  # fitted, but reported as unusable
+                        ints[i, y, x] = np.nan
+                        ints_err[i, y, x] = ints_var_p[i, y, x] = ints_var_r[i, y, x] = 0.0
                     ints_dq[i, y, x] = flags
                     rate_flags |= flags
                     exp_inv_r += inv_r
@@ -275,10 +289,12 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                 elif ints_var_r[i, y, x] > 0:
                     exp_inv_relaxed += 1.0 / ints_var_r[i, y, x]
             var_r = _guarded(1.0 / exp_inv_r if exp_inv_r > 0 else 0.0)
-            if usable_ints == 0 or (pixel_flags & DO_NOT_USE) != 0:
+            if usable_ints == 0 or (pixel_flags & (DO_NOT_USE | SATURATED)) != 0:
                 rate[y, x] = np.nan
                 rate_err[y, x] = rate_var_p[y, x] = var_r = 0.0
-                rate_dq[y, x] = rate_flags | DO_NOT_USE
+                rate_dq[y, x] = rate_flags
+                if usable_ints == 0 or (pixel_flags & DO_NOT_USE) != 0:
+                    rate_dq[y, x] |= DO_NOT_USE
             else:
                 var_p = 1.0 / exp_inv_p if exp_inv_p > 0 else 0.0
                 var_p = var_p if 0 <= var_p < LARGE_VARIANCE else 0.0

@@ -23,15 +23,24 @@ def apply_group_range(groupdq: np.ndarray, first: int | None, last: int | None) 
     groupdq[:, last + 1:] |= DNU
 
 
-def drop_unusable_miri_groups(data: np.ndarray, groupdq: np.ndarray):
+def drop_unusable_miri_groups(data: np.ndarray, groupdq: np.ndarray,
+                              unusable: np.ndarray | None = None):
     """Trim leading (and a trailing) group that is DO_NOT_USE everywhere (stage1.md §4.3).
 
-    Returns (data, groupdq) views, or (None, None) when fewer than two groups remain.
+    ``unusable`` [ngroups] says which groups are DO_NOT_USE everywhere when the arrays are
+    only part of the frame (None: decided from ``groupdq``). Returns (data, groupdq) views,
+    or (None, None) when fewer than two groups remain.
     """
+
+    def everywhere(group: int) -> bool:
+        if unusable is not None:
+            return bool(unusable[group])
+        return bool(((groupdq[:, group] & DNU) != 0).all())
+
     start, stop = 0, data.shape[1]
-    while stop - start > 1 and ((groupdq[:, start] & DNU) != 0).all():
+    while stop - start > 1 and everywhere(start):
         start += 1
-    if stop - start > 1 and ((groupdq[:, stop - 1] & DNU) != 0).all():
+    if stop - start > 1 and everywhere(stop - 1):
         stop -= 1
     if stop - start < 2:
         return None, None

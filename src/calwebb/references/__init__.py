@@ -105,8 +105,15 @@ def _best_references(model, reftypes: list[str]) -> dict[str, str]:
             f"{model.meta.filename or 'dataset'}: CRDS could not choose "
             f"{', '.join(t.upper() for t in reftypes)}: {exc}"
         ) from exc
-    return {reftype: ("N/A" if "N/A" in str(path).upper() else str(path))
+    # the client answers "NOT FOUND n/a" for N/A (a substring test would also catch
+    # paths such as /home/dan/a/...)
+    return {reftype: ("N/A" if _means_not_applicable(str(path)) else str(path))
             for reftype, path in found.items()}
+
+
+def _means_not_applicable(answer: str) -> bool:
+    text = answer.upper()
+    return text == "N/A" or (text.startswith("NOT FOUND") and "N/A" in text)
 
 
 def get_reference_file(model, reftype: str) -> str:

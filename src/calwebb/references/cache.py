@@ -53,6 +53,8 @@ MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "area": (DETECTOR, EXP_TYPE, FILTER, PUPIL),
     "apcorr": (EXP_TYPE, DETECTOR),
     "abvegaoffset": (DETECTOR,),
+    "emicorr": (DETECTOR,),  # the official rmap selects by date only; files say no DETECTOR
+    "pictureframe": (DETECTOR,),
 }
 DEFAULT_MATCH_KEYS = (DETECTOR, EXP_TYPE)
 #: types whose full-frame files also serve subarrays (they are cut out); darks are not

@@ -1,0 +1,1 @@
+"""The clean_flicker_noise step."""

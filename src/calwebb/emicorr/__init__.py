@@ -1,0 +1,1 @@
+"""The emicorr step: MIRI electromagnetic-interference removal."""

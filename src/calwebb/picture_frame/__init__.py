@@ -1,0 +1,1 @@
+"""The picture_frame step: NIRSpec thermal "picture frame" removal."""
