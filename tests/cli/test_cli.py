@@ -73,7 +73,8 @@ def test_help_lists_every_parameter(capsys):
         (["info", "missing.fits"], "missing.fits: no such file"),
     ],
 )
-def test_errors_are_one_line_with_exit_code_2(argv, message, rate_file, capsys):
+def test_errors_are_one_line_with_exit_code_2(argv, message, rate_file, capsys, monkeypatch):
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")  # no CRDS log lines first
     argv = [arg.replace("{rate}", str(rate_file)) for arg in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -18,6 +18,9 @@ class DarkCurrentStep(Step):
     """
     reference_file_types = ["dark"]
     input_model_class = datamodels.RampModel
+    #: set by a tiled run (calwebb.parallel.tiles) to the tile being processed: frame-wide
+    #: facts then come from the whole reference, and ``dark_output`` is left to the run
+    tile = None
 
     def process(self, model):
         dark = self.open_reference(model, "dark")
@@ -37,20 +40,38 @@ class DarkCurrentStep(Step):
             dq = dark.dq
             model.pixeldq |= dq if dq.ndim == 2 else np.bitwise_or.reduce(dq[:, 0], axis=0)
         model.average_dark_current = self._average_dark_current(model, dark)
-        if self.dark_output:
-            averaged = datamodels.DarkModel(data=averaged_dark(
-                stacks[0], ngroups, nframes, groupgap, dark_nframes, dark_groupgap))
-            averaged.meta.exposure.nframes = nframes
-            averaged.meta.exposure.groupgap = groupgap
-            averaged.save(self.dark_output)
+        if self.dark_output and self.tile is None:
+            self.save_dark_output(model, ngroups, dark)
         self.set_status(model, "COMPLETE")
         return model
+
+    def save_dark_output(self, model, ngroups: int, dark=None) -> None:
+        """Write the dark subtracted from ``model``'s ``ngroups`` groups (averaged to its
+        readout) to ``dark_output``; ``dark`` is the DARK reference cut to the model (opened
+        if None)."""
+        dark = self.open_reference(model, "dark") if dark is None else dark
+        exposure = model.meta.exposure
+        nframes, groupgap = exposure.nframes or 1, exposure.groupgap or 0
+        frames = dark.data if dark.data.ndim == 3 else dark.data[0]
+        averaged = datamodels.DarkModel(data=averaged_dark(
+            frames, ngroups, nframes, groupgap,
+            dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0))
+        averaged.meta.exposure.nframes = nframes
+        averaged.meta.exposure.groupgap = groupgap
+        averaged.save(self.dark_output)
 
     def _average_dark_current(self, model, dark) -> np.ndarray:
         """Step parameter > the dark's AVDRKCUR array (non-zero) > its keyword > 0."""
         shape = model.data.shape[-2:]
         if self.average_dark_current is not None:
             return np.full(shape, self.average_dark_current, np.float32)
-        if dark.has_array("average_dark_current") and np.any(dark.average_dark_current):
+        if dark.has_array("average_dark_current") and self._any_dark_rate(dark):
             return dark.average_dark_current.astype(np.float32)
         return np.full(shape, dark.meta.exposure.average_dark_current or 0.0, np.float32)
+
+    def _any_dark_rate(self, dark) -> bool:
+        """Whether the dark's AVDRKCUR array has a non-zero value (anywhere in the frame)."""
+        if self.tile is None:
+            return bool(np.any(dark.average_dark_current))
+        return self.tile.memo("dark_current.any_rate", lambda: bool(np.any(
+            self.tile.frame_reference(self, "dark").average_dark_current)))

@@ -18,6 +18,9 @@ class DQInitStep(Step):
     """
     reference_file_types = ["mask"]
     input_model_class = datamodels.RampModel
+    #: set by a tiled run (calwebb.parallel.tiles) to the tile being processed: the
+    #: user-supplied DQ then covers the frame and is cut to the tile's rows
+    tile = None
 
     def process(self, model):
         mask_model = self.open_reference(model, "mask")
@@ -26,10 +29,14 @@ class DQInitStep(Step):
         mask = mask_model.dq
         if self.user_supplied_dq:
             user = np.asarray(fits.getdata(self.user_supplied_dq))
-            if user.shape != mask.shape or user.dtype.kind not in "ui":
+            shape = mask.shape if self.tile is None else (self.tile.frame_shape[0],
+                                                          mask.shape[1])
+            if user.shape != shape or user.dtype.kind not in "ui":
                 raise ParameterError(
                     f"user_supplied_dq {self.user_supplied_dq}: expected an integer array of "
-                    f"shape {mask.shape}, got {user.dtype} {user.shape}")
+                    f"shape {shape}, got {user.dtype} {user.shape}")
+            if self.tile is not None:
+                user = user[self.tile.row_offset:self.tile.row_offset + mask.shape[0]]
             mask = mask | user.astype(np.uint32)
         apply_mask(model.pixeldq, model.groupdq, mask)
         self.set_status(model, "COMPLETE")

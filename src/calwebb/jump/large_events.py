@@ -263,35 +263,84 @@ def flag_showers(electrons, groupdq, pixeldq, read_noise, nframes,
     kernel; regions above ``snr_threshold`` of at least ``min_area`` pixels become ellipses,
     grown and flagged JUMP_DET in that group and ``groups_masked_after`` more. Pixels whose
     mean difference then changes by more than ``max_amplitude`` keep their old flags.
+
+    The work is split as a tiled run needs it: ``shower_differences`` and ``shower_noise``
+    and ``revert_showers`` work pixel by pixel, ``shower_ellipses`` plane by plane.
     """
-    nints, ngroups = groupdq.shape[:2]
-    dnu_groups = int(((groupdq & DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
-    if nints * (ngroups - 1) - dnu_groups < params.min_differences:
+    if not showers_possible(groupdq, params):
         return 0
     original = groupdq.copy()
+    diffs = shower_differences(electrons, groupdq)
+    median, sigma = shower_noise(diffs, read_noise, nframes, params)
+    working = shower_working_flags(groupdq, pixeldq)
+    found = shower_ellipses(working, pixeldq, lambda i, g: diffs[i, g - 1], median, sigma,
+                            params)
+    flag_shower_ellipses(working, found, params)
+    revert_showers(electrons, original, working, params)
+    groupdq[...] = working
+    return sum(len(e) for _, _, e in found)
+
+
+def showers_possible(groupdq: np.ndarray, params: ShowerParameters) -> bool:
+    """Whether there are enough usable differences (groups DO_NOT_USE everywhere left out)."""
+    nints, ngroups = groupdq.shape[:2]
+    dnu_groups = int(((groupdq & DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
+    return nints * (ngroups - 1) - dnu_groups >= params.min_differences
+
+
+def shower_differences(electrons: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
+    """Group-to-group differences [nints, ngroups - 1, ...], NaN next to flagged groups."""
+    return np.diff(masked_electrons(electrons, groupdq), axis=1)
+
+
+def masked_electrons(electrons: np.ndarray, groupdq: np.ndarray) -> np.ndarray:
+    """``electrons`` with NaN where the group is flagged (any shape, elementwise)."""
     masked = np.isin(groupdq, (JUMP_DET | DO_NOT_USE, SATURATED | DO_NOT_USE, SATURATED,
                                JUMP_DET, DO_NOT_USE))
-    diffs = np.diff(np.where(masked, np.nan, electrons), axis=1)
-    working = groupdq.copy()
-    working[:, :, pixeldq == REFERENCE_PIXEL] = DO_NOT_USE
-    kernel = Ring2DKernel(params.inner_radius, params.outer_radius).array
-    sigma_clip = nints >= params.minimum_sigclip_groups
+    return np.where(masked, np.nan, electrons)
+
+
+def shower_noise(diffs: np.ndarray, read_noise: np.ndarray, nframes: int,
+                 params: ShowerParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's median difference and its noise: [ny, nx] each, or [ngroups - 1, ny, nx]
+    clipped across integrations when there are many."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if sigma_clip:
+        if diffs.shape[0] >= params.minimum_sigclip_groups:
             _, median, sigma = sigma_clipped_stats(diffs, sigma=5, axis=0)
         else:
             median = np.nanmedian(diffs, axis=(0, 1))
             sigma = np.sqrt(np.abs(median) + read_noise**2 / nframes)
+    return median, sigma
+
+
+def shower_working_flags(groupdq: np.ndarray, pixeldq: np.ndarray) -> np.ndarray:
+    """The flags showers are searched and drawn in: reference pixels are DO_NOT_USE."""
+    working = groupdq.copy()
+    working[:, :, pixeldq == REFERENCE_PIXEL] = DO_NOT_USE
+    return working
+
+
+def shower_ellipses(working: np.ndarray, pixeldq: np.ndarray, difference, median, sigma,
+                    params: ShowerParameters) -> list[tuple[int, int, Ellipses]]:
+    """(integration, group, ellipses) of the showers in each group plane of the frame.
+
+    ``difference(i, g)`` is the difference plane [ny, nx] ending at group g of integration i
+    (as from ``shower_differences``); ``median``/``sigma`` as from ``shower_noise``.
+    """
+    nints, ngroups = working.shape[:2]
+    kernel = Ring2DKernel(params.inner_radius, params.outer_radius).array
     found = []
     for i in range(nints):
         usable = ~((working[i] & DO_NOT_USE) != 0).all(axis=(1, 2))
         first_good = int(np.argmax(usable)) if usable.any() else 0
         for g in range(first_good + 1, ngroups):
-            if sigma_clip:
-                ratio = np.abs(diffs[i, g - 1] - median[g - 1]) / sigma[g - 1]
-            else:
-                ratio = np.abs(diffs[i, g - 1] - median) / sigma
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if median.ndim == 3:
+                    ratio = np.abs(difference(i, g) - median[g - 1]) / sigma[g - 1]
+                else:
+                    ratio = np.abs(difference(i, g) - median) / sigma
             flagged = ((working[i, g] | pixeldq) & (JUMP_DET | SATURATED | DO_NOT_USE)) != 0
             smoothed = _convolve_ignoring_nan(np.where(flagged, np.nan, ratio), kernel)
             with np.errstate(invalid="ignore"):
@@ -299,15 +348,24 @@ def flag_showers(electrons, groupdq, pixeldq, read_noise, nframes,
             ellipses = find_ellipses(emission, params.min_area)
             if len(ellipses):
                 found.append((i, g, ellipses))
+    return found
+
+
+def flag_shower_ellipses(working: np.ndarray, found, params: ShowerParameters) -> None:
+    """Draw the grown shower ellipses as JUMP_DET into ``working`` (in place)."""
     for i, g, ellipses in found:
         flag_ellipses(working, i, g, ellipses, params.expand_ratio, params.max_extended_width,
                       params.groups_masked_after)
-    for i in range(nints):
+
+
+def revert_showers(electrons: np.ndarray, original: np.ndarray, working: np.ndarray,
+                   params: ShowerParameters) -> None:
+    """Give back their ``original`` flags to the pixels whose mean difference the shower
+    flags change by more than ``max_amplitude`` (or make undefined); in place."""
+    for i in range(working.shape[0]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             change = np.abs(_mean_difference(electrons[i], original[i])
                             - _mean_difference(electrons[i], working[i]))
         revert = ~np.isfinite(change) | (change > params.max_amplitude)
         working[i][:, revert] = original[i][:, revert]
-    groupdq[...] = working
-    return sum(len(e) for _, _, e in found)

@@ -10,8 +10,16 @@ from calwebb.errors import ReferenceFileError
 from calwebb.jump.large_events import (
     ShowerParameters,
     SnowballParameters,
+    flag_shower_ellipses,
     flag_showers,
     flag_snowballs,
+    masked_electrons,
+    revert_showers,
+    shower_differences,
+    shower_ellipses,
+    shower_noise,
+    shower_working_flags,
+    showers_possible,
 )
 from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_neighbours
 from calwebb.kernels import limited_threads
@@ -65,42 +73,138 @@ class JumpStep(Step):
     """
     reference_file_types = ["gain", "readnoise"]
     input_model_class = datamodels.RampModel
+    #: set by a tiled run (calwebb.parallel.tiles) to the tile being processed: then only the
+    #: per-pixel work is done, with the frame's fully-bad groups ``tile.all_do_not_use``;
+    #: primary jumps in the tile's own rows ``tile.rows`` are summed in ``tile.counts`` (the
+    #: rates recorded are those of the tiles so far), and ``finish_tiles`` does the large
+    #: events on the whole frame
+    tile = None
 
     def process(self, model):
         nints, ngroups = model.data.shape[:2]
         if ngroups <= 2:
             return self.skip_model(model, "two groups or fewer")
+        gain, readnoise = self._references(model)
+        if self.tile is None:
+            # groups DO_NOT_USE on every pixel; jump detection never changes DO_NOT_USE
+            fully_bad = ((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        else:
+            fully_bad = self.tile.all_do_not_use
+        jumps = self.flag_jumps(model, gain, readnoise, fully_bad)
+        if self.tile is not None:  # rates so far; large events follow on the whole frame
+            self.tile.counts["jump.primary"] += int(jumps[..., self.tile.rows, :].sum())
+            self._record_rates(model, self.tile.counts["jump.primary"], 0,
+                               int(fully_bad.sum()))
+            self.set_status(model, "COMPLETE")
+            return model
+        events = self.flag_large_events(model, gain, readnoise)
+        self._record_rates(model, int(jumps.sum()), events, int(fully_bad.sum()))
+        self.set_status(model, "COMPLETE")
+        return model
+
+    def _references(self, model):
+        """(gain as float32, CDS read noise) cut to the model."""
         gain = self.open_reference(model, "gain")
         readnoise = self.open_reference(model, "readnoise")
         if gain is None or readnoise is None:
             raise ReferenceFileError("jump needs GAIN and READNOISE references; got N/A")
-        gain = gain.data.astype(np.float32)
+        return gain.data.astype(np.float32), readnoise.data
+
+    def flag_jumps(self, model, gain, readnoise, fully_bad) -> np.ndarray:
+        """Two-point detection, neighbour and after-jump flags, in place (everything but the
+        large events); returns the primary jumps [nints, ngroups - 1, ny, nx].
+
+        ``fully_bad`` [nints, ngroups] marks the groups DO_NOT_USE on every pixel of the frame.
+        Each pixel's result depends only on it and its 4 neighbours.
+        """
         bad_gain = ~(gain > 0)
         model.pixeldq[bad_gain] |= dqflags.NO_GAIN_VALUE | dqflags.DO_NOT_USE
         nframes = model.meta.exposure.nframes or 1
-        read_noise_2 = ((readnoise.data * gain) ** 2 / nframes).astype(np.float64)
-        # groups DO_NOT_USE on every pixel; jump detection never changes DO_NOT_USE
-        fully_bad = ((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        read_noise_2 = ((readnoise * gain) ** 2 / nframes).astype(np.float64)
         jumps, sources, amplitude = self._detect(model, gain, read_noise_2, fully_bad)
-        primary = int(jumps.sum())
         model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
         if self.flag_4_neighbors:
             flag_neighbours(model.groupdq, sources)
         if amplitude is not None:
-            self._flag_after_jumps(model, amplitude, jumps, float(np.nanmedian(gain)))
+            self._flag_after_jumps(model, amplitude, jumps, self._median_gain(gain))
         both = (model.groupdq & SAT_OR_DNU) != 0
         model.groupdq[both] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
+        return jumps
+
+    def _median_gain(self, gain) -> float:
+        """The median gain of the frame (of the whole frame's reference in a tiled run)."""
+        if self.tile is None:
+            return float(np.nanmedian(gain))
+        return self.tile.memo("jump.median_gain", lambda: float(np.nanmedian(
+            self.tile.frame_reference(self, "gain").data.astype(np.float32))))
+
+    def flag_large_events(self, model, gain=None, readnoise=None, frame=None) -> int:
+        """Snowballs and showers over the whole frame, in place; returns how many.
+
+        Snowballs need only the group DQ; showers also the data (``model.data``, or read
+        through ``frame``, see ``finish_tiles``), gain and read noise (read from the
+        references when not given)."""
         events = 0
         if self.expand_large_events:
             events = flag_snowballs(model.groupdq, self._snowball_parameters(model))
             self.log.info("Snowballs found: %d", events)
         if self.find_showers:
-            events = flag_showers(model.data * gain, model.groupdq, model.pixeldq,
-                                  readnoise.data * gain, nframes, self._shower_parameters(model))
+            if gain is None:
+                gain, readnoise = self._references(model)
+            nframes = model.meta.exposure.nframes or 1
+            parameters = self._shower_parameters(model)
+            if frame is None:
+                events = flag_showers(model.data * gain, model.groupdq, model.pixeldq,
+                                      readnoise * gain, nframes, parameters)
+            else:
+                events = self._flag_showers_by_bands(model, frame, gain, readnoise * gain,
+                                                     nframes, parameters)
             self.log.info("Showers found: %d", events)
+        return events
+
+    @staticmethod
+    def _flag_showers_by_bands(model, frame, gain, read_noise, nframes, parameters) -> int:
+        """``flag_showers`` with the data read band by band and plane by plane."""
+        groupdq, pixeldq = model.groupdq, model.pixeldq
+        if not showers_possible(groupdq, parameters):
+            return 0
+        ny, nx = groupdq.shape[-2:]
+        median = sigma = None
+        for first, data in frame.bands():
+            rows = slice(first, first + data.shape[-2])
+            diffs = shower_differences(data * gain[rows], groupdq[..., rows, :])
+            band_median, band_sigma = shower_noise(diffs, read_noise[rows], nframes, parameters)
+            if median is None:
+                median = np.empty((*band_median.shape[:-2], ny, nx), band_median.dtype)
+                sigma = np.empty((*band_sigma.shape[:-2], ny, nx), band_sigma.dtype)
+            median[..., rows, :], sigma[..., rows, :] = band_median, band_sigma
+
+        def difference(i, g):
+            first, last = (masked_electrons(frame.plane(i, k) * gain, groupdq[i, k])
+                           for k in (g - 1, g))
+            return last - first
+
+        working = shower_working_flags(groupdq, pixeldq)
+        found = shower_ellipses(working, pixeldq, difference, median, sigma, parameters)
+        flag_shower_ellipses(working, found, parameters)
+        for first, data in frame.bands():
+            rows = slice(first, first + data.shape[-2])
+            revert_showers(data * gain[rows], groupdq[..., rows, :], working[..., rows, :],
+                           parameters)
+        groupdq[...] = working
+        return sum(len(ellipses) for _, _, ellipses in found)
+
+    def finish_tiles(self, model, primary: int, fully_bad: np.ndarray, frame=None) -> None:
+        """After a tiled run of ``process``: the large events over the whole frame, then
+        PRIMECRS/EXTNCRS from ``primary`` jumps and the ``fully_bad`` groups.
+
+        ``model`` holds the frame's group DQ and PIXELDQ, its data only in shape; showers
+        read the data through ``frame``: ``frame.bands()`` yields (first row, data [nints,
+        ngroups, rows, nx]) over the frame, ``frame.plane(i, g)`` gives one group [ny, nx].
+        """
+        events = self.flag_large_events(model, frame=frame)
         self._record_rates(model, primary, events, int(fully_bad.sum()))
         self.set_status(model, "COMPLETE")
-        return model
 
     def _wants_after_jump_flags(self) -> bool:
         return self.after_jump_flag_time1 > 0 or self.after_jump_flag_time2 > 0
@@ -172,7 +276,9 @@ class JumpStep(Step):
 
     def _record_rates(self, model, primary: int, events: int, fully_bad: int) -> None:
         """PRIMECRS and EXTNCRS (stage1.md §3.2 step 12)."""
-        nints, ngroups, ny, nx = model.data.shape
+        nints, ngroups, ny, nx = model.groupdq.shape
+        if self.tile is not None:
+            ny, nx = self.tile.frame_shape
         tgroup = model.meta.exposure.group_time
         if not tgroup:
             return

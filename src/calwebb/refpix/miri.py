@@ -1,37 +1,59 @@
-"""MIRI reference-column correction (stage1.md §2.7), full frame only."""
+"""MIRI reference-column correction (stage1.md §2.7), full frame only.
+
+Measured from the reference columns alone (left 0–3, right 1028–1031), so that the
+correction can be applied to the whole frame or to any band of its rows.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
-from calwebb.refpix.nir import usable
 
 N_AMPLIFIERS = 4
 LEFT_COLUMNS, RIGHT_START = 4, 1028
 
 
-def correct_miri(ramp: np.ndarray, pixeldq: np.ndarray, odd_even_rows: bool,
-                 sigma: float) -> bool:
-    """Correct one integration [ngroups, 1024, 1032] in place; False if an amplifier lacks
-    usable reference pixels (the integration is then left as it was)."""
-    first = ramp[0].copy()
-    relative = ramp[1:] - first
-    good = usable(pixeldq)
-    rows = np.arange(ramp.shape[1])
-    parity_of_row = rows % 2 if odd_even_rows else np.zeros_like(rows)
-    corrections = np.zeros_like(relative)
+def row_parity(rows: np.ndarray, odd_even_rows: bool) -> np.ndarray:
+    return rows % 2 if odd_even_rows else np.zeros_like(rows)
+
+
+def measure_miri(left: np.ndarray, right: np.ndarray, good_left: np.ndarray,
+                 good_right: np.ndarray, odd_even_rows: bool, sigma: float) -> np.ndarray | None:
+    """Per-group signal [ngroups - 1, parity, amplifier] of one integration.
+
+    ``left``/``right`` are its reference columns [ngroups, ny, 4] (columns 0–3 and
+    1028–1031) and ``good_*`` their usable-pixel masks [ny, 4]. None when an amplifier
+    has no usable reference pixel (the integration is then left as it is).
+    """
+    parity_of_row = row_parity(np.arange(left.shape[1]), odd_even_rows)
+    parities = np.unique(parity_of_row)
+    signal = np.zeros((left.shape[0] - 1, 2, N_AMPLIFIERS))
     for amplifier in range(N_AMPLIFIERS):
-        left, right = amplifier, RIGHT_START + amplifier
-        for value in np.unique(parity_of_row):
+        for value in parities:
             chosen = parity_of_row == value
             means = [
-                clipped_mean(relative[:, chosen, column], good[chosen, column], sigma)
-                for column in (left, right)
+                clipped_mean(columns[1:, chosen, amplifier] - columns[0, chosen, amplifier],
+                             good[chosen, amplifier], sigma)
+                for columns, good in ((left, good_left), (right, good_right))
             ]
-            signal = average_ignoring_nan(*means)
-            if np.isnan(signal).any():
-                return False
-            corrections[:, chosen, amplifier::N_AMPLIFIERS] = signal[:, None, None]
+            combined = average_ignoring_nan(*means)
+            if np.isnan(combined).any():
+                return None
+            signal[:, value, amplifier] = combined
+    return signal
+
+
+def apply_miri(ramp: np.ndarray, signal: np.ndarray, first_row: int, odd_even_rows: bool) -> None:
+    """Subtract ``signal`` from groups ≥ 1 of one integration's rows [ngroups, rows, 1032]
+    (frame rows from ``first_row``), relative to group 0; in place."""
+    first = ramp[0].copy()
+    relative = ramp[1:] - first
+    parity_of_row = row_parity(np.arange(first_row, first_row + ramp.shape[1]), odd_even_rows)
+    corrections = np.zeros_like(relative)
+    for amplifier in range(N_AMPLIFIERS):
+        for value in np.unique(parity_of_row):
+            chosen = parity_of_row == value
+            corrections[:, chosen, amplifier::N_AMPLIFIERS] = signal[:, value, amplifier][
+                :, None, None]
     ramp[1:] = relative - corrections + first
-    return True

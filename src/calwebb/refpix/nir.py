@@ -3,11 +3,16 @@
 Full frame: per amplifier (512 columns) the clipped means of the 4 bottom and 4 top
 reference rows, by column parity, are subtracted; then a running median of the 4 left and
 4 right reference columns removes the row-correlated (1/f) signal.
+
+Measuring and applying are separate: the corrections come from the reference pixels alone
+(the border strips of the frame, or the pixels flagged REFERENCE_PIXEL in a subarray), and
+can then be applied to the whole frame or to any band of its rows.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +21,7 @@ from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
 
 N_REF = 4
 AMPLIFIER_WIDTH = 512
+STRIPS = ("bottom", "top", "left", "right")
 
 
 def to_detector_frame(array: np.ndarray, fastaxis: int, slowaxis: int) -> np.ndarray:
@@ -29,34 +35,107 @@ def usable(pixeldq: np.ndarray) -> np.ndarray:
     return (pixeldq & dqflags.DO_NOT_USE) == 0
 
 
-def correct_full_frame(ramp: np.ndarray, pixeldq: np.ndarray, odd_even_columns: bool,
-                       use_side_ref_pixels: bool, side_smoothing_length: int, side_gain: float,
-                       sigma: float) -> bool:
-    """Correct one integration ``ramp`` [ngroups, 2048, 2048] (detector frame) in place.
+def science_strips(array: np.ndarray) -> dict[str, np.ndarray]:
+    """The 4-pixel border strips of a science-frame ``array`` [..., ny, nx] (views)."""
+    return {"bottom": array[..., :N_REF, :], "top": array[..., -N_REF:, :],
+            "left": array[..., :, :N_REF], "right": array[..., :, -N_REF:]}
 
-    Returns False (data untouched) when an amplifier has no usable reference pixel.
-    """
-    signal = _top_bottom_signal(ramp, usable(pixeldq), odd_even_columns, sigma)
+
+def detector_strips(strips: dict[str, np.ndarray], fastaxis: int,
+                    slowaxis: int) -> dict[str, np.ndarray]:
+    """Science-frame border strips as the detector-frame ones: bottom/top [..., 4, nx_det]
+    (reference rows) and left/right [..., ny_det, 4] (reference columns), in detector order."""
+    transposed = abs(fastaxis) == 2
+    along_rows = ("left", "right") if transposed else ("bottom", "top")
+    along_columns = ("bottom", "top") if transposed else ("left", "right")
+    if slowaxis < 0:
+        along_rows = along_rows[::-1]
+    if fastaxis < 0:
+        along_columns = along_columns[::-1]
+    names = dict(zip(STRIPS, along_rows + along_columns, strict=True))
+    return {name: to_detector_frame(strips[source], fastaxis, slowaxis)
+            for name, source in names.items()}
+
+
+def detector_window(rows: tuple[int, int], frame_shape: tuple[int, int], fastaxis: int,
+                    slowaxis: int) -> tuple[slice, slice]:
+    """Detector rows and columns seen by ``to_detector_frame`` of science rows [r0, r1)."""
+    ny, nx = frame_shape
+    r0, r1 = rows
+    if abs(fastaxis) == 1:
+        return (slice(r0, r1) if slowaxis > 0 else slice(ny - r1, ny - r0)), slice(0, nx)
+    return slice(0, nx), (slice(r0, r1) if fastaxis > 0 else slice(ny - r1, ny - r0))
+
+
+def detector_coordinates(rows: np.ndarray, columns: np.ndarray, frame_shape: tuple[int, int],
+                         fastaxis: int, slowaxis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Detector (row, column) of science pixels (``rows``, ``columns``)."""
+    ny, nx = frame_shape
+    if abs(fastaxis) == 1:
+        return (rows if slowaxis > 0 else ny - 1 - rows), (
+            columns if fastaxis > 0 else nx - 1 - columns)
+    return (columns if slowaxis > 0 else nx - 1 - columns), (
+        rows if fastaxis > 0 else ny - 1 - rows)
+
+
+@dataclass(frozen=True)
+class FullFrameCorrection:
+    """What a full-frame ramp loses: per amplifier and column parity, and per detector row."""
+
+    amplifier: np.ndarray  # [ngroups, amplifier, parity]
+    side: np.ndarray | None  # [ngroups, detector row], side gain applied, or None
+    odd_even_columns: bool
+
+
+def _column_signal(correction_amplifier: np.ndarray, columns: np.ndarray,
+                   odd_even_columns: bool) -> np.ndarray:
+    """[ngroups, columns] amplifier signal of detector ``columns``."""
+    parity = columns % 2 if odd_even_columns else 0 * columns
+    return correction_amplifier[:, columns // AMPLIFIER_WIDTH, parity]
+
+
+def measure_full_frame(strips: dict[str, np.ndarray], good: dict[str, np.ndarray],
+                       odd_even_columns: bool, use_side_ref_pixels: bool,
+                       side_smoothing_length: int, side_gain: float,
+                       sigma: float) -> FullFrameCorrection | None:
+    """The correction of one integration from its detector-frame strips [ngroups, ...] and
+    their usable-pixel masks; None when an amplifier has no usable reference pixel."""
+    signal = _top_bottom_signal(strips["bottom"], strips["top"], good["bottom"], good["top"],
+                                odd_even_columns, sigma)
     if signal is None:
-        return False
-    ngroups, ny, nx = ramp.shape
-    columns = np.arange(nx)
-    amplifier, parity = columns // AMPLIFIER_WIDTH, columns % 2 if odd_even_columns else 0 * columns
-    ramp -= signal[:, amplifier, parity][:, None, :].astype(ramp.dtype)
+        return None
+    side = None
     if use_side_ref_pixels:
-        ramp -= (side_gain * side_signal(ramp, pixeldq, side_smoothing_length))[:, :, None].astype(
-            ramp.dtype)
-    return True
+        nx = strips["bottom"].shape[-1]
+        dtype = strips["left"].dtype
+        corrected = []  # the side columns after the amplifier correction, as the frame has them
+        for name, columns in (("left", np.arange(N_REF)), ("right", np.arange(nx - N_REF, nx))):
+            offset = _column_signal(signal, columns, odd_even_columns)[:, None, :].astype(dtype)
+            corrected.append(strips[name] - offset)
+        side = side_gain * side_signal(corrected[0], corrected[1], good["left"], good["right"],
+                                       side_smoothing_length)
+    return FullFrameCorrection(signal, side, odd_even_columns)
 
 
-def _top_bottom_signal(ramp, good, odd_even_columns, sigma):
+def apply_full_frame(ramp: np.ndarray, correction: FullFrameCorrection, rows: slice,
+                     columns: slice) -> None:
+    """Subtract ``correction`` from a detector-frame view [ngroups, rows, columns] in place;
+    ``rows``/``columns`` say which detector rows and columns the view holds."""
+    column_index = np.arange(columns.start, columns.stop)
+    ramp -= _column_signal(correction.amplifier, column_index,
+                           correction.odd_even_columns)[:, None, :].astype(ramp.dtype)
+    if correction.side is not None:
+        ramp -= correction.side[:, rows][:, :, None].astype(ramp.dtype)
+
+
+def _top_bottom_signal(bottom, top, good_bottom, good_top, odd_even_columns, sigma):
     """[ngroups, amplifier, parity] mean of top and bottom clipped means (None if unusable)."""
-    ngroups, ny, nx = ramp.shape
+    ngroups, _, nx = bottom.shape
     namps = nx // AMPLIFIER_WIDTH
     means = []
-    for rows in (slice(0, N_REF), slice(ny - N_REF, ny)):
-        block = ramp[:, rows].reshape(ngroups, N_REF, namps, AMPLIFIER_WIDTH)
-        mask = good[rows].reshape(N_REF, namps, AMPLIFIER_WIDTH)
+    for rows, good in ((bottom, good_bottom), (top, good_top)):
+        block = rows.reshape(ngroups, N_REF, namps, AMPLIFIER_WIDTH)
+        mask = good.reshape(N_REF, namps, AMPLIFIER_WIDTH)
         if odd_even_columns:
             block = block.reshape(ngroups, N_REF, namps, AMPLIFIER_WIDTH // 2, 2)
             mask = mask.reshape(N_REF, namps, AMPLIFIER_WIDTH // 2, 2)
@@ -70,14 +149,15 @@ def _top_bottom_signal(ramp, good, odd_even_columns, sigma):
     return None if np.isnan(combined).any() else combined
 
 
-def side_signal(ramp: np.ndarray, pixeldq: np.ndarray, smoothing_length: int) -> np.ndarray:
+def side_signal(left: np.ndarray, right: np.ndarray, good_left: np.ndarray,
+                good_right: np.ndarray, smoothing_length: int) -> np.ndarray:
     """[ngroups, ny] running median of the left and right reference columns, combined."""
     if smoothing_length % 2 == 0:
         smoothing_length += 1
     half = smoothing_length // 2
     sides = []
-    for columns in (slice(0, N_REF), slice(ramp.shape[-1] - N_REF, ramp.shape[-1])):
-        values = np.where(usable(pixeldq[:, columns]), ramp[:, :, columns], np.nan)
+    for columns, good in ((left, good_left), (right, good_right)):
+        values = np.where(good, columns, np.nan)
         padded = np.pad(values, ((0, 0), (half, half), (0, 0)), mode="reflect")
         windows = np.lib.stride_tricks.sliding_window_view(padded, smoothing_length, axis=1)
         windows = windows.reshape(*windows.shape[:2], -1)
@@ -87,22 +167,32 @@ def side_signal(ramp: np.ndarray, pixeldq: np.ndarray, smoothing_length: int) ->
     return average_ignoring_nan(*sides, both_nan=0.0)
 
 
-def correct_subarray(ramp: np.ndarray, pixeldq: np.ndarray, odd_even_columns: bool,
-                     sigma: float) -> bool:
-    """Subtract the clipped mean of the usable REFERENCE_PIXEL pixels (by column parity).
+def measure_subarray(samples: np.ndarray, columns: np.ndarray, odd_even_columns: bool,
+                     sigma: float) -> tuple[list[tuple[int, np.ndarray]], bool]:
+    """Clipped means of usable reference pixels by detector column parity.
 
-    ``ramp`` is one integration [ngroups, ny, nx]; False when there are none.
+    ``samples`` [ngroups, n] are the reference pixels in detector-frame reading order and
+    ``columns`` their detector columns. Returns ([(parity, means [ngroups])...], complete):
+    parities are taken in order and the list stops at the first without a sample, with
+    complete False (also when there is no sample at all).
     """
-    reference = ((pixeldq & dqflags.REFERENCE_PIXEL) != 0) & usable(pixeldq)
-    if not reference.any():
-        return False
-    ngroups = ramp.shape[0]
-    parity = np.arange(ramp.shape[-1]) % 2 if odd_even_columns else np.zeros(ramp.shape[-1], int)
-    for value in np.unique(parity):
-        selected = reference & (parity == value)[None, :]
+    if samples.shape[-1] == 0:
+        return [], False
+    parity = columns % 2 if odd_even_columns else np.zeros(columns.size, int)
+    measured = []
+    for value in (0, 1) if odd_even_columns else (0,):
+        selected = parity == value
         if not selected.any():
-            return False
-        samples = ramp[:, selected].reshape(ngroups, -1)
-        means = clipped_mean(samples, np.ones(samples.shape[-1], bool), sigma)
-        ramp[:, :, parity == value] -= means[:, None, None].astype(ramp.dtype)
-    return True
+            return measured, False
+        chosen = samples[:, selected]
+        measured.append((value, clipped_mean(chosen, np.ones(chosen.shape[-1], bool), sigma)))
+    return measured, True
+
+
+def apply_subarray(ramp: np.ndarray, means: list[tuple[int, np.ndarray]], columns: slice,
+                   odd_even_columns: bool) -> None:
+    """Subtract per-parity means from a detector-frame view whose columns are ``columns``."""
+    index = np.arange(columns.start, columns.stop)
+    parity = index % 2 if odd_even_columns else np.zeros(index.size, int)
+    for value, mean in means:
+        ramp[:, :, parity == value] -= mean[:, None, None].astype(ramp.dtype)

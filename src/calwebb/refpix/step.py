@@ -1,8 +1,11 @@
 """RefPixStep: remove bias drifts measured by the reference pixels."""
 
-from calwebb import datamodels
-from calwebb.refpix.miri import correct_miri
-from calwebb.refpix.nir import correct_full_frame, correct_subarray, to_detector_frame
+from __future__ import annotations
+
+import numpy as np
+
+from calwebb import datamodels, dqflags
+from calwebb.refpix import miri, nir
 from calwebb.stpipe import Step
 
 NIR_FULL = (2048, 2048)
@@ -10,7 +13,13 @@ MIRI_FULL = (1024, 1032)
 
 
 class RefPixStep(Step):
-    """Reference-pixel correction for NIR detectors (top/bottom + side) and MIRI columns."""
+    """Reference-pixel correction for NIR detectors (top/bottom + side) and MIRI columns.
+
+    The correction is measured from the reference pixels of the whole frame
+    (``ReferencePixels``) and then applied. A tiled run (``calwebb.parallel.tiles``)
+    measures it once over all tiles and sets ``tile``: ``tile.refpix`` is the measured
+    correction and ``tile.row_offset`` the frame row of the model's first row.
+    """
 
     class_alias = "refpix"
     spec = """
@@ -30,42 +39,184 @@ class RefPixStep(Step):
     """
     reference_file_types = ["refpix", "sirskernel"]
     input_model_class = datamodels.RampModel
+    #: set by a tiled run: the tile being processed (see the class docstring)
+    tile = None
 
-    def process(self, model):
+    def not_applicable(self, model, frame_shape: tuple[int, int]) -> str | None:
+        """Why the step does not apply to this exposure (None if it does)."""
         readpatt = (model.meta.exposure.readpatt or "").upper()
         if readpatt.startswith("NRSIRS2"):
-            return self.skip_model(model, "NIRSpec IRS2 readouts are not supported yet")
+            return "NIRSpec IRS2 readouts are not supported yet"
+        if _is_miri(model) and tuple(frame_shape) != MIRI_FULL:
+            return "MIRI subarrays have no reference columns to use"
+        return None
+
+    def reference_pixels(self, model, frame_shape: tuple[int, int]) -> ReferencePixels:
+        """An empty collection of the reference pixels of a frame like ``model``'s."""
+        if _is_miri(model):
+            mode = "miri"
+        else:
+            mode = "nir_full" if tuple(frame_shape) == NIR_FULL else "nir_subarray"
+        sub = model.meta.subarray
+        return ReferencePixels(mode, tuple(frame_shape), sub.fastaxis or 1, sub.slowaxis or 2)
+
+    def measure(self, pixels: ReferencePixels) -> list:
+        """One correction per ramp collected in ``pixels`` (integrations, then ZEROFRAME
+        planes for NIR); None marks a ramp that cannot be corrected."""
+        if pixels.mode == "miri":
+            corrections = []
+            for left, right in zip(pixels.strips["left"], pixels.strips["right"], strict=True):
+                signal = miri.measure_miri(left, right, pixels.good["left"],
+                                           pixels.good["right"], self.odd_even_rows,
+                                           self.siglimit)
+                corrections.append(signal)
+                if signal is None:  # later integrations are not corrected either
+                    corrections += [None] * (len(pixels.strips["left"]) - len(corrections))
+                    break
+            return corrections
+        if pixels.mode == "nir_full":
+            good = nir.detector_strips(pixels.good, pixels.fastaxis, pixels.slowaxis)
+            return [nir.measure_full_frame(
+                nir.detector_strips({name: pixels.strips[name][index] for name in nir.STRIPS},
+                                    pixels.fastaxis, pixels.slowaxis),
+                good, self.odd_even_columns, self.use_side_ref_pixels,
+                self.side_smoothing_length, self.side_gain, self.siglimit)
+                for index in range(pixels.nramps)]
+        samples, columns = pixels.samples_in_reading_order()
+        return [nir.measure_subarray(ramp_samples, columns, self.odd_even_columns,
+                                     self.siglimit) for ramp_samples in samples]
+
+    def process(self, model):
+        frame_shape = self.tile.frame_shape if self.tile is not None else model.data.shape[-2:]
+        reason = self.not_applicable(model, frame_shape)
+        if reason:
+            return self.skip_model(model, reason)
         if self.refpix_algorithm == "sirs":
             self.log.warning("refpix_algorithm='sirs' is not available; using the running median")
-        shape = model.data.shape[-2:]
-        if (model.meta.instrument.name or "").upper() == "MIRI":
-            if shape != MIRI_FULL:
-                return self.skip_model(model, "MIRI subarrays have no reference columns to use")
-            done = all(correct_miri(ramp, model.pixeldq, self.odd_even_rows, self.siglimit)
-                       for ramp in model.data)
+        ramps = correctable_ramps(model)
+        if self.tile is None:
+            pixels = self.reference_pixels(model, frame_shape)
+            pixels.add(ramps, model.pixeldq, 0)
+            corrections, first_row = self.measure(pixels), 0
         else:
-            done = self._correct_nir(model, shape)
-        if not done:
+            corrections, first_row = self.tile.refpix, self.tile.row_offset
+        if _is_miri(model):
+            for ramp, signal in zip(ramps, corrections, strict=True):
+                if signal is not None:
+                    miri.apply_miri(ramp, signal, first_row, self.odd_even_rows)
+        else:
+            self._apply_nir(model, ramps, corrections, frame_shape, first_row)
+        if any(_failed(correction) for correction in corrections):
             return self.skip_model(model, "no usable reference pixels")
         self.set_status(model, "COMPLETE")
         return model
 
-    def _correct_nir(self, model, shape) -> bool:
-        fast = model.meta.subarray.fastaxis or 1
-        slow = model.meta.subarray.slowaxis or 2
-        pixeldq = to_detector_frame(model.pixeldq, fast, slow)
-        ramps = [to_detector_frame(ramp, fast, slow) for ramp in model.data]
+    def _apply_nir(self, model, ramps, corrections, frame_shape, first_row) -> None:
+        sub = model.meta.subarray
+        fast, slow = sub.fastaxis or 1, sub.slowaxis or 2
+        rows, columns = nir.detector_window((first_row, first_row + model.data.shape[-2]),
+                                            frame_shape, fast, slow)
         zeroframe = model.zeroframe if model.has_array("zeroframe") else None
-        if zeroframe is not None:  # corrected as one-group ramps; zeros stay unusable
-            unusable = zeroframe == 0
-            ramps += [to_detector_frame(frame[None], fast, slow) for frame in zeroframe]
-        if shape == NIR_FULL:
-            done = [correct_full_frame(
-                ramp, pixeldq, self.odd_even_columns, self.use_side_ref_pixels,
-                self.side_smoothing_length, self.side_gain, self.siglimit) for ramp in ramps]
-        else:
-            done = [correct_subarray(ramp, pixeldq, self.odd_even_columns, self.siglimit)
-                    for ramp in ramps]
+        unusable = None if zeroframe is None else zeroframe == 0  # zeros stay unusable
+        for ramp, correction in zip(ramps, corrections, strict=True):
+            view = nir.to_detector_frame(ramp, fast, slow)
+            if isinstance(correction, nir.FullFrameCorrection):
+                nir.apply_full_frame(view, correction, rows, columns)
+            elif isinstance(correction, tuple):
+                nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
         if zeroframe is not None:
             zeroframe[unusable] = 0
-        return all(done)
+
+
+def _is_miri(model) -> bool:
+    return (model.meta.instrument.name or "").upper() == "MIRI"
+
+
+def correctable_ramps(model) -> list[np.ndarray]:
+    """The ramps the step corrects, [ngroups, ny, nx] each: the integrations, then (NIR) each
+    ZEROFRAME plane as a one-group ramp."""
+    ramps = list(model.data)
+    if not _is_miri(model) and model.has_array("zeroframe"):
+        ramps += [frame[None] for frame in model.zeroframe]
+    return ramps
+
+
+def _failed(correction) -> bool:
+    return correction is None or (isinstance(correction, tuple) and not correction[1])
+
+
+class ReferencePixels:
+    """The reference pixels of a frame, gathered from bands of its rows.
+
+    ``mode`` 'nir_full' and 'miri' keep the 4-pixel border strips of every ramp (science
+    frame; MIRI uses the side columns only); 'nir_subarray' keeps every usable pixel flagged
+    REFERENCE_PIXEL with its detector coordinates.
+    """
+
+    def __init__(self, mode: str, frame_shape: tuple[int, int], fastaxis: int, slowaxis: int):
+        self.mode, self.frame_shape = mode, frame_shape
+        self.fastaxis, self.slowaxis = fastaxis, slowaxis
+        self.strips: dict[str, list[np.ndarray]] = {}
+        self.good: dict[str, np.ndarray] = {}
+        self._samples: list[list[np.ndarray]] = []
+        self._coordinates: list[tuple[np.ndarray, np.ndarray]] = []
+        self.nramps = 0
+
+    def add(self, ramps: list[np.ndarray], pixeldq: np.ndarray, first_row: int) -> None:
+        """Take the reference pixels of ``ramps`` ([ngroups, rows, nx] science frame each)
+        and their ``pixeldq`` [rows, nx], whose first row is frame row ``first_row``."""
+        if not self.nramps:
+            self._allocate(ramps, pixeldq.dtype)
+        if self.mode == "nir_subarray":
+            self._add_flagged(ramps, pixeldq, first_row)
+            return
+        ny, nx = self.frame_shape
+        rows = np.arange(first_row, first_row + pixeldq.shape[0])
+        good = nir.usable(pixeldq)
+        for name, destination, source in (("bottom", rows, rows),
+                                          ("top", rows - (ny - nir.N_REF), rows)):
+            if name not in self.good:
+                continue
+            keep = (destination >= 0) & (destination < nir.N_REF)
+            if keep.any():
+                into, out_of = destination[keep], source[keep] - first_row
+                self.good[name][into] = good[out_of]
+                for index, ramp in enumerate(ramps):
+                    self.strips[name][index][:, into] = ramp[:, out_of]
+        for name, columns in (("left", slice(0, nir.N_REF)), ("right", slice(nx - nir.N_REF, nx))):
+            self.good[name][rows] = good[:, columns]
+            for index, ramp in enumerate(ramps):
+                self.strips[name][index][:, rows] = ramp[:, :, columns]
+
+    def _allocate(self, ramps, dq_dtype) -> None:
+        self.nramps = len(ramps)
+        if self.mode == "nir_subarray":
+            self._samples = [[] for _ in ramps]
+            return
+        ny, nx = self.frame_shape
+        names = ("left", "right") if self.mode == "miri" else nir.STRIPS
+        shapes = {"bottom": (nir.N_REF, nx), "top": (nir.N_REF, nx), "left": (ny, nir.N_REF),
+                  "right": (ny, nir.N_REF)}
+        for name in names:
+            self.good[name] = np.zeros(shapes[name], bool)
+            self.strips[name] = [np.zeros((ramp.shape[0], *shapes[name]), ramp.dtype)
+                                 for ramp in ramps]
+
+    def _add_flagged(self, ramps, pixeldq, first_row) -> None:
+        flagged = ((pixeldq & dqflags.REFERENCE_PIXEL) != 0) & nir.usable(pixeldq)
+        rows, columns = np.nonzero(flagged)
+        self._coordinates.append(nir.detector_coordinates(
+            rows + first_row, columns, self.frame_shape, self.fastaxis, self.slowaxis))
+        for samples, ramp in zip(self._samples, ramps, strict=True):
+            samples.append(ramp[:, rows, columns])
+
+    def samples_in_reading_order(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """(per ramp [ngroups, n] samples, their detector columns), ordered as the detector
+        frame is read (row by row)."""
+        if not self._coordinates:
+            return [np.zeros((1, 0), np.float32) for _ in self._samples], np.zeros(0, int)
+        rows = np.concatenate([coordinates[0] for coordinates in self._coordinates])
+        columns = np.concatenate([coordinates[1] for coordinates in self._coordinates])
+        order = np.lexsort((columns, rows))
+        samples = [np.concatenate(parts, axis=1)[:, order] for parts in self._samples]
+        return samples, columns[order]

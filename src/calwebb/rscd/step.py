@@ -13,6 +13,9 @@ class RscdStep(Step):
     class_alias = "rscd"
     reference_file_types = ["rscd"]
     input_model_class = datamodels.RampModel
+    #: set by a tiled run (calwebb.parallel.tiles) to the tile being processed: pixels are
+    #: then counted in the tile's own rows ``tile.rows`` and summed over tiles
+    tile = None
 
     def process(self, model):
         if (model.meta.instrument.name or "").upper() != "MIRI":
@@ -43,9 +46,19 @@ class RscdStep(Step):
             flag_skipped_groups(dq, per_pixel)
             lowered = (per_pixel < skip).any(axis=0)
             model.pixeldq[lowered] |= dqflags.FLUX_ESTIMATED
+            own = slice(None) if self.tile is None else self.tile.rows
             setattr(record, f"ngroups_skip_{label}", skip)
-            setattr(record, f"keep_groups_saturation_{label}", int(lowered.sum()))
-            setattr(record, f"keep_bright_firstgroup_{label}",
-                    int((np.asarray(per_pixel) == 0).any(axis=0).sum()))
+            setattr(record, f"keep_groups_saturation_{label}", self._total(
+                f"keep_groups_saturation_{label}", int(lowered[own].sum())))
+            setattr(record, f"keep_bright_firstgroup_{label}", self._total(
+                f"keep_bright_firstgroup_{label}",
+                int((np.asarray(per_pixel) == 0).any(axis=0)[own].sum())))
         self.set_status(model, "COMPLETE")
         return model
+
+    def _total(self, name: str, count: int) -> int:
+        """``count``, or in a tiled run the running total over the tiles so far."""
+        if self.tile is None:
+            return count
+        self.tile.counts[f"rscd.{name}"] += count
+        return self.tile.counts[f"rscd.{name}"]

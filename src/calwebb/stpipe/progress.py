@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 
 from tqdm import tqdm
 
 _enabled = True
+#: how many ``suppressed()`` blocks are open (in any thread)
+_suppressions = 0
+_lock = threading.Lock()
 
 
 def set_enabled(enabled: bool) -> None:
@@ -17,10 +21,23 @@ def set_enabled(enabled: bool) -> None:
 
 
 @contextmanager
-def progress_bar(total: int, description: str):
+def suppressed():
+    """No new bars inside this block (a task run under an outer bar over exposures)."""
+    global _suppressions
+    with _lock:
+        _suppressions += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _suppressions -= 1
+
+
+@contextmanager
+def progress_bar(total: int, description: str, unit: str = "step"):
     """A tqdm bar on stderr; silent when disabled or when stderr is not a terminal."""
-    disable = not _enabled or not sys.stderr.isatty()
-    bar = tqdm(total=total, desc=description, unit="step", disable=disable, leave=False)
+    disable = not _enabled or _suppressions > 0 or not sys.stderr.isatty()
+    bar = tqdm(total=total, desc=description, unit=unit, disable=disable, leave=False)
     try:
         yield bar
     finally:

@@ -1,0 +1,1089 @@
+"""Stage 1 in bounded memory: the ramp processed in tiles (bands of rows).
+
+``Detector1Pipeline(max_memory="4GB")`` plans its exposure with ``plan_run`` and runs the
+``TiledRun``, which streams the ramp through the Stage 1 steps one band of rows at a time and
+writes every result into full-size products, so that the working set follows ``max_memory``
+instead of the size of the float32 ramp. The results are the same, bit for bit, as the
+whole-frame run:
+
+* Steps whose result at a pixel depends only on nearby pixels (saturation growth, IPC,
+  charge migration, jump neighbours) read extra rows around the tile (a halo) and keep only
+  the tile's own rows.
+* Decisions taken over the whole frame split the run into *stages* at the step that needs
+  them: the reference-pixel correction is measured from the complete frame's reference
+  pixels before refpix runs on any tile; jump and (MIRI) ramp fitting get the groups that
+  are DO_NOT_USE on every pixel of the frame; snowballs are flagged on the whole frame's
+  group DQ (one byte per sample) after the per-pixel jump detection; counts (cosmic-ray
+  rates, RSCD statistics) are summed over the tiles' own rows. Steps that cannot be tiled
+  run on the whole frame (with a warning) between stages.
+* Between stages the partly corrected ramp lives in files in a temporary directory
+  (``TMPDIR``); when the input was already in memory it stays there, corrected in place.
+
+Per tile, a step sees a ``RampModel`` of the tile's rows whose ``meta.subarray`` window is
+the tile's, and references cut to the same rows (read from the files row by row, never
+whole); tile-aware steps get the tile's context in their ``tile`` attribute.
+
+What ``max_memory`` bounds: a tile's arrays and temporaries (estimated per sample, pixel and
+integration, plus the references' planes), the frame-sized PIXELDQ/ZEROFRAME/AVDRKCUR kept
+whole, and for snowballs and showers the frame's group DQ. Not included: the rate and
+rateints products themselves, the interpreter and its libraries.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from calwebb import datamodels, dqflags
+from calwebb.datamodels import DataModel
+from calwebb.datamodels.reference import translate_dq
+from calwebb.errors import ParameterError, ReferenceFileError
+from calwebb.stpipe.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+#: the ramp arrays a tile carries (all have the frame's rows on their last-but-one axis)
+TILE_ARRAYS = {"data": np.float32, "groupdq": np.uint8, "pixeldq": np.uint32,
+               "zeroframe": np.float32, "average_dark_current": np.float32}
+#: bytes per ramp sample while a tile is worked on: data and group DQ, plus the boolean and
+#: byte temporaries of saturation, charge migration, jump and ramp fitting
+SAMPLE_BYTES = 12
+#: bytes per pixel and integration: ZEROFRAME and the tile's slope products
+INTEGRATION_BYTES = 48
+#: bytes per pixel: PIXELDQ, the small references (mask, saturation, gain, read noise...)
+PIXEL_BYTES = 64
+
+
+def parse_memory(text: str | int | float, name: str = "max_memory") -> int:
+    """Bytes in a size such as '4GB', '500MB', '1.5 GiB' or a plain number of bytes.
+
+    KB/MB/GB/TB (or K/M/G/T) are powers of 1000, KiB/MiB/GiB/TiB powers of 1024.
+    """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        match = _SIZE.match(str(text))
+        if match is None or match.group(2).lower() not in _UNITS:
+            raise ParameterError(
+                f"parameter {name}: {text!r} is not a memory size; expected a number and a "
+                "unit such as '4GB', '500MB' or '2GiB'")
+        value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * _UNITS[unit])
+    if size <= 0:
+        raise ParameterError(f"parameter {name}: {text!r} must be more than zero bytes")
+    return size
+
+
+# -- planning -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tile:
+    """A band of frame rows: ``core_start:core_stop`` are its own, ``start:stop`` are read
+    (its own rows and the halo around them)."""
+
+    start: int
+    stop: int
+    core_start: int
+    core_stop: int
+
+    @property
+    def rows(self) -> slice:
+        """The tile's own rows within the rows read."""
+        return slice(self.core_start - self.start, self.core_stop - self.start)
+
+    def with_halo(self, halo: int, nrows: int) -> Tile:
+        return Tile(max(0, self.core_start - halo), min(nrows, self.core_stop + halo),
+                    self.core_start, self.core_stop)
+
+
+def plan_tiles(nrows: int, height: int, minimum: int = 1) -> list[Tile]:
+    """Bands of at most ``height`` rows covering ``nrows``, as even as possible (no halo),
+    and of at least ``minimum`` rows (which wins over ``height``)."""
+    count = max(1, math.ceil(nrows / max(1, height)))
+    while count > 1 and nrows // count < minimum:
+        count -= 1
+    edges = [round(index * nrows / count) for index in range(count + 1)]
+    return [Tile(a, b, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def tile_height(budget: int, row_bytes: int, fixed_bytes: int, halo: int, nrows: int) -> int:
+    """Rows per tile so that a tile with its halo (``row_bytes`` per row) and the frame-sized
+    arrays kept throughout (``fixed_bytes``) fit in ``budget`` bytes; all rows if they fit.
+
+    Tiles are at least twice the halo (so that even tiles are never thinner than their
+    halo); ParameterError when not even such a tile fits.
+    """
+    available = budget - fixed_bytes
+    if available // max(1, row_bytes) >= nrows:
+        return nrows
+    height = available // max(1, row_bytes) - 2 * halo
+    smallest = min(nrows, max(2 * halo, 1))
+    if height < smallest:
+        needed = fixed_bytes + (smallest + 2 * halo) * row_bytes
+        raise ParameterError(
+            f"max_memory: {_size(budget)} is too small for this exposure; tiles of "
+            f"{smallest} rows need at least {_size(needed)}")
+    return int(height)
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} TB"
+
+
+# -- reading rows of FITS images -----------------------------------------------------------
+_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+@dataclass(frozen=True)
+class _Image:
+    """Where an image HDU's data sit in its file, and how they are scaled."""
+
+    index: int
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    bscale: float
+    bzero: float
+    compressed: bool
+
+
+class FitsImages:
+    """Reads bands of rows of the image HDUs of a FITS file, without mapping or loading it.
+
+    Values are converted to the requested type exactly as ``calwebb.datamodels`` converts
+    whole arrays (BSCALE/BZERO applied in the target type).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.images: dict[str, _Image] = {}
+        with fits.open(self.path, memmap=False, do_not_scale_image_data=True,
+                       lazy_load_hdus=False) as hdul:
+            for index, hdu in enumerate(hdul):
+                if index == 0 or not isinstance(hdu, fits.ImageHDU | fits.CompImageHDU):
+                    continue
+                header = hdu.header
+                naxis = header.get("NAXIS", 0)
+                if naxis == 0 or (hdu.name, hdu.ver) in self.images:
+                    continue
+                shape = tuple(header[f"NAXIS{axis}"] for axis in range(naxis, 0, -1))
+                compressed = isinstance(hdu, fits.CompImageHDU)
+                bitpix = header["ZBITPIX"] if compressed and "ZBITPIX" in header else header[
+                    "BITPIX"]
+                self.images.setdefault(hdu.name, _Image(
+                    index, hdul.fileinfo(index)["datLoc"], shape, np.dtype(_BITPIX[bitpix]),
+                    header.get("BSCALE", 1), header.get("BZERO", 0), compressed))
+
+    def __contains__(self, extname: str) -> bool:
+        return extname in self.images
+
+    def shape(self, extname: str) -> tuple[int, ...]:
+        return self.images[extname].shape
+
+    def read(self, extname: str, dtype, rows: tuple[int, int] | None = None,
+             columns: tuple[int, int] | None = None) -> np.ndarray:
+        """Rows (and columns) of the image ``extname`` [..., ny, nx] as ``dtype``."""
+        image = self.images[extname]
+        if len(image.shape) < 2:
+            return self._convert(self._whole(image), image, np.dtype(dtype))
+        ny, nx = image.shape[-2:]
+        r0, r1 = rows if rows is not None else (0, ny)
+        c0, c1 = columns if columns is not None else (0, nx)
+        lead = image.shape[:-2]
+        target = np.dtype(dtype)
+        out = np.empty((*lead, r1 - r0, c1 - c0), target)
+        if image.compressed:
+            raw = self._whole(image)[..., r0:r1, c0:c1]
+            return self._convert(raw, image, target)
+        planes = out.reshape(-1, r1 - r0, c1 - c0)
+        buffer = np.empty((r1 - r0, nx), image.dtype)
+        plane_bytes = ny * nx * image.dtype.itemsize
+        with open(self.path, "rb") as handle:
+            for index in range(planes.shape[0]):
+                handle.seek(image.offset + index * plane_bytes + r0 * nx * image.dtype.itemsize)
+                if handle.readinto(memoryview(buffer).cast("B")) != buffer.nbytes:
+                    raise OSError(f"{self.path}: {extname} is truncated")
+                planes[index] = self._convert(buffer[:, c0:c1], image, target)
+        return out
+
+    def _whole(self, image: _Image) -> np.ndarray:
+        with fits.open(self.path, memmap=False, do_not_scale_image_data=True) as hdul:
+            return np.asarray(hdul[image.index].data)
+
+    @staticmethod
+    def _convert(raw: np.ndarray, image: _Image, target: np.dtype) -> np.ndarray:
+        """As ``calwebb.datamodels.io``: one copy into the target type, then the scaling."""
+        bscale, bzero = image.bscale, image.bzero
+        if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
+            scaled = raw * np.float64(bscale) + np.float64(bzero)
+            return np.rint(scaled).astype(target)
+        out = np.empty(raw.shape, dtype=target)
+        np.copyto(out, raw, casting="unsafe")
+        if bscale != 1:
+            out *= out.dtype.type(bscale)
+        if bzero:
+            out += out.dtype.type(bzero)
+        return out
+
+
+# -- the frame between stages --------------------------------------------------------------
+class FrameStore:
+    """The frame's ramp arrays between stages, readable and writable by bands of rows.
+
+    Ramp-shaped (4-D) arrays live in files in ``directory`` (raw native bytes, C order) so
+    that they never occupy memory as a whole; the others (PIXELDQ, ZEROFRAME, AVDRKCUR) are
+    kept in memory. Without a directory everything is kept in memory.
+    """
+
+    def __init__(self, nrows: int, directory: Path | None = None):
+        self.nrows = nrows
+        self.directory = directory
+        self.arrays: dict[str, np.ndarray] = {}
+        self.files: dict[str, tuple[Any, tuple[int, ...], np.dtype]] = {}
+
+    @classmethod
+    def of_model(cls, model: DataModel) -> FrameStore:
+        """A store holding the model's own (in-memory) arrays, corrected in place."""
+        store = cls(model.data.shape[-2])
+        for name in TILE_ARRAYS:
+            if name in ("pixeldq", "groupdq") or model.has_array(name):
+                store.arrays[name] = getattr(model, name)
+        return store
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.arrays, *self.files]
+
+    def read(self, rows: tuple[int, int], names=None) -> dict[str, np.ndarray]:
+        """A copy of every array's (or of the ``names``') rows [r0, r1)."""
+        r0, r1 = rows
+        window = {name: np.array(array[..., r0:r1, :]) for name, array in self.arrays.items()
+                  if names is None or name in names}
+        for name, (handle, shape, dtype) in self.files.items():
+            if names is not None and name not in names:
+                continue
+            out = np.empty((*shape[:-2], r1 - r0, shape[-1]), dtype)
+            planes = out.reshape(-1, r1 - r0, shape[-1])
+            row_bytes = shape[-1] * dtype.itemsize
+            for index in range(planes.shape[0]):
+                handle.seek((index * shape[-2] + r0) * row_bytes)
+                handle.readinto(memoryview(planes[index]).cast("B"))
+            window[name] = out
+        return window
+
+    def write(self, rows: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
+        """Store frame rows [r0, r1) of each array (created on first write)."""
+        r0, r1 = rows
+        if r1 <= r0:
+            return
+        for name, values in arrays.items():
+            if name not in self.arrays and name not in self.files:
+                self._create(name, (*values.shape[:-2], self.nrows, values.shape[-1]),
+                             values.dtype)
+            if name in self.arrays:
+                self.arrays[name][..., r0:r1, :] = values
+                continue
+            handle, shape, dtype = self.files[name]
+            planes = np.ascontiguousarray(values, dtype).reshape(-1, r1 - r0, shape[-1])
+            row_bytes = shape[-1] * dtype.itemsize
+            for index in range(planes.shape[0]):
+                handle.seek((index * shape[-2] + r0) * row_bytes)
+                handle.write(memoryview(planes[index]).cast("B"))
+
+    def _create(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if self.directory is None or len(shape) < 4:
+            self.arrays[name] = np.zeros(shape, dtype)
+            return
+        path = self.directory / f"{name}.raw"
+        handle = open(path, "w+b")  # closed by close()
+        handle.truncate(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        self.files[name] = (handle, shape, np.dtype(dtype))
+
+    def plane(self, name: str, index: tuple[int, ...]) -> np.ndarray:
+        """A copy of one image plane [ny, nx] of an array (``index`` on its leading axes)."""
+        if name in self.arrays:
+            return np.array(self.arrays[name][index])
+        handle, shape, dtype = self.files[name]
+        out = np.empty(shape[-2:], dtype)
+        handle.seek(int(np.ravel_multi_index(index, shape[:-2])) * out.nbytes)
+        handle.readinto(memoryview(out).cast("B"))
+        return out
+
+    def whole(self, name: str) -> np.ndarray:
+        """The whole array: in memory, or mapped from its file."""
+        if name in self.arrays:
+            return self.arrays[name]
+        handle, shape, dtype = self.files[name]
+        handle.flush()
+        return np.memmap(handle.name, dtype=dtype, mode="r+", shape=shape)
+
+    def load(self, name: str) -> np.ndarray:
+        """The whole array in memory (a copy for arrays kept in files)."""
+        return self.arrays[name] if name in self.arrays else self.read((0, self.nrows))[name]
+
+    def close(self) -> None:
+        for handle, _, _ in self.files.values():
+            handle.close()
+
+
+class _InputRows:
+    """The input ramp read band by band: arrays not loaded yet from the FITS file ``path``,
+    the others from the model."""
+
+    def __init__(self, model: DataModel, path: Path | None):
+        self.model = model
+        self.images = FitsImages(path) if path is not None else None
+        self.shape = self.images.shape("SCI") if self.images else model.data.shape
+
+    def read(self, rows: tuple[int, int]) -> dict[str, np.ndarray]:
+        r0, r1 = rows
+        nints, ngroups, _, nx = self.shape
+        window = {}
+        for name, dtype in TILE_ARRAYS.items():
+            if self.model.has_array(name):
+                if self.images is not None and not _is_loaded(self.model, name):
+                    extname = type(self.model).arrays[name].extname
+                    window[name] = self.images.read(extname, dtype, rows)
+                else:
+                    window[name] = np.array(getattr(self.model, name)[..., r0:r1, :], dtype)
+            elif name == "groupdq":
+                window[name] = np.zeros((nints, ngroups, r1 - r0, nx), dtype)
+            elif name == "pixeldq":
+                window[name] = np.zeros((r1 - r0, nx), dtype)
+        return window
+
+
+def _is_loaded(model: DataModel, name: str) -> bool:
+    # calwebb.datamodels keeps an array not read yet as its loader (a callable) until first
+    # access; there is no public query for it yet
+    return not callable(model._arrays.get(name))
+
+
+def _lazy_file(model: DataModel, path: str | os.PathLike | None) -> Path | None:
+    """The FITS file the model's SCI array is still to be read from (None if loaded)."""
+    if path is None or _is_loaded(model, "data"):
+        return None
+    path = Path(path)
+    return path if _is_fits(path) and path.is_file() else None
+
+
+# -- references cut to tiles ---------------------------------------------------------------
+def _window_of(model: DataModel, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    sub = model.meta.subarray
+    defaults = (1, 1, shape[1], shape[0])
+    values = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
+    return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
+
+
+class TileReferences:
+    """Reference files cut to tiles: only the tile's rows are read from the file.
+
+    Installed as the steps' ``open_reference`` for a tiled run. CRDS (or the override) is
+    asked once per step and reference type, about the whole frame, so the references chosen
+    and recorded are the whole-frame run's.
+    """
+
+    def __init__(self, frame: DataModel, frame_shape: tuple[int, int]):
+        self.frame, self.frame_shape = frame, frame_shape
+        self._paths: dict[tuple[str, str], str] = {}
+        self._models: dict[tuple[str, str], Any] = {}
+        self._images: dict[str, FitsImages] = {}
+
+    @contextmanager
+    def installed(self, steps) -> Iterator[None]:
+        """``steps`` open their references through this object meanwhile."""
+        try:
+            for step in steps:
+                step.open_reference = _bound_open(self, step)
+            yield
+        finally:
+            for step in steps:
+                step.__dict__.pop("open_reference", None)
+
+    @contextmanager
+    def uninstalled(self, step) -> Iterator[None]:
+        """``step`` opens its references as usual meanwhile (a whole-frame run)."""
+        installed = step.__dict__.pop("open_reference", None)
+        try:
+            yield
+        finally:
+            if installed is not None:
+                step.open_reference = installed
+
+    def open(self, step, model: DataModel, reftype: str):
+        """``step``'s ``reftype`` reference cut to ``model`` (a tile or the frame)."""
+        override = getattr(step, f"override_{reftype}", None)
+        if isinstance(override, DataModel):
+            step.get_reference_file(self.frame, reftype)
+            return self.cut_model(override, model)
+        key = (step.name, reftype)
+        if key not in self._paths:
+            self._paths[key] = step.get_reference_file(self.frame, reftype)
+        path = self._paths[key]
+        if path in ("N/A", ""):
+            return None
+        return self.cut(path, reftype, model)
+
+    def _reference(self, path: str, reftype: str):
+        key = (path, reftype)
+        if key not in self._models:
+            cls = datamodels.reference_model_class(reftype, self.frame.meta.instrument.name)
+            self._models[key] = cls(path)  # metadata and tables only: images load lazily
+        return self._models[key]
+
+    def images(self, path: str) -> FitsImages:
+        if path not in self._images:
+            self._images[path] = FitsImages(path)
+        return self._images[path]
+
+    def cut(self, path: str, reftype: str, model: DataModel):
+        """The reference of ``path`` cut to ``model``'s window (arrays read on access)."""
+        reference = self._reference(path, reftype)
+        cls = type(reference)
+        if cls.primary_array is None or not _is_fits(path):
+            return datamodels.cutout_reference(reference, model)
+        images = self.images(path)
+        extname = cls.arrays[cls.primary_array].extname
+        if extname not in images or len(images.shape(extname)) < reference.image_min_ndim:
+            return reference  # not a detector image (a single IPC kernel, a table)
+        ref_shape = tuple(images.shape(extname)[-2:])
+        rows, columns = self._window(reference, ref_shape, model)
+        cut = self._empty_cut(reference, model)
+        for name, spec in cls.arrays.items():
+            if not reference.has_array(name):
+                continue
+            if spec.is_table:
+                setattr(cut, name, getattr(reference, name))
+                continue
+            is_image = tuple(images.shape(spec.extname)[-2:]) == ref_shape
+            cut.set_loader(name, _reference_loader(
+                images, spec, rows if is_image else None, columns if is_image else None,
+                reference, name))
+        return cut
+
+    def cut_model(self, reference, model: DataModel):
+        """An in-memory reference (an override model) cut to ``model``'s window."""
+        cls = type(reference)
+        if cls.primary_array is None:
+            return reference
+        primary = getattr(reference, cls.primary_array)
+        if primary.ndim < reference.image_min_ndim:
+            return reference
+        ref_shape = tuple(primary.shape[-2:])
+        (r0, r1), (c0, c1) = self._window(reference, ref_shape, model)
+        cut = self._empty_cut(reference, model)
+        for name in cls.arrays:
+            if reference.has_array(name):
+                array = getattr(reference, name)
+                if array.ndim >= 2 and tuple(array.shape[-2:]) == ref_shape:
+                    array = array[..., r0:r1, c0:c1]
+                setattr(cut, name, np.array(array))
+        return cut
+
+    def _window(self, reference, ref_shape, model) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Rows and columns of the reference under ``model``'s window; the checks of
+        ``calwebb.datamodels.cutout_reference`` are made for the whole frame."""
+        rx, ry, rnx, rny = _window_of(reference, ref_shape)
+        fx, fy, fnx, fny = _window_of(self.frame, self.frame_shape)
+        name = reference.meta.filename or type(reference).__name__
+        if not ((rx, ry, rnx, rny) == (fx, fy, fnx, fny) and ref_shape == self.frame_shape):
+            if not reference.can_cut_out:
+                raise ReferenceFileError(
+                    f"{name}: {reference.reftype.upper()} covers subarray "
+                    f"{reference.meta.subarray.name or 'FULL'} ({rnx}x{rny} at {rx},{ry}) but "
+                    f"the science data are {fnx}x{fny} at {fx},{fy}; this reference type must "
+                    "match exactly")
+            if (fx < rx or fy < ry or fx - rx + fnx > ref_shape[1]
+                    or fy - ry + fny > ref_shape[0]):
+                raise ReferenceFileError(
+                    f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at "
+                    f"{rx},{ry}) does not cover the science subarray ({fnx}x{fny} at {fx},{fy})")
+        sx, sy, snx, sny = _window_of(model, model.data.shape[-2:])
+        return (sy - ry, sy - ry + sny), (sx - rx, sx - rx + snx)
+
+    @staticmethod
+    def _empty_cut(reference, model: DataModel):
+        """A reference model with ``reference``'s metadata and ``model``'s window."""
+        cut = type(reference)()
+        cut.tree.clear()
+        cut.tree.update(copy.deepcopy(reference.tree))
+        sx, sy, snx, sny = _window_of(model, model.data.shape[-2:])
+        cut.meta.subarray.update({"name": model.meta.subarray.name, "xstart": sx, "ystart": sy,
+                                  "xsize": snx, "ysize": sny})
+        return cut
+
+
+def _bound_open(references: TileReferences, step) -> Callable:
+    def open_reference(model, reftype):
+        return references.open(step, model, reftype)
+
+    return open_reference
+
+
+def _reference_loader(images: FitsImages, spec, rows, columns, reference, name) -> Callable:
+    def load() -> np.ndarray:
+        values = images.read(spec.extname, spec.dtype, rows, columns)
+        if name == "dq" and reference.has_array("dq_def") and len(reference.dq_def):
+            values = translate_dq(values, reference.dq_def, reference.meta.filename)
+        return values
+
+    return load
+
+
+# -- what a tile-aware step is told ----------------------------------------------------------
+@dataclass
+class TileContext:
+    """What a step running on one tile is told (its ``tile`` attribute)."""
+
+    frame_shape: tuple[int, int]
+    row_offset: int  # frame row of the tile model's first row
+    rows: slice  # the tile model's own rows (the others are halo)
+    all_do_not_use: np.ndarray  # [nints, ngroups]: DO_NOT_USE on every pixel of the frame
+    refpix: list | None  # corrections measured on the frame's reference pixels
+    counts: Counter  # additive counts over own rows, shared by the stage's tiles
+    flags: dict  # frame-wide AND of facts the steps report, shared by the stage's tiles
+    run: TiledRun
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value computed once per run (a frame-wide statistic of a reference...)."""
+        return self.run.memo(key, compute)
+
+    def frame_reference(self, step, reftype: str):
+        """``step``'s ``reftype`` reference for the whole frame (arrays read on access)."""
+        return self.run.references.open(step, self.run.frame_stub(), reftype)
+
+
+# -- the run -------------------------------------------------------------------------------
+#: steps whose result at a pixel depends on that pixel only
+PER_PIXEL_STEPS = ("group_scale", "dq_init", "superbias", "linearity", "dark_current",
+                   "firstframe", "lastframe", "reset", "rscd", "persistence")
+#: reference types each step opens for a tile (the planning estimates their size)
+TILE_REFERENCES = {
+    "dq_init": ("mask",), "saturation": ("saturation", "superbias"), "ipc": ("ipc",),
+    "superbias": ("superbias",), "linearity": ("linearity",), "dark_current": ("dark",),
+    "reset": ("reset",), "jump": ("gain", "readnoise"), "ramp_fit": ("readnoise", "gain"),
+}
+
+
+@dataclass
+class Stage:
+    """Consecutive steps run tile by tile ('tiles'), one step run on the whole frame
+    ('frame'), or the whole-frame end of the jump step ('jump_events')."""
+
+    kind: str
+    steps: list = field(default_factory=list)
+    halo: int = 0
+    measures_refpix: bool = False  # the first step is refpix: measure it on the whole frame
+
+
+@dataclass
+class TiledResult:
+    rate: DataModel | None
+    rateints: DataModel | None
+    ramp: DataModel | None  # the corrected ramp (in memory), only when there are no rates
+
+
+class _DuplicateFilter(logging.Filter):
+    """Lets each distinct message through once per run (not once per tile)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+class TiledRun:
+    """One exposure through the ramp steps of a Stage 1 pipeline, tile by tile.
+
+    ``steps`` are the pipeline's children that will run, in order, ramp_fit (if any) last;
+    ``input_path`` is the file the model was opened from (its arrays are then read from the
+    file band by band, never whole).
+    """
+
+    def __init__(self, pipeline, model: DataModel, steps: list, budget: int,
+                 input_path: str | os.PathLike | None = None):
+        self.pipeline, self.model, self.steps, self.budget = pipeline, model, steps, budget
+        self.path = _lazy_file(model, input_path)
+        self.input = _InputRows(model, self.path)
+        self.shape = tuple(self.input.shape)
+        self.frame_shape = tuple(self.shape[-2:])
+        self.frame_tree = copy.deepcopy(model.tree)
+        self.window = _subarray_window(self.frame_tree)
+        self.references = TileReferences(model, self.frame_shape)
+        self._memo: dict[str, Any] = {}
+        self.stages = self._stages()
+        self.halo = max((stage.halo for stage in self.stages), default=0)
+        self.height = self._height()
+        self.tiles = plan_tiles(self.frame_shape[0], self.height, self.halo)
+
+    # -- planning -----------------------------------------------------------------------
+    def _stages(self) -> list[Stage]:
+        """Split the steps where one needs the whole frame as it stands before it."""
+        stages: list[Stage] = []
+        current = Stage("tiles")
+        for step in self.steps:
+            kind, radius = self._classify(step)
+            if kind != "local" and current.steps:
+                stages.append(current)
+                current = Stage("tiles")
+            if kind == "frame":
+                stages.append(Stage("frame", [step]))
+                continue
+            current.steps.append(step)
+            current.halo += radius
+            current.measures_refpix |= step.name == "refpix" and kind == "barrier"
+            if step.name == "jump" and kind == "barrier" and (step.expand_large_events
+                                                              or step.find_showers):
+                stages += [current, Stage("jump_events", [step])]
+                current = Stage("tiles")
+        if current.steps:
+            stages.append(current)
+        return stages
+
+    def _classify(self, step) -> tuple[str, int]:
+        """('local' | 'barrier' | 'frame', rows of halo the step needs).
+
+        'barrier': the step starts a new stage, as it needs facts about the whole frame as it
+        stands before it; 'frame': the step cannot be tiled at all.
+        """
+        name = step.name
+        if name in PER_PIXEL_STEPS:
+            return "local", 0
+        if name == "saturation":  # growth of saturation, then of partly saturated groups
+            return "local", 2 * max(step.n_pix_grow_sat, 0)
+        if name == "ipc":
+            return "local", self._ipc_radius(step)
+        if name == "charge_migration":  # the 4 neighbours
+            return "local", 1
+        if name == "refpix":
+            reason = step.not_applicable(self.model, self.frame_shape)
+            return ("local" if reason else "barrier"), 0
+        if name == "jump":
+            if self.shape[1] <= 2:
+                return "local", 0  # skips
+            return "barrier", 1 if step.flag_4_neighbors else 0
+        if name == "ramp_fit":
+            is_miri = (self.model.meta.instrument.name or "").upper() == "MIRI"
+            return ("barrier" if is_miri else "local"), 0
+        return "frame", 0
+
+    def _planning_path(self, step, reftype: str) -> str | None:
+        """The reference file a step will get, without recording it (None: not a file)."""
+        from calwebb import references
+
+        override = getattr(step, f"override_{reftype}", None)
+        if isinstance(override, DataModel) or override in ("", "N/A", "n/a"):
+            return None
+        if override is not None:
+            return str(override)
+        try:
+            path = references.get_reference_file(self.model, reftype)
+        except ReferenceFileError:
+            return None
+        return None if path in ("", "N/A") else path
+
+    def _ipc_radius(self, step) -> int:
+        override = getattr(step, "override_ipc", None)
+        if isinstance(override, DataModel):
+            return max(override.data.shape[:2]) // 2
+        path = self._planning_path(step, "ipc")
+        if path is None or not _is_fits(path):
+            return 0 if path is None else max(datamodels.IPCModel(path).data.shape[:2]) // 2
+        return max(self.references.images(path).shape("SCI")[:2]) // 2
+
+    def _reference_bytes(self, step) -> int:
+        """Bytes per pixel of the detector-image references the step reads for a tile."""
+        total = 0
+        for reftype in TILE_REFERENCES.get(step.name, ()):
+            path = self._planning_path(step, reftype)
+            if path is None or not _is_fits(path):
+                continue
+            for extname, image in self.references.images(path).images.items():
+                if extname != "ERR" and len(image.shape) >= 2:
+                    total += image.dtype.itemsize * int(np.prod(image.shape[:-2]))
+        return total
+
+    def _height(self) -> int:
+        nints, ngroups, ny, nx = self.shape
+        reference_bytes = max((self._reference_bytes(step) for step in self.steps), default=0)
+        row_bytes = nx * (nints * ngroups * SAMPLE_BYTES + nints * INTEGRATION_BYTES
+                          + PIXEL_BYTES + reference_bytes)
+        fixed = ny * nx * (4 + 4 + 4 * nints)  # PIXELDQ, AVDRKCUR, ZEROFRAME kept whole
+        events = next((stage.steps[0] for stage in self.stages
+                       if stage.kind == "jump_events"), None)
+        if events is not None:
+            # the group DQ of the frame (twice for showers) and a few image planes
+            showers = events.find_showers
+            events = ny * nx * (nints * ((2 if showers else 1) * ngroups + 1)
+                                + (96 if showers else 48))
+            if fixed + events > self.budget:
+                raise ParameterError(
+                    f"max_memory: {_size(self.budget)} is too small for snowball and shower "
+                    f"flagging, which need the whole frame's group DQ ({_size(fixed + events)})")
+        return tile_height(self.budget, row_bytes, fixed, self.halo, ny)
+
+    # -- models and metadata ------------------------------------------------------------
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def frame_stub(self) -> DataModel:
+        """A model with the frame's metadata and the shape (not the memory) of its data."""
+        stub = datamodels.RampModel()
+        stub.tree.clear()
+        stub.tree.update(copy.deepcopy(self.frame_tree))
+        stub.data = np.broadcast_to(np.float32(0), self.shape)
+        return stub
+
+    def _tile_model(self, arrays: dict[str, np.ndarray], tile: Tile) -> DataModel:
+        model = datamodels.RampModel()
+        model.tree.clear()
+        model.tree.update(copy.deepcopy(self.frame_tree))
+        _set_rows(model.tree, self.window, tile.start, tile.stop - tile.start,
+                  self.frame_shape)
+        for name, values in arrays.items():
+            setattr(model, name, values)
+        for name in ("int_times", "group"):
+            if self.model.has_array(name):
+                setattr(model, name, getattr(self.model, name))
+        return model
+
+    def _keep_meta(self, model: DataModel) -> None:
+        """The frame's metadata becomes the (last) tile's, with the frame's window."""
+        self.frame_tree = copy.deepcopy(model.tree)
+        _restore_window(self.frame_tree, self.window)
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, on_ramp: Callable[[DataModel], Any] | None = None) -> TiledResult:
+        """Every stage in turn; ``on_ramp`` is given the corrected ramp before it is fitted."""
+        log.info("max_memory %s: %d tiles of up to %d rows; stages: %s", _size(self.budget),
+                 len(self.tiles), self.height, " | ".join(
+                     ", ".join(step.name for step in stage.steps) for stage in self.stages))
+        self.frame_tree = copy.deepcopy(self.model.tree)  # as the pipeline left it
+        self.all_do_not_use: np.ndarray | None = None
+        self.products: tuple | None = None
+        self.flags: dict = {}
+        self.primary, self.jump_facts = 0, None
+        with ExitStack() as stack:
+            if self.path is not None:  # the ramp stays on disk between stages
+                directory = stack.enter_context(tempfile.TemporaryDirectory(
+                    prefix="calwebb-tiles-"))
+                self.store = FrameStore(self.frame_shape[0], Path(directory))
+                self.source = self.input
+            else:  # already in memory: corrected in place
+                self.store = FrameStore.of_model(self.model)
+                self.source = self.store
+            stack.callback(self.store.close)
+            stack.enter_context(self.references.installed(self.steps))
+            duplicates = _DuplicateFilter()
+            for logger in {step.log for step in self.steps}:
+                logger.addFilter(duplicates)
+                stack.callback(logger.removeFilter, duplicates)
+            for stage in self.stages:
+                if stage.kind == "tiles":
+                    self._run_tiles(stage)
+                elif stage.kind == "jump_events":
+                    self._run_jump_events(stage.steps[0])
+                else:
+                    self._run_frame(stage.steps[0])
+                if stage.kind == "tiles":  # Step.run tells the pipeline for the others
+                    for step in stage.steps:
+                        self.pipeline.step_finished(step)
+            return self._result(on_ramp)
+
+    def _facts(self) -> np.ndarray:
+        """[nints, ngroups]: groups DO_NOT_USE on every pixel of the frame as it stands."""
+        if self.all_do_not_use is None:
+            facts = np.ones(self.shape[:2], bool)
+            for tile in self.tiles:
+                groupdq = self.source.read((tile.core_start, tile.core_stop))["groupdq"]
+                facts &= ((groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+            self.all_do_not_use = facts
+        return self.all_do_not_use
+
+    def _run_tiles(self, stage: Stage) -> None:
+        """The stage's steps on every tile; each tile's own rows go back to the store."""
+        steps = stage.steps
+        names = ", ".join(step.name for step in steps)
+        log.info("Steps %s, tile by tile (halo of %d rows)", names, stage.halo)
+        facts = self._facts() if any(step.name in ("jump", "ramp_fit") for step in steps) \
+            else np.zeros(self.shape[:2], bool)
+        if any(step.name == "jump" for step in steps):
+            self.jump_facts = facts
+        refpix = self._measure_refpix(steps[0]) if stage.measures_refpix else None
+        counts, flags = Counter(), {}
+        after = np.ones(self.shape[:2], bool)
+        pending = None
+        with progress_bar(len(self.tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
+            for core in self.tiles:
+                tile = core.with_halo(stage.halo, self.frame_shape[0])
+                arrays = self.source.read((tile.start, tile.stop))
+                if pending is not None:  # the previous tile's last rows were in this halo
+                    self.store.write(*pending)
+                model = self._tile_model(arrays, tile)
+                del arrays
+                context = TileContext(self.frame_shape, tile.start, tile.rows, facts, refpix,
+                                      counts, flags, self)
+                for step in steps:
+                    result = self._process(step, model, context)
+                if isinstance(result, tuple):
+                    self._keep_products(result, tile)
+                result = None
+                own = {name: getattr(model, name)[..., tile.rows, :]
+                       for name in TILE_ARRAYS if model.has_array(name)}
+                after &= ((own["groupdq"] & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+                pending = self._write_own_rows(tile, own, stage.halo)
+                self._keep_meta(model)
+                del model, own
+                bar.update(1)
+        if pending is not None:
+            self.store.write(*pending)
+        self.source = self.store
+        self.all_do_not_use = after
+        self.primary += counts["jump.primary"]
+        self.flags.update(flags)
+        dark = next((step for step in steps if step.name == "dark_current"), None)
+        if dark is not None and dark.dark_output and self._status("dark_sub") == "COMPLETE":
+            dark.save_dark_output(self.frame_stub(), self.shape[1])
+
+    def _write_own_rows(self, tile: Tile, own: dict[str, np.ndarray], halo: int):
+        """Store the tile's own rows, except the last ``halo`` ones, which the next tile
+        still reads as they were: those are returned (copied) to be stored after that."""
+        keep = min(halo, tile.core_stop - tile.core_start) if tile.core_stop < \
+            self.frame_shape[0] else 0
+        split = tile.core_stop - keep
+        self.store.write((tile.core_start, split), {
+            name: values[..., :split - tile.core_start, :] for name, values in own.items()})
+        if not keep:
+            return None
+        return (split, tile.core_stop), {
+            name: np.array(values[..., split - tile.core_start:, :])
+            for name, values in own.items()}
+
+    @staticmethod
+    def _process(step, model: DataModel, context: TileContext):
+        """``step.process`` on one tile, with the bookkeeping ``Step.run`` does around it."""
+        tile_aware = hasattr(type(step), "tile")
+        if tile_aware:
+            step.tile = context
+        try:
+            result = step.process(model)
+        finally:
+            if tile_aware:
+                step.tile = None
+        for product in _models_in(result):
+            step.finalize_result(product)
+        return result
+
+    def _status(self, name: str):
+        return ((self.frame_tree.get("meta") or {}).get("cal_step") or {}).get(name)
+
+    def _measure_refpix(self, step) -> list:
+        """The refpix corrections, from the reference pixels of the frame as it stands."""
+        from calwebb.refpix.step import correctable_ramps
+
+        pixels = step.reference_pixels(self.frame_stub(), self.frame_shape)
+        for tile in self.tiles:
+            model = self._tile_model(self.source.read((tile.core_start, tile.core_stop)), tile)
+            pixels.add(correctable_ramps(model), model.pixeldq, tile.core_start)
+        return step.measure(pixels)
+
+    def _run_jump_events(self, jump) -> None:
+        """Snowballs and showers over the whole frame's group DQ (showers read the data band
+        by band and plane by plane), then the jump statistics."""
+        log.info("Jump: large events over the whole frame's group DQ")
+        frame = self.frame_stub()
+        frame.groupdq = self.store.load("groupdq")
+        frame.pixeldq = self.store.load("pixeldq")
+        jump.finish_tiles(frame, self.primary, self.jump_facts, _FrameData(self))
+        self.store.write((0, self.frame_shape[0]), {"groupdq": frame.groupdq})
+        self.all_do_not_use = ((frame.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        self._keep_meta(frame)
+
+    def _run_frame(self, step) -> None:
+        """A step that cannot be tiled, run on the whole frame (held in memory)."""
+        log.warning("%s cannot run tile by tile: it runs on the whole frame, whose ramp is "
+                    "held in memory meanwhile", step.qualified_name)
+        nrows = self.frame_shape[0]
+        frame = self._tile_model(self.source.read((0, nrows)), Tile(0, nrows, 0, nrows))
+        _restore_window(frame.tree, self.window)
+        with self.references.uninstalled(step):
+            result = step.run(frame)
+        self.store.write((0, nrows), {name: getattr(result, name) for name in TILE_ARRAYS
+                                      if result.has_array(name)})
+        self.source = self.store
+        self.all_do_not_use = ((result.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        self._keep_meta(result)
+
+    def _keep_products(self, products: tuple, tile: Tile) -> None:
+        """Copy a tile's own rows of the slope products into the frame's."""
+        if products[0] is None:
+            self.products = ()
+            return
+        if self.products is None:
+            ny, nx = self.frame_shape
+            self.products = tuple(
+                {name: np.empty((*getattr(product, name).shape[:-2], ny, nx),
+                                getattr(product, name).dtype) for name in PRODUCT_ARRAYS}
+                for product in products)
+        for product, arrays in zip(products, self.products, strict=True):
+            for name, full in arrays.items():
+                full[..., tile.core_start:tile.core_stop, :] = getattr(product, name)[
+                    ..., tile.rows, :]
+        self.product_trees = [copy.deepcopy(product.tree) for product in products]
+        rateints = products[1]
+        self.int_times = rateints.int_times if rateints.has_array("int_times") else None
+
+    def _result(self, on_ramp) -> TiledResult:
+        ramp = self._final_ramp()
+        if on_ramp is not None:
+            on_ramp(ramp)
+        if self.products and self.flags.get("ramp_fit.first_group_saturated", False):
+            self.pipeline.ramp_fit.log.warning(
+                "Every pixel saturated in the first group: no rate products")
+            self.products = ()
+        if not self.products:
+            for name in TILE_ARRAYS:
+                if ramp.has_array(name):
+                    setattr(ramp, name, np.array(getattr(ramp, name)))
+            return TiledResult(None, None, ramp)
+        for name in TILE_ARRAYS:  # the store's files go away with the run
+            setattr(ramp, name, None)
+        rate = datamodels.ImageModel(**self.products[0])
+        rateints = datamodels.CubeModel(**self.products[1])
+        for product, tree in zip((rate, rateints), self.product_trees, strict=True):
+            product.tree.clear()
+            product.tree.update(tree)
+            _restore_window(product.tree, self.window)
+        if self.int_times is not None:
+            rateints.int_times = self.int_times
+        return TiledResult(rate, rateints, None)
+
+    def _final_ramp(self) -> DataModel:
+        """The corrected ramp: the input model with the frame's metadata and the store's
+        arrays (those kept in files are mapped, not loaded)."""
+        ramp = self.model
+        ramp.tree.clear()
+        ramp.tree.update(copy.deepcopy(self.frame_tree))
+        for name in TILE_ARRAYS:
+            if name in self.store.names:
+                setattr(ramp, name, self.store.whole(name))
+        return ramp
+
+
+PRODUCT_ARRAYS = ("data", "err", "dq", "var_poisson", "var_rnoise")
+
+
+class _FrameData:
+    """The frame's data as it stands, band by band or one group plane at a time."""
+
+    def __init__(self, run: TiledRun):
+        self.run = run
+
+    def bands(self) -> Iterator[tuple[int, np.ndarray]]:
+        for tile in self.run.tiles:
+            yield tile.core_start, self.run.store.read((tile.core_start, tile.core_stop),
+                                                       ["data"])["data"]
+
+    def plane(self, integration: int, group: int) -> np.ndarray:
+        return self.run.store.plane("data", (integration, group))
+
+
+def _is_fits(path) -> bool:
+    return Path(str(path)).suffix.lower() in (".fits", ".fit", ".fts")
+
+
+def _models_in(value) -> list[DataModel]:
+    if isinstance(value, DataModel):
+        return [value]
+    if isinstance(value, tuple):
+        return [item for item in value if isinstance(item, DataModel)]
+    return []
+
+
+def _subarray_window(tree: dict) -> dict[str, Any]:
+    """The frame's own ``meta.subarray`` window values (None where absent)."""
+    sub = (tree.get("meta") or {}).get("subarray") or {}
+    return {key: sub.get(key) for key in ("xstart", "ystart", "xsize", "ysize")}
+
+
+def _set_rows(tree: dict, window: dict, first: int, count: int,
+              frame_shape: tuple[int, int]) -> None:
+    """Make ``meta.subarray`` describe rows [first, first + count) of the frame."""
+    sub = tree.setdefault("meta", {}).setdefault("subarray", {})
+    sub["xstart"] = window["xstart"] or 1
+    sub["xsize"] = window["xsize"] or frame_shape[1]
+    sub["ystart"] = (window["ystart"] or 1) + first
+    sub["ysize"] = count
+
+
+def _restore_window(tree: dict, window: dict) -> None:
+    sub = tree.setdefault("meta", {}).setdefault("subarray", {})
+    for key, value in window.items():
+        if value is None:
+            sub.pop(key, None)
+        else:
+            sub[key] = value
+    if not sub:
+        tree["meta"].pop("subarray")
+
+
+def plan_run(pipeline, model: DataModel, steps: list, max_memory: str,
+             input_path: str | os.PathLike | None = None) -> TiledRun | None:
+    """A tiled run of ``steps`` (children of ``pipeline`` in order, ramp_fit last) on
+    ``model`` within ``max_memory``, or None when the whole frame fits in one tile."""
+    budget = parse_memory(max_memory, f"{pipeline.qualified_name}.max_memory")
+    run = TiledRun(pipeline, model, steps, budget, input_path)
+    if len(run.tiles) == 1:
+        log.info("max_memory %s: the whole frame fits; processed without tiles",
+                 _size(budget))
+        return None
+    _check_supported(pipeline, steps)
+    return run
+
+
+def _check_supported(pipeline, steps) -> None:
+    """Features that need a whole step result at once cannot be combined with max_memory."""
+    problems = []
+    for step in steps:
+        if step.save_results or step.output_file:
+            problems.append(f"steps.{step.name}.save_results")
+        if step.pre_hooks or step.post_hooks:
+            problems.append(f"steps.{step.name} hooks")
+        if step.name == "persistence" and (step.persistence_array_file
+                                           or step.save_persistence):
+            problems.append("steps.persistence persistence files")
+        if step.name == "ramp_fit" and step.save_opt:
+            problems.append("steps.ramp_fit.save_opt")
+    if problems:
+        raise ParameterError(
+            f"{pipeline.qualified_name}.max_memory cannot be combined with "
+            f"{', '.join(problems)}: they need the whole ramp at once")
