@@ -99,7 +99,7 @@ def test_rateints_cube(tmp_path):
 
 
 @pytest.mark.compare
-def test_matches_the_official_flat_field(tmp_path):
+def test_matches_the_official_flat_field(tmp_path, imaging_crds):
     pytest.importorskip("jwst")
     from jwst.flatfield import FlatFieldStep as OfficialFlatField
 

@@ -117,7 +117,7 @@ def test_miri_falls_back_to_the_generic_subarray_row():
 
 
 @pytest.mark.compare
-def test_matches_the_official_photom(tmp_path):
+def test_matches_the_official_photom(tmp_path, imaging_crds):
     pytest.importorskip("jwst")
     from jwst.photom import PhotomStep as OfficialPhotom
 
