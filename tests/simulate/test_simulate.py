@@ -1,13 +1,19 @@
 """The simulator: deterministic, physically consistent with its references, and calibratable."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
 from calwebb import datamodels, dqflags
-from calwebb.simulate import ObservationConfig, simulate_observation
+from calwebb.simulate import (
+    ObservationConfig,
+    exposure,
+    reference_set,
+    simulate_observation,
+)
 from calwebb.simulate.detector import observed_from_linear
 from calwebb.simulate.optics import ExposureGeometry
 
@@ -16,8 +22,8 @@ SMALL = dict(subarray="SUB160", readpatt="RAPID", ngroups=6, n_dithers=2, n_star
              n_galaxies=5)
 
 
-@pytest.fixture(scope="module")
-def observation(tmp_path_factory):
+@pytest.fixture(scope="module", name="observation")
+def small_observation(tmp_path_factory):
     return simulate_observation(ObservationConfig(**SMALL), tmp_path_factory.mktemp("sim"))
 
 
@@ -39,9 +45,58 @@ def test_files_and_names(observation):
 
 
 def test_deterministic_for_a_seed(observation, tmp_path):
-    again = simulate_observation(ObservationConfig(**SMALL), tmp_path)
+    from calwebb import simulate
+
+    again = simulate.observation(tmp_path, **SMALL)
     first = datamodels.open(observation.uncal_files[1]).data
     np.testing.assert_array_equal(first, datamodels.open(again.uncal_files[1]).data)
+
+
+def test_one_exposure_in_memory_is_deterministic_and_knows_its_truth():
+    """``exposure``: ramps, truth rate and the sources' true pixel positions, the same for
+    the same arguments and different for another dither."""
+    options = dict(subarray="SUB64P", readpatt="RAPID", ngroups=3, n_stars=8, n_galaxies=0,
+                   cosmic_ray_rate=0.0, seed=5)
+    first, again = exposure(dither=1, **options), exposure(dither=1, **options)
+    other = exposure(dither=0, **options)
+    np.testing.assert_array_equal(first.uncal.data, again.uncal.data)
+    assert not np.array_equal(first.uncal.data, other.uncal.data)
+    assert first.uncal.data.shape == (1, 3, 64, 64)
+    assert first.basename == "jw01234001001_03101_00002_nrca1"
+    assert first.truth_rate.meta.bunit_data == "DN/s"
+    x, y = ExposureGeometry.from_model(first.truth_rate).pixel(first.sources["ra"],
+                                                               first.sources["dec"])
+    np.testing.assert_allclose(first.sources["x"], x, atol=1e-6)
+    np.testing.assert_allclose(first.sources["y"], y, atol=1e-6)
+    shift = np.hypot(first.sources["x"] - other.sources["x"],
+                     first.sources["y"] - other.sources["y"])
+    np.testing.assert_allclose(shift, np.hypot(0.7, 0.35) / 0.0311, rtol=0.02)
+    miri = exposure(instrument="MIRI", detectors=("MIRIMAGE",), filter="F770W",
+                    readpatt="FASTR1", subarray="SUB64", ngroups=4, n_stars=3, n_galaxies=0)
+    assert miri.uncal.meta.instrument.detector == "MIRIMAGE"
+    assert miri.uncal.data.shape == (1, 4, 64, 72)
+
+
+def test_reference_set_selects_offline(tmp_path, monkeypatch):
+    """``reference_set``: every Stage 1 and Image2 reference type of the configuration,
+    selected for a matching exposure through its CRDS cache."""
+    from calwebb import references
+
+    refs = reference_set(tmp_path, subarray="SUB64P", readpatt="RAPID", ngroups=3)
+    kinds = {path.name.split("_")[-2] for path in refs.files}
+    assert {"mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise",
+            "distortion", "flat", "photom", "area", "apcorr"} <= kinds
+    monkeypatch.setenv("CRDS_PATH", str(refs.crds_path))
+    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    references.forget_crds_state()
+    uncal = exposure(subarray="SUB64P", readpatt="RAPID", ngroups=3, n_stars=2,
+                     n_galaxies=0).uncal
+    try:
+        selected = references.get_reference_file(uncal, "dark")
+    finally:
+        references.forget_crds_state()
+    assert Path(selected).name in {path.name for path in refs.files}
 
 
 def test_linearity_reference_inverts_the_simulated_nonlinearity():
@@ -63,9 +118,11 @@ def test_dithers_move_sources_on_the_sky(observation):
 
 
 def test_truth_rate_puts_star_flux_where_the_catalog_says(observation):
-    catalog = Table.read(observation.truth_catalog)
+    catalog = Table.read(observation.truth_sources[0])
     truth = datamodels.open(observation.truth_rates[0])
     x, y = ExposureGeometry.from_model(truth).pixel(catalog["ra"], catalog["dec"])
+    np.testing.assert_allclose(np.column_stack([x, y]),
+                               np.column_stack([catalog["x"], catalog["y"]]), atol=1e-6)
     stars = (catalog["kind"] == "star") & (x > 10) & (x < 150) & (y > 10) & (y < 150)
     assert stars.any()
     for xi, yi in zip(x[stars], y[stars], strict=True):
@@ -138,13 +195,25 @@ def miri_observation(tmp_path_factory):
 
 @pytest.mark.slow
 def test_miri_exposure_is_calibrated_to_the_truth(miri_observation, monkeypatch):
-    """The reset anomaly (its RESET reference) and the last-frame offset (the lastframe
-    step) are removed: pulls are unit normal."""
+    """The reset anomaly (its RESET reference), the first-group transient (the RSCD
+    reference) and the last-frame offset (the lastframe step) are removed: pulls are unit
+    normal."""
     rate = _calibrate(miri_observation, monkeypatch)
-    assert rate.meta.cal_step.lastframe == "COMPLETE"
+    assert rate.meta.cal_step.lastframe == rate.meta.cal_step.rscd == "COMPLETE"
+    assert (rate.meta.rscd.ngroups_skip_int1, rate.meta.rscd.ngroups_skip_int2p) == (1, 3)
     assert rate.meta.cal_step.reset == "COMPLETE"
     pull = _pull(rate, miri_observation.truth_rates[0])
     assert abs(np.std(pull) - 1) < 0.05 and abs(np.mean(pull)) < 0.1
+
+
+@pytest.mark.slow
+def test_miri_first_group_transient_needs_the_rscd_step(miri_observation, monkeypatch):
+    """The first group (the first three in later integrations) carries a ~30 DN transient
+    that the RSCD reference tells the rscd step to skip: without that step rates fall below
+    the truth; with it they are unbiased (test above)."""
+    rate = _calibrate(miri_observation, monkeypatch, rscd={"skip": True})
+    assert rate.meta.cal_step.rscd == "SKIPPED"
+    assert np.mean(_pull(rate, miri_observation.truth_rates[0])) < -1
 
 
 @pytest.mark.compare

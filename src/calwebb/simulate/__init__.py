@@ -1,9 +1,12 @@
 """A synthetic JWST imaging observatory: exposures with known truth and their references.
 
-``simulate_observation(ObservationConfig(...), output_dir)`` writes ``*_uncal.fits``
-exposures (official names and headers), the noiseless count rate of each (``truth/``), the
-truth source catalog (ECSV), reference files built from the same detector truth, an offline
-CRDS cache selecting them, and Level 2 / Level 3 associations.
+``observation(output_dir, **options)`` (or ``simulate_observation(ObservationConfig(...),
+output_dir)``) writes ``*_uncal.fits`` exposures (official names and headers), the
+noiseless count rate and the true source positions of each (``truth/``), the truth source
+catalog (ECSV), reference files built from the same detector truth, an offline CRDS cache
+selecting them, and Level 2 / Level 3 associations. ``exposure(...)`` makes one exposure in
+memory; ``reference_set(output_dir, ...)`` writes only the references and their cache.
+``options`` are ``ObservationConfig`` fields; everything is deterministic for a seed.
 
 Simulated: stars and Sérsic galaxies with a diffraction-width PSF seen through a
 polynomial distortion, flat field and photometric response (with their DISTORTION,
@@ -11,15 +14,22 @@ FILTEROFFSET, FLAT, PHOTOM, AREA, APCORR and ABVEGAOFFSET references) from a poi
 may carry guiding errors; per-frame Poisson charge from sky and dark, cosmic rays, frame
 averaging into groups with the readout pattern's NFRAMES/GROUPGAP, non-linearity (exact
 inverse of the LINEARITY polynomial), full-well clipping, bias, optional inter-pixel
-capacitance (IPC reference), the MIRI reset anomaly (RESET reference) and last-frame offset,
-per-amplifier offsets by column (NIR) or row (MIRI) parity and per-row drifts seen by the
-reference pixels, read noise, dead and hot pixels.
+capacitance (IPC reference), the MIRI reset anomaly (RESET reference), first-group
+transient (RSCD reference) and last-frame offset, per-amplifier offsets by column (NIR) or
+row (MIRI) parity and per-row drifts seen by the reference pixels, read noise, dead and hot
+pixels.
 """
 
 from calwebb.simulate.observation import (
     ObservationConfig,
+    ReferenceSet,
+    SimulatedExposure,
     SimulatedObservation,
+    exposure,
+    observation,
+    reference_set,
     simulate_observation,
 )
 
-__all__ = ["ObservationConfig", "SimulatedObservation", "simulate_observation"]
+__all__ = ["ObservationConfig", "ReferenceSet", "SimulatedExposure", "SimulatedObservation",
+           "exposure", "observation", "reference_set", "simulate_observation"]

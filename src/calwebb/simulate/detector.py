@@ -1,5 +1,6 @@
 """A detector up the ramp: charge, IPC, non-linearity, saturation, bias, reference pixels,
-odd/even amplifier offsets, MIRI reset anomaly and last-frame effect, noise.
+odd/even amplifier offsets, MIRI reset anomaly, first-group transient and last-frame
+effect, noise.
 
 The same ``DetectorTruth`` produces the raw ramps and the reference files, so that a
 perfect Stage 1 recovers the count rate the sky put on the detector.
@@ -18,6 +19,9 @@ N_REF = 4
 #: MIRI reset anomaly: A·exp(−group / RESET_TAU_GROUPS) in the first RESET_GROUPS groups
 RESET_TAU_GROUPS = 2.0
 RESET_GROUPS = 12
+#: MIRI first-group transient (reset switch charge decay): groups it disturbs in the first
+#: integration and in later ones, halving from group to group (what the RSCD reference skips)
+RSCD_GROUPS = (1, 3)
 
 
 @dataclass
@@ -35,6 +39,7 @@ class DetectorTruth:
     reference: np.ndarray  # bool: reference pixel
     reset_amplitude: np.ndarray | None = None  # MIRI reset anomaly at group 0, DN
     last_frame_offset: np.ndarray | None = None  # MIRI last-group offset, DN
+    first_group_transient: np.ndarray | None = None  # MIRI RSCD transient at group 0, DN
     ipc_alpha: float = 0.0  # coupling to each of the 4 nearest neighbours
 
     @property
@@ -43,8 +48,8 @@ class DetectorTruth:
 
 
 def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0) -> DetectorTruth:
-    """Draw a detector: gains, noise, bias, dark, non-linearity, bad pixels, MIRI reset and
-    last-frame effects (deterministic)."""
+    """Draw a detector: gains, noise, bias, dark, non-linearity, bad pixels, MIRI reset
+    anomaly, first-group transient and last-frame offset (deterministic)."""
     rng = np.random.default_rng(seed)
     shape = detector.full_shape
     miri = detector.instrument == "MIRI"
@@ -66,16 +71,19 @@ def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0) -> Dete
     saturation = (bias + rng.normal(50000, 1500, shape)).astype(np.float32)
     read_noise = rng.normal(10.0 if not miri else 6.0, 0.5, shape).astype(np.float32)
     nonlinearity = rng.normal(1.5e-6, 1e-7, shape).astype(np.float32)
-    reset_amplitude = last_frame_offset = None
+    reset_amplitude = last_frame_offset = first_group_transient = None
     if miri:
         reset_amplitude = np.where(reference, 0.0, rng.normal(40.0, 8.0, shape)).astype(
             np.float32)
         last_frame_offset = np.where(reference, 0.0, rng.normal(-15.0, 4.0, shape)).astype(
             np.float32)
+        first_group_transient = np.where(reference, 0.0, rng.normal(30.0, 8.0, shape)).astype(
+            np.float32)
     return DetectorTruth(
         detector=detector, gain=gain, read_noise=read_noise, bias=bias, dark_rate=dark_rate,
         nonlinearity=nonlinearity, saturation=saturation, mask=mask, reference=reference,
         reset_amplitude=reset_amplitude, last_frame_offset=last_frame_offset,
+        first_group_transient=first_group_transient,
         ipc_alpha=ipc_alpha,
     )
 
@@ -141,9 +149,10 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
 
     Per frame: Poisson charge from sky and dark, cosmic rays; per group: the average of
     NFRAMES frames, non-linearity (inverse of the reference polynomial), clipping at full
-    well, bias, IPC coupling of the read level, MIRI reset anomaly and last-frame offset,
-    per-amplifier offsets differing between odd and even columns (NIR) or rows (MIRI) and
-    per-row (1/f-like) drifts that the reference pixels see, and read noise per frame.
+    well, bias, IPC coupling of the read level, MIRI reset anomaly, first-group transient
+    and last-frame offset, per-amplifier offsets differing between odd and even columns
+    (NIR) or rows (MIRI) and per-row (1/f-like) drifts that the reference pixels see, and
+    read noise per frame.
     """
     gain, a = cut(truth.gain, window), cut(truth.nonlinearity, window)
     bias, full_well = cut(truth.bias, window), cut(truth.full_well, window)
@@ -165,6 +174,8 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
                else None)
     last_offset = (cut(truth.last_frame_offset, window) if truth.last_frame_offset is not None
                    else None)
+    transient = (cut(truth.first_group_transient, window)
+                 if truth.first_group_transient is not None else None)
     data = np.empty((nints, ngroups, ny, nx), np.uint16)
     hits: list[tuple[int, int, int, int, float]] = []
     expected_hits = cosmic_ray_rate * frame_time * ny * nx
@@ -195,6 +206,8 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
                 read = read + anomaly * np.exp(-group / RESET_TAU_GROUPS)
             if last_offset is not None and group == ngroups - 1:
                 read = read + last_offset
+            if transient is not None and group < RSCD_GROUPS[min(integration, 1)]:
+                read = read + transient * 0.5 ** group
             drift = rng.normal(0, amplifier_drift, (4, 2))[amplifier[None, :], parity] \
                 + _slow_drift(ny, rng)[:, None]
             data[integration, group] = np.clip(np.round(read + drift), 0, 65535)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from astropy.table import Table
 from astropy.time import Time
 
 from calwebb import datamodels
@@ -67,6 +68,7 @@ class ObservationConfig:
 class SimulatedObservation:
     uncal_files: list[Path] = field(default_factory=list)
     truth_rates: list[Path] = field(default_factory=list)
+    truth_sources: list[Path] = field(default_factory=list)
     reference_files: list[Path] = field(default_factory=list)
     truth_catalog: Path | None = None
     crds_path: Path | None = None
@@ -75,75 +77,173 @@ class SimulatedObservation:
     cosmic_rays: dict[str, list] = field(default_factory=dict)
 
 
+@dataclass
+class SimulatedExposure:
+    """One exposure in memory: the raw ramps, the rate a perfect Stage 1 recovers (DN/s,
+    with the true pointing in its headers), the sources with their true pixel positions in
+    this exposure (0-based x, y) and the cosmic rays (integration, group, y, x, electrons)."""
+
+    uncal: datamodels.Level1bModel
+    truth_rate: datamodels.ImageModel
+    sources: Table
+    cosmic_rays: list
+    basename: str
+
+
+@dataclass
+class ReferenceSet:
+    """Reference files written for the simulated detectors and the CRDS cache selecting them."""
+
+    files: list[Path]
+    crds_path: Path
+
+
+def _config(config: ObservationConfig | None, options: dict) -> ObservationConfig:
+    return replace(config or ObservationConfig(), **options)
+
+
+def observation(output_dir: str | Path, config: ObservationConfig | None = None, *,
+                crds_path: str | Path | None = None, **options) -> SimulatedObservation:
+    """Simulate an observation into ``output_dir``: ``config`` (default
+    ``ObservationConfig()``) with ``options`` (its field names) replaced."""
+    return simulate_observation(_config(config, options), output_dir, crds_path)
+
+
+def exposure(config: ObservationConfig | None = None, *, detector: str | None = None,
+             dither: int = 0, catalog: Table | None = None,
+             rng: np.random.Generator | None = None, **options) -> SimulatedExposure:
+    """One exposure of ``detector`` (default: the configuration's first) at dither position
+    ``dither``, in memory. ``catalog``: the sky (default: the configuration's own random sky
+    around the first dither's field). Deterministic: its random draws come from ``rng``, by
+    default a generator seeded by (seed, detector, dither)."""
+    config = _config(config, options)
+    name = (detector or config.detectors[0]).upper()
+    if name not in [item.upper() for item in config.detectors]:
+        config = replace(config, detectors=(*config.detectors, name))
+    index = [item.upper() for item in config.detectors].index(name)
+    if catalog is None:
+        catalog = _sky(config, np.random.default_rng(config.seed))
+    if rng is None:
+        rng = np.random.default_rng([config.seed, index, dither])
+    return _DetectorSetup(config, index).exposure(catalog, dither, rng)
+
+
+def reference_set(output_dir: str | Path, config: ObservationConfig | None = None, *,
+                  crds_path: str | Path | None = None, **options) -> ReferenceSet:
+    """Write every reference file of the configuration's detectors (built from the same
+    detector truth as its exposures) to ``output_dir``/refs and a CRDS cache selecting them
+    (``crds_path``, default ``output_dir``/crds)."""
+    config = _config(config, options)
+    output_dir = Path(output_dir)
+    files = []
+    for index in range(len(config.detectors)):
+        files += _DetectorSetup(config, index).write_references(output_dir / "refs")
+    return ReferenceSet(files, write_cache(files, Path(crds_path) if crds_path
+                                           else output_dir / "crds"))
+
+
 def simulate_observation(config: ObservationConfig, output_dir: str | Path,
                          crds_path: str | Path | None = None) -> SimulatedObservation:
     """Write uncal exposures, truth, reference files, a CRDS cache and associations."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    instruments.detector(config.detectors[0])  # a clear error for an unknown detector first
     rng = np.random.default_rng(config.seed)
     result = SimulatedObservation()
-    instrument = config.instrument.upper()
-    nframes, groupgap = instruments.readout(instrument, config.readpatt)
-    window = instruments.subarray(instrument, config.subarray)
-    first = instruments.detector(config.detectors[0])
-    radius = 0.7 * max(window[2], window[3]) * first.pixel_scale  # covers the field
-    geometry = _Exposure(config, first, window, 0, nframes, groupgap, rng).geometry
-    centre = geometry.sky((window[2] - 1) / 2.0, (window[3] - 1) / 2.0)
-    catalog = make_catalog(float(centre[0]), float(centre[1]), radius, config.n_stars,
-                           config.n_galaxies, rng)
+    catalog = _sky(config, rng)
     result.truth_catalog = output_dir / "truth_catalog.ecsv"
     catalog.write(result.truth_catalog, overwrite=True)
-    for detector_index, name in enumerate(config.detectors):
-        detector = instruments.detector(name)
-        truth = make_detector(detector, config.seed * 1000 + detector_index, config.ipc_alpha)
-        serial = 9000 + 40 * detector_index
-        result.reference_files += write_detector_references(
-            truth, output_dir / "refs", serial, config.readpatt,
-            detector.exposure_type, {config.subarray.upper(): window})
-        response = quantum_efficiency(detector, config.filter, config.seed)
-        result.reference_files += write_optics_references(
-            truth, response, config.filter, config.pupil, output_dir / "refs", serial + 20)
-        result.reference_files += write_catalog_references(truth, output_dir / "refs",
-                                                           serial + 30)
+    for detector_index in range(len(config.detectors)):
+        setup = _DetectorSetup(config, detector_index)
+        result.reference_files += setup.write_references(output_dir / "refs")
         for dither in range(config.n_dithers):
-            exposure = _Exposure(config, detector, window, dither, nframes, groupgap, rng)
-            rate = exposure.sky_rate(catalog, response)
-            ramps = simulate_ramps(rate, truth, window, nframes, groupgap, config.ngroups,
-                                   config.nints, exposure.frame_time, config.cosmic_ray_rate, rng)
-            uncal = exposure.level1b(ramps.data)
-            path = output_dir / f"{exposure.basename}_uncal.fits"
-            uncal.save(path)
-            # reference pixels see no light: a perfect Stage 1 gives 0 there
-            truth_rate = datamodels.ImageModel(data=np.where(cut(truth.reference, window), 0.0,
-                                                             rate).astype(np.float32))
-            truth_rate.tree["meta"] = copy.deepcopy(uncal.tree["meta"])
-            truth_rate.meta.bunit_data = "DN/s"
-            # the truth carries the true pointing (the uncal headers may have a guiding error)
-            truth_rate.meta.wcsinfo.ra_ref, truth_rate.meta.wcsinfo.dec_ref = exposure.ra, \
-                exposure.dec
-            truth_rate.meta.wcsinfo.roll_ref = config.roll
-            truth_path = output_dir / "truth" / f"{exposure.basename}_truth_rate.fits"
-            truth_rate.save(truth_path)
+            simulated = setup.exposure(catalog, dither, rng)
+            path = output_dir / f"{simulated.basename}_uncal.fits"
+            simulated.uncal.save(path)
+            truth = output_dir / "truth" / f"{simulated.basename}_truth_rate.fits"
+            simulated.truth_rate.save(truth)
+            sources = output_dir / "truth" / f"{simulated.basename}_truth_sources.ecsv"
+            simulated.sources.write(sources, overwrite=True)
             result.uncal_files.append(path)
-            result.truth_rates.append(truth_path)
-            result.cosmic_rays[path.name] = ramps.cosmic_rays
+            result.truth_rates.append(truth)
+            result.truth_sources.append(sources)
+            result.cosmic_rays[path.name] = simulated.cosmic_rays
     result.crds_path = write_cache(result.reference_files,
                                    Path(crds_path) if crds_path else output_dir / "crds")
     rates = [path.name.replace("_uncal", "_rate") for path in result.uncal_files]
     level2 = asn_from_list(rates, rule="DMSLevel2bBase", acid="o001")
     result.level2_asn = level2.save(output_dir / f"jw{config.program}-o001_image2_asn.json")
     cals = [path.name.replace("_uncal", "_cal") for path in result.uncal_files]
-    product = f"jw{config.program}-o{config.observation:03d}_t001_{instrument.lower()}_" \
-              f"{config.filter.lower()}"
+    product = f"jw{config.program}-o{config.observation:03d}_t001_" \
+              f"{config.instrument.lower()}_{config.filter.lower()}"
     level3 = asn_from_list(cals, product_name=product)
     result.level3_asn = level3.save(output_dir / f"jw{config.program}-o001_image3_asn.json")
     return result
 
 
+def _sky(config: ObservationConfig, rng: np.random.Generator) -> Table:
+    """The configuration's random sources around the first detector's field at dither 0."""
+    instrument = config.instrument.upper()
+    nframes, groupgap = instruments.readout(instrument, config.readpatt)
+    window = instruments.subarray(instrument, config.subarray)
+    first = instruments.detector(config.detectors[0])
+    radius = 0.7 * max(window[2], window[3]) * first.pixel_scale  # covers the field
+    geometry = _Exposure(config, first, window, 0, nframes, groupgap).geometry
+    centre = geometry.sky((window[2] - 1) / 2.0, (window[3] - 1) / 2.0)
+    return make_catalog(float(centre[0]), float(centre[1]), radius, config.n_stars,
+                        config.n_galaxies, rng)
+
+
+class _DetectorSetup:
+    """One detector of a configuration: its drawn truth and spectral response (both
+    deterministic for the configuration's seed), its references and its exposures."""
+
+    def __init__(self, config: ObservationConfig, index: int):
+        self.config, self.index = config, index
+        instrument = config.instrument.upper()
+        self.detector = instruments.detector(config.detectors[index])
+        self.readout = instruments.readout(instrument, config.readpatt)
+        self.window = instruments.subarray(instrument, config.subarray)
+        self.truth = make_detector(self.detector, config.seed * 1000 + index, config.ipc_alpha)
+        self.response = quantum_efficiency(self.detector, config.filter, config.seed)
+
+    def write_references(self, directory: Path) -> list[Path]:
+        config, truth = self.config, self.truth
+        serial = 9000 + 40 * self.index
+        files = write_detector_references(
+            truth, directory, serial, config.readpatt, self.detector.exposure_type,
+            {config.subarray.upper(): self.window})
+        files += write_optics_references(truth, self.response, config.filter, config.pupil,
+                                         directory, serial + 20)
+        return files + write_catalog_references(truth, directory, serial + 30)
+
+    def exposure(self, catalog: Table, dither: int,
+                 rng: np.random.Generator) -> SimulatedExposure:
+        config, window = self.config, self.window
+        exposure = _Exposure(config, self.detector, window, dither, *self.readout)
+        rate, x, y = exposure.sky_rate(catalog, self.response)
+        ramps = simulate_ramps(rate, self.truth, window, *self.readout, config.ngroups,
+                               config.nints, exposure.frame_time, config.cosmic_ray_rate, rng)
+        uncal = exposure.level1b(ramps.data)
+        # reference pixels see no light: a perfect Stage 1 gives 0 there
+        truth_rate = datamodels.ImageModel(data=np.where(cut(self.truth.reference, window),
+                                                         0.0, rate).astype(np.float32))
+        truth_rate.tree["meta"] = copy.deepcopy(uncal.tree["meta"])
+        truth_rate.meta.bunit_data = "DN/s"
+        # the truth carries the true pointing (the uncal headers may have a guiding error)
+        truth_rate.meta.wcsinfo.ra_ref, truth_rate.meta.wcsinfo.dec_ref = exposure.ra, \
+            exposure.dec
+        truth_rate.meta.wcsinfo.roll_ref = config.roll
+        sources = catalog.copy()
+        sources["x"], sources["y"] = x, y
+        return SimulatedExposure(uncal, truth_rate, sources, ramps.cosmic_rays,
+                                 exposure.basename)
+
+
 class _Exposure:
     """One exposure of one detector at one dither position: pointing, WCS, headers."""
 
-    def __init__(self, config, detector, window, dither, nframes, groupgap, rng):
+    def __init__(self, config, detector, window, dither, nframes, groupgap):
         self.config, self.detector, self.window = config, detector, window
         self.dither, self.nframes, self.groupgap = dither, nframes, groupgap
         x0, y0, nx, ny = window
@@ -181,8 +281,10 @@ class _Exposure:
                                 self.window[1],
                                 FILTER_OFFSETS.get(self.config.filter.upper(), (0.0, 0.0)))
 
-    def sky_rate(self, catalog, response: np.ndarray) -> np.ndarray:
-        """Noiseless DN/s: (background·Ω + sources) / (PHOTMJSR·PIXAR_SR) × pixel response."""
+    def sky_rate(self, catalog, response: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+        """Noiseless DN/s: (background·Ω + sources) / (PHOTMJSR·PIXAR_SR) × pixel response;
+        and the sources' 0-based pixel positions x, y."""
         instrument, geometry = self.detector.instrument, self.geometry
         photmjsr = instruments.photmjsr(instrument, self.config.filter)
         fwhm = instruments.psf_fwhm_pixels(instrument, self.config.filter,
@@ -195,7 +297,7 @@ class _Exposure:
         background = self.config.background_mjy_sr / photmjsr * geometry.relative_area(shape)
         x0, y0, nx, ny = self.window
         cut = response[y0 - 1:y0 - 1 + ny, x0 - 1:x0 - 1 + nx]
-        return ((sources + background) * cut).astype(np.float32)
+        return ((sources + background) * cut).astype(np.float32), x, y
 
     def level1b(self, data: np.ndarray) -> datamodels.Level1bModel:
         config, detector = self.config, self.detector

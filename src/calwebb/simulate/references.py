@@ -10,11 +10,13 @@ from calwebb import datamodels
 from calwebb.references.cache import write_local_cache
 from calwebb.simulate.detector import (
     RESET_GROUPS,
+    RSCD_GROUPS,
     DetectorTruth,
     cut,
     ipc_deconvolution_kernel,
     reset_anomaly,
 )
+from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS
 
 USEAFTER = "2000-01-01T00:00:00"
 DARK_FRAMES = 8  # the dark step extrapolates linearly beyond these
@@ -41,9 +43,9 @@ def _describe(model, reftype: str, truth: DetectorTruth, subarray=None, window=N
 
 def write_detector_references(truth: DetectorTruth, directory: Path, serial: int,
                               readpatt: str, exposure_type: str, subarrays: dict) -> list[Path]:
-    """Mask, saturation, superbias, linearity, gain, readnoise, IPC when the detector has it
-    (full frame), and per subarray a dark and, for MIRI, a reset reference; returns their
-    paths."""
+    """Mask, saturation, superbias, linearity, gain, readnoise, IPC when the detector has it,
+    RSCD for MIRI (full frame), and per subarray a dark and, for MIRI, a reset reference;
+    returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     zeros = np.zeros(truth.detector.full_shape, np.uint32)
     coeffs = np.zeros((3, *truth.detector.full_shape), np.float32)
@@ -59,6 +61,8 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
     }
     if truth.ipc_alpha:
         models["ipc"] = datamodels.IPCModel(data=ipc_deconvolution_kernel(truth.ipc_alpha))
+    if truth.first_group_transient is not None:
+        models["rscd"] = _rscd(truth.detector.instrument)
     instrument = truth.detector.instrument.lower()
     paths = []
     for reftype, model in models.items():
@@ -89,6 +93,15 @@ def _reset(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_
     reset.meta.exposure.readpatt, reset.meta.exposure.type = readpatt, exposure_type
     reset.meta.exposure.nints, reset.meta.exposure.ngroups = 1, RESET_GROUPS
     return reset
+
+
+def _rscd(instrument: str) -> datamodels.RSCDModel:
+    """Groups the first-group transient disturbs, for every subarray and readout pattern."""
+    rows = [(subarray, readpatt, *RSCD_GROUPS) for subarray in SUBARRAYS[instrument]
+            for readpatt in READOUT_PATTERNS[instrument]]
+    table = np.array(rows, dtype=[("subarray", "S17"), ("readpatt", "S12"),
+                                  ("group_skip1", ">i4"), ("group_skip", ">i4")])
+    return datamodels.RSCDModel(rscd_group_skip_table=table)
 
 
 def _dark(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_type: str):
