@@ -39,6 +39,9 @@ def test_files_and_names(observation):
         "NRCA1", "RAPID", "SUB160")
     assert meta.exposure.nframes == 1 and meta.exposure.group_time > 0
     assert uncal.int_times["integration_number"][0] == 1
+    np.testing.assert_array_equal(uncal.group["group_number"], np.arange(1, 7))
+    ends = uncal.group["end_milliseconds"] + uncal.group["end_submilliseconds"] / 1000
+    np.testing.assert_allclose(np.diff(ends), meta.exposure.group_time * 1000, atol=0.002)
     assert len(Table.read(observation.truth_catalog)) == 20
     assert observation.level3_asn.exists() and observation.level2_asn.exists()
     assert (observation.crds_path / "mappings" / "jwst" / "jwst_9000.pmap").exists()

@@ -358,4 +358,23 @@ class _Exposure:
             table[f"int_start_{column}"] = times - self.group_time * config.ngroups / 2 / 86400
             table[f"int_end_{column}"] = times + self.group_time * config.ngroups / 2 / 86400
         model.int_times = table
+        model.group = self._group_table(start, nx, ny)
         return model
+
+    def _group_table(self, start: Time, nx: int, ny: int) -> np.ndarray:
+        """The GROUP table: when each group of each integration ended."""
+        nints, ngroups = self.config.nints, self.config.ngroups
+        integration, group = np.divmod(np.arange(nints * ngroups), ngroups)
+        end = start + (integration * ngroups + group + 1) * self.group_time * u.s
+        table = np.zeros(nints * ngroups, dtype=datamodels.GROUP_DTYPE)
+        table["integration_number"], table["group_number"] = integration + 1, group + 1
+        end.precision = 6
+        table["end_day"] = [int(day.split(":")[1]) for day in end.yday]  # day of the year
+        seconds_of_day = (end.mjd % 1.0) * 86400.0
+        microseconds = np.round(seconds_of_day * 1e6).astype(np.int64)
+        table["end_milliseconds"], table["end_submilliseconds"] = np.divmod(microseconds, 1000)
+        table["group_end_time"] = [text.encode() for text in end.isot]
+        table["number_of_columns"], table["number_of_rows"] = nx, ny
+        table["completion_code_text"] = b"COMPLETE"
+        table["bary_end_time"] = table["helio_end_time"] = end.mjd
+        return table
