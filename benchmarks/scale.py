@@ -1,15 +1,20 @@
-"""calwebb_detector1 over many exposures: throughput and peak memory per worker.
+"""Many exposures on many workers: throughput and peak memory per worker.
 
-    python benchmarks/scale.py [--size sub640|full] [--exposures 16] [--ngroups 10]
-                               [--workers 1 2] [--modes pool dask]
+    python benchmarks/scale.py [--stage 1|3] [--size sub640|full] [--exposures 16]
+                               [--ngroups 10] [--workers 1 2] [--modes pool dask]
 
-Simulates the exposures once (NIRCam, SUB640 = 640 x 640 by default, or full frame), then
-runs ``calwebb.parallel.run_many`` for every mode (``pool``: local processes, one worker
-meaning this process; ``dask``: a Dask LocalCluster) and worker count, each case in a
-fresh process. Reports exposures per minute (wall clock, worker start-up included), CPU
-seconds per exposure (all processes; the honest number on a shared machine) and the peak
-resident memory of the largest worker (sampled with psutil every 50 ms; with one pool
-worker, the peak of the process itself).
+Stage 1 (default): simulates the exposures once (NIRCam, SUB640 = 640 x 640 by default, or
+full frame) and runs ``calwebb_detector1`` on all of them with ``calwebb.parallel.run_many``.
+Stage 3: makes cal images of the exposures (the noiseless truth rates with noise, variances
+and unflagged cosmic rays, through calwebb_image2 without resample), one Level 3 association
+per count in ``--exposures`` (e.g. ``--exposures 8 16``), and runs ``calwebb_image3`` on
+each association: in this process (pool, 1 worker), or with its per-exposure work as tasks
+on local processes (pool) or on a Dask LocalCluster (dask).
+
+Every case runs in a fresh process. Reports exposures per minute (wall clock, worker start-up
+included), CPU seconds per exposure (all processes; the honest number on a shared machine),
+the peak resident memory of the process that runs the pipeline (the client) and of the
+largest worker (sampled with psutil every 50 ms; '-' when the work stays in the client).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 SIZES = {"sub640": "SUB640", "full": "FULL"}
+PIPELINES = {1: "calwebb_detector1", 3: "calwebb_image3"}
+COSMIC_RAYS_PER_MPIX = 100
 
 
 class Descendants:
@@ -69,27 +76,73 @@ def simulate(directory: str, subarray: str, exposures: int, ngroups: int) -> Non
     simulate_observation(config, directory)
 
 
-def run_case(directory: str, mode: str, workers: int,
-             output: str) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds of every process, peak MiB of the largest worker,
-    failures) for one case."""
+def simulate_cals(directory: str, subarray: str, counts: list[int]) -> list[str]:
+    """Cal images of max(``counts``) dithered exposures in ``directory``; returns one Level 3
+    association per count (its first ``count`` exposures)."""
+    import numpy as np
+
+    from calwebb import datamodels
+    from calwebb.associations import asn_from_list
+    from calwebb.pipeline.image2 import Image2Pipeline
+    from calwebb.simulate import ObservationConfig, simulate_observation
+
+    root = Path(directory)
+    observation = simulate_observation(ObservationConfig(
+        subarray=subarray, readpatt="RAPID", ngroups=2, n_dithers=max(counts), n_stars=150,
+        n_galaxies=30, cosmic_ray_rate=0.0, seed=7), root)
+    _use_references(directory)
+    cals = []
+    for index, (uncal, truth) in enumerate(zip(observation.uncal_files,
+                                               observation.truth_rates, strict=True)):
+        rate = datamodels.open(truth)
+        rng = np.random.default_rng(index)
+        shape = rate.data.shape
+        var_poisson = (np.abs(rate.data) * 0.05).astype(np.float32)
+        var_rnoise = np.full(shape, 0.01, np.float32)
+        noise = np.sqrt(var_poisson + var_rnoise)
+        data = rate.data + rng.normal(size=shape).astype(np.float32) * noise
+        hits = COSMIC_RAYS_PER_MPIX * shape[0] * shape[1] // 2**20
+        rows, columns = (rng.integers(8, n - 8, hits) for n in shape)
+        data[rows, columns] += rng.uniform(10.0, 100.0, hits) * noise[rows, columns]
+        rate.data = data.astype(np.float32)
+        rate.var_poisson, rate.var_rnoise = var_poisson, var_rnoise
+        rate.err = noise.astype(np.float32)
+        rate.dq = np.zeros(shape, np.uint32)
+        rate.meta.filename = uncal.name.replace("_uncal", "_rate")
+        cal = Image2Pipeline.call(rate, steps={"resample": {"skip": True}})
+        cal.save(root / uncal.name.replace("_uncal", "_cal"))
+        cals.append(uncal.name.replace("_uncal", "_cal"))
+        uncal.unlink()  # the ramps are not needed any more
+    return [str(asn_from_list(cals[:count], product_name=f"scale_n{count}").save(
+        root / f"scale_n{count}_image3_asn.json")) for count in counts]
+
+
+def _use_references(directory: str) -> None:
+    """Reference files from the simulation's CRDS cache, offline."""
     os.environ.update(CRDS_PATH=str(Path(directory) / "crds"),
                       STPIPE_DISABLE_CRDS_STEPPARS="true")
     for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
         os.environ.pop(variable, None)
+
+
+def run_case(directory: str, pipeline: str, inputs: list[str], mode: str, workers: int,
+             output: str) -> tuple[float, float, float, float | None, int]:
+    """(wall seconds, CPU seconds of every process, peak MiB of this process, peak MiB of the
+    largest worker or None, failures) for one case."""
+    _use_references(directory)
     from calwebb.parallel import run_many
 
-    in_process = mode == "pool" and workers == 1
     with Descendants() as descendants:
         started = time.perf_counter()
-        results = run_many("calwebb_detector1", [str(Path(directory) / "*_uncal.fits")],
-                           jobs=workers, scheduler="local" if mode == "dask" else None,
+        results = run_many(pipeline, inputs, jobs=workers,
+                           scheduler="local" if mode == "dask" else None,
                            output_dir=output, overwrite=True)
         seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF)
-    peak = own.ru_maxrss / 1024.0 if in_process else max(descendants.peaks.values(), default=0.0)
+    client = own.ru_maxrss / 1024.0
+    worker = max(descendants.peaks.values(), default=None)
     cpu = own.ru_utime + own.ru_stime + sum(descendants.cpu_seconds.values())
-    return seconds, cpu, peak, sum(result.status == "failed" for result in results)
+    return seconds, cpu, client, worker, sum(result.status == "failed" for result in results)
 
 
 def in_fresh_process(function, *args):
@@ -100,28 +153,43 @@ def in_fresh_process(function, *args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", type=int, choices=sorted(PIPELINES), default=1)
     parser.add_argument("--size", choices=sorted(SIZES), default="sub640")
-    parser.add_argument("--exposures", type=int, default=16)
-    parser.add_argument("--ngroups", type=int, default=10)
+    parser.add_argument("--exposures", type=int, nargs="+", default=[16])
+    parser.add_argument("--ngroups", type=int, default=10, help="Stage 1: groups per ramp")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--modes", nargs="+", choices=("pool", "dask"), default=["pool", "dask"])
     args = parser.parse_args()
+    pipeline = PIPELINES[args.stage]
     with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()
-        in_fresh_process(simulate, directory, SIZES[args.size], args.exposures, args.ngroups)
-        print(f"simulated {args.exposures} {SIZES[args.size]} exposures, {args.ngroups} groups, "
-              f"in {time.perf_counter() - started:.0f} s", flush=True)
-        print(f"{'mode':6s} {'workers':>7s} {'seconds':>8s} {'exposures/min':>14s} "
-              f"{'CPU s/exposure':>15s} {'peak MiB/worker':>16s}", flush=True)
-        for mode in args.modes:
-            for workers in args.workers:
-                output = str(Path(directory) / f"out_{mode}_{workers}")
-                seconds, cpu, peak, failed = in_fresh_process(run_case, directory, mode,
-                                                              workers, output)
-                note = f"  ({failed} failed)" if failed else ""
-                print(f"{mode:6s} {workers:7d} {seconds:8.1f} "
-                      f"{args.exposures / seconds * 60:14.1f} {cpu / args.exposures:15.2f} "
-                      f"{peak:16.0f}{note}", flush=True)
+        if args.stage == 1:
+            in_fresh_process(simulate, directory, SIZES[args.size], max(args.exposures),
+                             args.ngroups)
+            runs = [(max(args.exposures), [str(Path(directory) / "*_uncal.fits")])]
+            what = f"{max(args.exposures)} {SIZES[args.size]} exposures, {args.ngroups} groups"
+        else:
+            associations = in_fresh_process(simulate_cals, directory, SIZES[args.size],
+                                             args.exposures)
+            runs = [(count, [asn]) for count, asn in zip(args.exposures, associations,
+                                                         strict=True)]
+            what = f"cal images of {max(args.exposures)} {SIZES[args.size]} exposures"
+        print(f"{pipeline}: simulated {what} in {time.perf_counter() - started:.0f} s",
+              flush=True)
+        print(f"{'exposures':>9s} {'mode':6s} {'workers':>7s} {'seconds':>8s} "
+              f"{'exposures/min':>14s} {'CPU s/exposure':>15s} {'peak MiB client':>16s} "
+              f"{'peak MiB/worker':>16s}", flush=True)
+        for count, inputs in runs:
+            for mode in args.modes:
+                for workers in args.workers:
+                    output = str(Path(directory) / f"out_{count}_{mode}_{workers}")
+                    seconds, cpu, client, worker, failed = in_fresh_process(
+                        run_case, directory, pipeline, inputs, mode, workers, output)
+                    note = f"  ({failed} failed)" if failed else ""
+                    worker_text = "-" if worker is None else f"{worker:.0f}"
+                    print(f"{count:9d} {mode:6s} {workers:7d} {seconds:8.1f} "
+                          f"{count / seconds * 60:14.1f} {cpu / count:15.2f} {client:16.0f} "
+                          f"{worker_text:>16s}{note}", flush=True)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ USAGE = """usage: calwebb run <class|alias|pipeline|parameter-file> <input> [mor
 Several inputs, glob patterns ('data/*_uncal.fits') or any of --jobs, --scheduler, --dask,
 --overwrite run each input on its own (calwebb.parallel): on N local processes, on a Dask
 scheduler, or on a Dask LocalCluster of N workers; inputs whose final product exists are
-skipped unless --overwrite; failures are listed at the end (exit status 1)."""
+skipped unless --overwrite; failures are listed at the end (exit status 1). calwebb_image3
+(and tweakreg, skymatch, outlier_detection, resample) runs here and hands its per-exposure
+work to those workers."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -83,6 +83,15 @@ def nanmedian(stack: np.ndarray) -> np.ndarray:
     return out
 
 
+def row_bands(depth: int, shape: tuple[int, int],
+              band_bytes: int = SECTION_BYTES) -> list[tuple[int, int]]:
+    """(start, stop) row ranges covering ``shape`` such that a band of ``depth`` float32
+    images holds about ``band_bytes`` (at least one row)."""
+    rows, columns = shape
+    step = max(1, min(rows, band_bytes // max(1, depth * columns * 4)))
+    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
 class ImageStack:
     """``depth`` images of one shape, filled one at a time, then reduced by a per-pixel
     NaN-median. In memory, or (``directory`` given) in a temporary memory-mapped file in

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,14 @@ from calwebb.outlier_detection.flagging import (
     flag_against_reference,
     record_outliers,
 )
-from calwebb.outlier_detection.median import ImageStack, mask_low_weight, weight_threshold
+from calwebb.outlier_detection.median import (
+    ImageStack,
+    mask_low_weight,
+    nanmedian,
+    row_bands,
+    weight_threshold,
+)
+from calwebb.parallel.executor import as_files, current
 from calwebb.resample import grid
 from calwebb.stpipe import Step
 from calwebb.suffixes import split_suffix
@@ -76,6 +84,8 @@ class OutlierDetectionStep(Step):
     median of all inputs."""
 
     class_alias = "outlier_detection"
+    #: inside ``calwebb.parallel.using(...)`` its per-exposure work runs as tasks
+    exposure_tasks = True
     spec = """
         weight_type = option('ivm', 'exptime', default='ivm')  # weight of each pixel in the drizzled images
         pixfrac = float(min=0.0, max=1.0, default=1.0)  # drop size relative to an input pixel
@@ -203,28 +213,46 @@ class OutlierDetectionStep(Step):
             self._finish_library(library, "SKIPPED")
             return library
         members = self._describe_members(library)
-        directory = tempfile.TemporaryDirectory(prefix="calwebb_outlier_", dir=Path.cwd()) \
-            if library.on_disk else None
-        try:
-            stack_dir = directory.name if directory is not None else None
-            if self.resample_data:
-                median, median_wcs = self._resampled_median(library, members, options, stack_dir)
-            else:
-                median, median_wcs = self._direct_median(library, members, options, stack_dir)
-        finally:
-            if directory is not None:
-                directory.cleanup()
+        executor = current()
+        if executor is not None and self.resample_data:
+            with executor.scratch("calwebb_outlier_") as directory:
+                total = self._record(library, members, self._outliers_by_tasks(
+                    executor, library, members, options, Path(directory)))
+        else:
+            directory = tempfile.TemporaryDirectory(prefix="calwebb_outlier_", dir=Path.cwd()) \
+                if library.on_disk else None
+            try:
+                stack_dir = directory.name if directory is not None else None
+                if self.resample_data:
+                    median, median_wcs = self._resampled_median(library, members, options,
+                                                                stack_dir)
+                else:
+                    median, median_wcs = self._direct_median(library, members, options,
+                                                             stack_dir)
+            finally:
+                if directory is not None:
+                    directory.cleanup()
+            total = self._record(library, members, lambda model, index: self._outliers(
+                model, members[index], median, median_wcs, options))
+        self.log.info("Outlier detection flagged %d pixels in %d images", total, count)
+        return library
+
+    def _record(self, library: ModelLibrary, members: list[dict], outliers_of) -> int:
+        """Flag every member where ``outliers_of(model, index)`` is True, set its status and
+        save it when asked; returns the number of outliers."""
         total = 0
         with library:
             for index, info in enumerate(members):
                 model = library.writable(index)
-                total += self._flag_image(model, info, median, median_wcs, options)
+                found = record_outliers(outliers_of(model, index), model.dq,
+                                        *_science_arrays(model))
+                self.log.info("%s: %d pixels marked as outliers", info["name"], found)
+                total += found
                 self.set_status(model, "COMPLETE")
                 self.finalize_result(model)
                 self._save_member(model, info["name"])
                 library.shelve(model, index, modify=True)
-        self.log.info("Outlier detection flagged %d pixels in %d images", total, count)
-        return library
+        return total
 
     def _describe_members(self, library: ModelLibrary) -> list[dict]:
         """Name, WCS, shape, group and drizzle weights/background of every member."""
@@ -256,40 +284,51 @@ class OutlierDetectionStep(Step):
                 library.shelve(model, index, modify=False)
         return described
 
-    def _image_input(self, model, info: dict) -> imaging.ImageInput:
-        return imaging.ImageInput(
-            data=model.data, wcs=model.meta.wcs, dq=model.dq if model.has_array("dq") else None,
-            var_rnoise=model.var_rnoise if model.has_array("var_rnoise") else None,
-            exposure_time=info["weight_time"], background=info["background"], name=info["name"])
-
-    def _resampled_median(self, library, members, options, stack_dir):
-        """Drizzle each exposure group onto the common grid, drop low-weight pixels and take
-        the NaN-median over groups; returns (median, grid WCS)."""
+    def _median_grid(self, library, members):
+        """(grid WCS, pixel-scale ratio, exposure groups) of the median; logs them."""
         first = members[0]
         output_wcs, ratio = grid.output_grid(
             [info["wcs"] for info in members], [info["shape"] for info in members],
             reference=(first["ra_ref"], first["dec_ref"]))
-        shape = tuple(int(n) for n in output_wcs.array_shape)
         groups = list(library.group_indices.values())
+        ny, nx = output_wcs.array_shape
         self.log.info("Drizzling %d exposure group(s) onto %d x %d pixels: pixfrac %g, %s "
-                      "kernel, %s weights", len(groups), shape[1], shape[0], self.pixfrac,
-                      self.kernel, self.weight_type)
+                      "kernel, %s weights", len(groups), nx, ny, self.pixfrac, self.kernel,
+                      self.weight_type)
+        return output_wcs, ratio, groups
+
+    def _drizzle_settings(self, options: dict, ratio: float) -> dict:
+        return dict(good_bits=options["good_bits"], pixfrac=self.pixfrac, kernel=self.kernel,
+                    fillval=self.fillval, weight_type=self.weight_type,
+                    pixel_scale_ratio=ratio, pixmap_stepsize=self.pixmap_stepsize,
+                    pixmap_order=self.pixmap_order)
+
+    def _flag_settings(self, info: dict, options: dict) -> dict:
+        """What the derivative test needs for one member (the recorded sky was subtracted
+        before drizzling: it goes back onto the blot)."""
+        return dict(background=info["background"] if info["sky_recorded"] else self.backg,
+                    snr1=options["snr1"], snr2=options["snr2"], scale1=options["scale1"],
+                    scale2=options["scale2"], pixmap_stepsize=self.pixmap_stepsize,
+                    pixmap_order=self.pixmap_order)
+
+    def _resampled_median(self, library, members, options, stack_dir):
+        """Drizzle each exposure group onto the common grid, drop low-weight pixels and take
+        the NaN-median over groups; returns (median, grid WCS)."""
+        output_wcs, ratio, groups = self._median_grid(library, members)
+        shape = tuple(int(n) for n in output_wcs.array_shape)
+        settings = self._drizzle_settings(options, ratio)
 
         def stream(indices):
             for index in indices:
                 model = library.borrow(index)
                 try:
-                    yield self._image_input(model, members[index])
+                    yield image_input(model, members[index])
                 finally:
                     library.shelve(model, index, modify=False)
 
         with ImageStack(len(groups), shape, directory=stack_dir) as stack, library:
             for position, indices in enumerate(groups):
-                data, weight = imaging.drizzle_group(
-                    stream(indices), output_wcs, good_bits=options["good_bits"],
-                    pixfrac=self.pixfrac, kernel=self.kernel, fillval=self.fillval,
-                    weight_type=self.weight_type, pixel_scale_ratio=ratio,
-                    pixmap_stepsize=self.pixmap_stepsize, pixmap_order=self.pixmap_order)
+                data, weight = imaging.drizzle_group(stream(indices), output_wcs, **settings)
                 if self.save_intermediate_results:
                     drizzled = datamodels.ImageModel(data=data, wht=weight)
                     self._save_intermediate(drizzled, library, indices[0], members,
@@ -316,7 +355,7 @@ class OutlierDetectionStep(Step):
         with ImageStack(len(members), shape, directory=stack_dir) as stack, library:
             for index, info in enumerate(members):
                 model = library.borrow(index)
-                item = self._image_input(model, info)
+                item = image_input(model, info)
                 weights = imaging.image_weights(item, self.weight_type, options["good_bits"])
                 stack[index] = mask_low_weight(model.data, weights,
                                                weight_threshold(weights, self.maskpt))
@@ -328,27 +367,71 @@ class OutlierDetectionStep(Step):
                                         "median", members[0]["wcs"])
         return median, None
 
-    def _flag_image(self, model, info, median, median_wcs, options) -> int:
-        """Flag one input in place; returns the number of outliers."""
+    def _outliers_by_tasks(self, executor, library, members, options, directory: Path):
+        """Outliers found by tasks on ``executor``: each exposure group drizzled to a file, the
+        median taken band of rows by band, and each member blotted and tested; returns
+        ``outliers_of(model, index)`` for ``_record``, which takes the results in order."""
+        output_wcs, ratio, groups = self._median_grid(library, members)
+        self.log.info("Outlier detection tasks on %s", executor.description)
+        paths = as_files([library.source(index) for index in range(len(library))], directory)
+        infos = [_task_info(info) for info in members]
+        drizzled = [str(directory / f"drizzled{position:05d}.npy")
+                    for position in range(len(groups))]
+        keep = self.save_intermediate_results
+        done = executor.map(
+            drizzle_group_files, [[paths[index] for index in indices] for indices in groups],
+            [[infos[index] for index in indices] for indices in groups], repeat(output_wcs),
+            repeat(self._drizzle_settings(options, ratio)), repeat(self.maskpt), drizzled,
+            repeat(keep))
+        for indices, intermediate in zip(groups, done, strict=True):
+            if intermediate is not None:
+                with np.load(intermediate) as arrays:
+                    product = datamodels.ImageModel(data=arrays["data"], wht=arrays["weight"])
+                self._save_intermediate(product, library, indices[0], members, "outlier_i2d",
+                                        output_wcs)
+        shape = tuple(int(n) for n in output_wcs.array_shape)
+        median = np.empty(shape, np.float32)
+        bands = row_bands(len(groups), shape)
+        for (start, stop), band in zip(bands, executor.map(
+                median_of_files, repeat(drizzled), *zip(*bands, strict=True)), strict=True):
+            median[start:stop] = band
+        if keep:
+            with library:
+                self._save_intermediate(datamodels.ImageModel(data=median), library, 0, members,
+                                        "median", output_wcs)
+        median_path = str(directory / "median.npy")
+        np.save(median_path, median)
+        del median
+        blots = [str(directory / f"blot{index:05d}.npy") if keep else None
+                 for index in range(len(members))]
+        results = executor.map(flag_file, paths, repeat(median_path), repeat(output_wcs),
+                               [self._flag_settings(info, options) for info in members], blots)
+
+        def outliers_of(model, index):
+            flat, blot_path = next(results)
+            if blot_path is not None:
+                self._save_blot(np.load(blot_path), model, members[index])
+            outliers = np.zeros(model.data.shape, bool)
+            outliers.flat[flat] = True
+            return outliers
+
+        return outliers_of
+
+    def _outliers(self, model, info, median, median_wcs, options) -> np.ndarray:
+        """Boolean outlier mask of one member against the median."""
         if median_wcs is None:
-            outliers = flag_against_reference(model.data, model.err, median, options["snr1"])
-        else:
-            blot = imaging.blot_median(median, median_wcs, model.meta.wcs, model.data.shape,
-                                       pixmap_stepsize=self.pixmap_stepsize,
-                                       pixmap_order=self.pixmap_order)
-            if self.save_intermediate_results:
-                blot_model = datamodels.ImageModel(data=blot)
-                _copy_meta(blot_model, model, model.meta.wcs)
-                self.save_model(blot_model, suffix="blot", force=True,
-                                output_file=self._exposure_file(info["name"]))
-            # the recorded sky was subtracted before drizzling: it goes back onto the blot
-            background = info["background"] if info["sky_recorded"] else self.backg
-            outliers = flag_against_blot(model.data, model.err, blot, background=background,
-                                         snr1=options["snr1"], snr2=options["snr2"],
-                                         scale1=options["scale1"], scale2=options["scale2"])
-        found = record_outliers(outliers, model.dq, *_science_arrays(model))
-        self.log.info("%s: %d pixels marked as outliers", info["name"], found)
-        return found
+            return flag_against_reference(model.data, model.err, median, options["snr1"])
+        blot, outliers = blot_and_test(model, median, median_wcs,
+                                       self._flag_settings(info, options))
+        if self.save_intermediate_results:
+            self._save_blot(blot, model, info)
+        return outliers
+
+    def _save_blot(self, blot: np.ndarray, model, info: dict) -> None:
+        blot_model = datamodels.ImageModel(data=blot)
+        _copy_meta(blot_model, model, model.meta.wcs)
+        self.save_model(blot_model, suffix="blot", force=True,
+                        output_file=self._exposure_file(info["name"]))
 
     # -- TSO and coronagraphy --------------------------------------------------------------------
     def _cube(self, model, mode: str, options: dict):
@@ -422,6 +505,63 @@ class OutlierDetectionStep(Step):
             suffix = "crfints"
         return super().save_model(model, suffix=suffix, idx=idx, output_file=output_file,
                                   force=force)
+
+
+# -- tasks (module level, so that worker processes can run them) --------------------------------
+def image_input(model, info: dict) -> imaging.ImageInput:
+    """What outlier detection drizzles of ``model``; ``info``: its name, weight time, sky."""
+    return imaging.ImageInput(
+        data=model.data, wcs=model.meta.wcs, dq=model.dq if model.has_array("dq") else None,
+        var_rnoise=model.var_rnoise if model.has_array("var_rnoise") else None,
+        exposure_time=info["weight_time"], background=info["background"], name=info["name"])
+
+
+def blot_and_test(model, median, median_wcs, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(blot, outlier mask): the median blotted onto ``model`` and the derivative test."""
+    blot = imaging.blot_median(median, median_wcs, model.meta.wcs, model.data.shape,
+                               pixmap_stepsize=settings["pixmap_stepsize"],
+                               pixmap_order=settings["pixmap_order"])
+    outliers = flag_against_blot(model.data, model.err, blot, background=settings["background"],
+                                 snr1=settings["snr1"], snr2=settings["snr2"],
+                                 scale1=settings["scale1"], scale2=settings["scale2"])
+    return blot, outliers
+
+
+def drizzle_group_files(paths: list[str], infos: list[dict], output_wcs, settings: dict,
+                        maskpt: float, output: str, keep: bool) -> str | None:
+    """Task: drizzle the images of one exposure group onto ``output_wcs`` and save the
+    result without its low-weight pixels to ``output`` (.npy); with ``keep``, also the
+    drizzled SCI and WHT (.npz), whose path is returned."""
+    items = (image_input(datamodels.open(path), info)
+             for path, info in zip(paths, infos, strict=True))
+    data, weight = imaging.drizzle_group(items, output_wcs, **settings)
+    np.save(output, mask_low_weight(data, weight, weight_threshold(weight, maskpt)))
+    if not keep:
+        return None
+    intermediate = str(Path(output).with_suffix(".npz"))
+    np.savez(intermediate, data=data, weight=weight)
+    return intermediate
+
+
+def median_of_files(paths: list[str], start: int, stop: int) -> np.ndarray:
+    """Task: the NaN-median over the images in ``paths`` (.npy) of rows [start, stop)."""
+    return nanmedian(np.stack([np.load(path, mmap_mode="r")[start:stop] for path in paths]))
+
+
+def flag_file(path: str, median_path: str, median_wcs, settings: dict,
+              blot_path: str | None) -> tuple[np.ndarray, str | None]:
+    """Task: (flat indices of the outliers, ``blot_path`` or None) of the image in ``path``
+    against the median in ``median_path``; the blot is saved to ``blot_path`` when given."""
+    model = datamodels.open(path)
+    blot, outliers = blot_and_test(model, np.load(median_path), median_wcs, settings)
+    if blot_path is not None:
+        np.save(blot_path, blot)
+    return np.flatnonzero(outliers), blot_path
+
+
+def _task_info(info: dict) -> dict:
+    """The few values of a described member that ``image_input`` needs."""
+    return {key: info[key] for key in ("name", "weight_time", "background")}
 
 
 def _member_names(library: ModelLibrary) -> list[str | None]:

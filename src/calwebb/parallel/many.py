@@ -4,17 +4,18 @@ or on Dask distributed."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager, nullcontext
+from concurrent.futures import as_completed
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from calwebb.errors import ParameterError
+from calwebb.parallel.executor import dask_client, process_pool, using
 from calwebb.parallel.tasks import DONE, FAILED, SKIPPED, Task, TaskResult, plan, run_task
 from calwebb.stpipe import progress
+from calwebb.stpipe.registry import resolve
 from calwebb.stpipe.step import Step
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def run_many(step: str | type[Step], inputs: list, *, jobs: int = 1, scheduler: 
     association is a task of its own). ``jobs``: worker processes (1: one after the
     other in this process). ``scheduler``: None (local processes), ``"local"`` (a Dask
     ``LocalCluster`` of ``jobs`` workers), a scheduler address, a Dask cluster or a
-    ``distributed.Client``. Inputs whose final product exists are skipped unless
+    ``distributed.Client``. With a scheduler or ``jobs`` > 1, a step that spreads its own
+    per-exposure work (calwebb_image3 on a Level 3 association) runs in this process and
+    hands that work to the workers. Inputs whose final product exists are skipped unless
     ``overwrite``. ``worker_logging``: keyword arguments of ``calwebb.stpipe.log.configure``
     for worker processes. ``steps`` and ``parameters`` are as for ``Step.call``.
     """
@@ -84,15 +87,37 @@ def report(results: list[TaskResult]) -> str:
 
 def _execute(tasks: list[Task], jobs: int, scheduler: Any,
              worker_logging: dict | None) -> Iterator[tuple[int, TaskResult]]:
-    """(position in ``tasks``, result) as each task finishes."""
+    """(position in ``tasks``, result) as each task finishes. With workers, a step that
+    spreads its own per-exposure work (``exposure_tasks``, e.g. calwebb_image3 on a Level 3
+    association) runs here and hands that work to the same workers."""
     if not tasks:
         return
+    parallel = scheduler is not None or jobs > 1
+    here = [position for position, task in enumerate(tasks)
+            if parallel and getattr(resolve(task.step)[0], "exposure_tasks", False)]
+    there = [position for position in range(len(tasks)) if position not in here]
+    workers = _for_workers([tasks[position] for position in there], worker_logging)
     if scheduler is not None:
-        yield from _on_dask(_for_workers(tasks, worker_logging), jobs, scheduler)
-    elif jobs > 1 and len(tasks) > 1:
-        yield from _on_process_pool(_for_workers(tasks, worker_logging), jobs)
+        with dask_client(scheduler, jobs) as client:
+            running = _on_dask(workers, client) if workers else iter(())
+            yield from _in_client(tasks, here, client, jobs)
+            yield from ((there[index], result) for index, result in running)
+        return
+    if jobs > 1 and len(workers) > 1:
+        yield from ((there[index], result) for index, result in _on_process_pool(workers, jobs))
     else:
-        for position, task in enumerate(tasks):
+        for position in there:
+            yield position, run_task(tasks[position])
+    yield from _in_client(tasks, here, None, jobs)
+
+
+def _in_client(tasks: list[Task], positions: list[int], scheduler: Any,
+               jobs: int) -> Iterator[tuple[int, TaskResult]]:
+    """Run these tasks in this process, their per-exposure work as tasks of the scheduler
+    (or of ``jobs`` local processes); temporary files go to each task's output directory."""
+    for position in positions:
+        task = tasks[position]
+        with using(scheduler, jobs=jobs, directory=task.parameters["output_dir"]):
             yield position, run_task(task)
 
 
@@ -101,12 +126,8 @@ def _for_workers(tasks: list[Task], worker_logging: dict | None) -> list[Task]:
 
 
 def _on_process_pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, TaskResult]]:
-    """Workers forked from a clean server process that imported every step once (so they
-    share its memory), not from this process with the threads numba and tqdm may run."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["calwebb.parallel.preload"])
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context)
-    try:
+    """Tasks on ``jobs`` local processes (``executor.process_pool``)."""
+    with process_pool(min(jobs, len(tasks))) as pool:
         futures = {pool.submit(run_task, task): position for position, task in enumerate(tasks)}
         for future in as_completed(futures):
             position = futures[future]
@@ -114,16 +135,16 @@ def _on_process_pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, TaskRe
                 yield position, future.result()
             except Exception as error:  # noqa: BLE001 - a worker died (killed, out of memory)
                 yield position, _no_result(tasks[position], error)
-    finally:
-        pool.shutdown(cancel_futures=True)
 
 
-def _on_dask(tasks: list[Task], jobs: int, scheduler: Any) -> Iterator[tuple[int, TaskResult]]:
+def _on_dask(tasks: list[Task], client) -> Iterator[tuple[int, TaskResult]]:
+    """Submits every task now; yields (position, result) as each finishes."""
     from distributed import as_completed as dask_completed
 
-    with _dask_client(scheduler, jobs) as client:
-        futures = [client.submit(run_task, task, pure=False) for task in tasks]
-        positions = {future.key: position for position, future in enumerate(futures)}
+    futures = [client.submit(run_task, task, pure=False) for task in tasks]
+    positions = {future.key: position for position, future in enumerate(futures)}
+
+    def finished():
         try:
             for future in dask_completed(futures):
                 position = positions[future.key]
@@ -134,21 +155,7 @@ def _on_dask(tasks: list[Task], jobs: int, scheduler: Any) -> Iterator[tuple[int
         finally:
             client.cancel(futures)
 
-
-@contextmanager
-def _dask_client(scheduler: Any, workers: int):
-    """A client of the given scheduler; ``"local"`` starts (and stops) a LocalCluster."""
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        yield scheduler
-    elif scheduler == "local":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
+    return finished()
 
 
 def _no_result(task: Task, error: Exception) -> TaskResult:

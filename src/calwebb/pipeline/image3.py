@@ -10,6 +10,7 @@ from calwebb.assign_mtwcs.step import AssignMTWcsStep
 from calwebb.associations.library import ModelLibrary
 from calwebb.errors import DataModelError
 from calwebb.outlier_detection.step import OutlierDetectionStep
+from calwebb.parallel.executor import current
 from calwebb.resample.step import ResampleStep
 from calwebb.skymatch.step import SkyMatchStep
 from calwebb.source_catalog.step import SourceCatalogStep
@@ -24,6 +25,8 @@ class Image3Pipeline(Pipeline):
     spec = """
         in_memory = boolean(default=True)  # False: members wait in temporary files
     """
+    #: run inside ``calwebb.parallel.using(...)``, the per-exposure work goes to its workers
+    exposure_tasks = True
     step_defs = {"assign_mtwcs": AssignMTWcsStep, "tweakreg": TweakRegStep,
                  "skymatch": SkyMatchStep, "outlier_detection": OutlierDetectionStep,
                  "resample": ResampleStep, "source_catalog": SourceCatalogStep}
@@ -35,10 +38,20 @@ class Image3Pipeline(Pipeline):
         for child in (self.outlier_detection, self.source_catalog):
             child.save_results = child.save_results or self.save_results
         library = self._library(value)
+        try:
+            return self._run_steps(library)
+        finally:
+            if library is not value:  # its temporary files go now, not whenever it is freed
+                library.close()
+
+    def _run_steps(self, library: ModelLibrary):
         if library.product_name and not self.output_file:
             self.output_file = library.product_name
-        first = library.map_function(lambda model, index: model.meta.target.type)[0]
-        if (first or "").lower() == "moving":
+        with library:  # the first member tells (no need to read the others)
+            first = library.borrow(0)
+            moving = str(first.meta.target.type or "").lower() == "moving"
+            library.shelve(first, 0, modify=False)
+        if moving:
             library = self.assign_mtwcs.run(library)
         else:
             library = self.tweakreg.run(library)
@@ -62,6 +75,11 @@ class Image3Pipeline(Pipeline):
                                                                          ".asdf"):
             raise DataModelError(f"{value}: calwebb_image3 takes an association (.json), a "
                                  ".fits/.asdf file or models")
+        executor = current()
+        if executor is not None:  # tasks read the members from files
+            self.log.info("Per-exposure work on %s; members wait in temporary files under %s",
+                          executor.description, executor.directory)
+            return ModelLibrary(value, on_disk=True, temp_directory=executor.directory)
         return ModelLibrary(value, on_disk=not self.in_memory)
 
     def prepare_input(self, value):

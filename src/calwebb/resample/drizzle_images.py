@@ -205,73 +205,160 @@ class _VarianceSum:
 
 
 # -- the drizzle loop ----------------------------------------------------------------------------
-def drizzle_images(inputs: Iterable[DrizzleInput], output_wcs, *, pixfrac: float = 1.0,
-                   kernel: str = "square", fillval: str | float = "NAN",
-                   weight_type: str | None = "ivm", pixel_scale_ratio: float = 1.0,
-                   enable_context: bool = True, variance_names: tuple[str, ...] = VARIANCES,
-                   error: str | None = "variances", propagate_dq: bool = False,
-                   pixmap_stepsize: float = 1.0, pixmap_order: int = 1,
-                   n_inputs: int | None = None) -> DrizzleResult:
-    """Drizzle ``inputs`` (consumed one at a time) onto ``output_wcs`` (its ``array_shape``).
+def drizzle_images(inputs: Iterable[DrizzleInput], output_wcs, **options) -> DrizzleResult:
+    """Drizzle ``inputs`` (consumed one at a time) onto ``output_wcs`` (its ``array_shape``);
+    ``options`` are those of ``DrizzleSums``."""
+    sums = DrizzleSums(output_wcs, **options)
+    for item in inputs:
+        sums.add(item)
+    return sums.result()
+
+
+class DrizzleSums:
+    """A drizzle onto ``output_wcs`` in progress: ``add`` images one at a time, or ``merge``
+    the ``state`` of the same drizzle over other images; ``result`` gives the products.
 
     SCI is the weighted mean (``fillval`` where nothing contributes), WHT the summed weights,
-    CON the context bits (when ``enable_context``). ``variance_names`` are resampled as in
-    the module docstring; ``error`` is 'variances' (ERR = √ of their sum, NaN where all are
-    NaN), 'err' (each input's ERR drizzled like SCI, divided by the pixel-scale ratio) or None.
-    ``propagate_dq`` ORs the DQ of contributing pixels.
+    CON the context bits (when ``enable_context``; the first image added gets bit
+    ``first_index``, the next ones the bits after it, so drizzles of separate images merge
+    into the context of one drizzle over all of them). ``variance_names`` are resampled as
+    in the module docstring; ``error`` is 'variances' (ERR = √ of their sum, NaN where all
+    are NaN), 'err' (each input's ERR drizzled like SCI, divided by the pixel-scale ratio)
+    or None. ``propagate_dq`` ORs the DQ of contributing pixels.
     """
-    if kernel not in KERNELS:
-        raise ParameterError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if not 0.0 < pixfrac <= 1.0:
-        raise ParameterError(f"pixfrac must be in (0, 1], got {pixfrac}")
-    if error not in ("variances", "err", None):
-        raise ParameterError(f"error must be 'variances', 'err' or None, got {error!r}")
-    if output_wcs.array_shape is None:
-        raise DataModelError("the output WCS has no array_shape")
-    shape = tuple(int(n) for n in output_wcs.array_shape)
-    fill = _fill_value(fillval)
-    driz = Drizzle(kernel=kernel, fillval=fill, out_shape=shape, disable_ctx=not enable_context,
-                   max_ctx_id=None if not n_inputs else n_inputs - 1)
-    error_driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True) \
-        if error == "err" else None
-    sums: dict[str, _VarianceSum] = {}
-    count = 0
-    for item in inputs:
+
+    def __init__(self, output_wcs, *, pixfrac: float = 1.0, kernel: str = "square",
+                 fillval: str | float = "NAN", weight_type: str | None = "ivm",
+                 pixel_scale_ratio: float = 1.0, enable_context: bool = True,
+                 variance_names: tuple[str, ...] = VARIANCES, error: str | None = "variances",
+                 propagate_dq: bool = False, pixmap_stepsize: float = 1.0,
+                 pixmap_order: int = 1, n_inputs: int | None = None, first_index: int = 0):
+        if kernel not in KERNELS:
+            raise ParameterError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if not 0.0 < pixfrac <= 1.0:
+            raise ParameterError(f"pixfrac must be in (0, 1], got {pixfrac}")
+        if error not in ("variances", "err", None):
+            raise ParameterError(f"error must be 'variances', 'err' or None, got {error!r}")
+        if output_wcs.array_shape is None:
+            raise DataModelError("the output WCS has no array_shape")
+        self.output_wcs = output_wcs
+        self.shape = tuple(int(n) for n in output_wcs.array_shape)
+        self.pixfrac, self.kernel, self.weight_type = pixfrac, kernel, weight_type
+        self.pixel_scale_ratio, self.enable_context = pixel_scale_ratio, enable_context
+        self.variance_names, self.error, self.propagate_dq = variance_names, error, propagate_dq
+        self.pixmap_stepsize, self.pixmap_order = pixmap_stepsize, pixmap_order
+        self._driz = Drizzle(kernel=kernel, fillval=_fill_value(fillval), out_shape=self.shape,
+                             disable_ctx=not enable_context, begin_ctx_id=first_index,
+                             max_ctx_id=None if not n_inputs else n_inputs - 1)
+        self._error_driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=self.shape,
+                                   disable_ctx=True) if error == "err" else None
+        self._sums: dict[str, _VarianceSum] = {}
+        self._merged_dq: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, item: DrizzleInput) -> None:
+        """Drizzle one image onto the sums."""
         check_input(item)
         excluded = excluded_pixels(item)
-        weights = pixel_weights(item, weight_type, excluded)
+        weights = pixel_weights(item, self.weight_type, excluded)
         data = np.asarray(item.data, np.float32)
         if item.background:
             data = data - np.float32(item.background)
-        pixmap = pixel_map(item.wcs, output_wcs, data.shape, pixmap_stepsize, pixmap_order)
+        pixmap = pixel_map(item.wcs, self.output_wcs, data.shape, self.pixmap_stepsize,
+                           self.pixmap_order)
         x_lo, x_hi, y_lo, y_hi = pixel_range(item.wcs, data.shape)
         exposure = float(item.exposure_time) if item.exposure_time and \
             item.exposure_time > 0 else 1.0
-        options = dict(exptime=exposure, pixmap=pixmap, weight_map=weights, pixfrac=pixfrac,
-                       pixel_scale_ratio=pixel_scale_ratio, in_units="cps",
-                       xmin=x_lo, xmax=x_hi, ymin=y_lo, ymax=y_hi)
-        dq = np.asarray(item.dq, np.uint32) if propagate_dq and item.dq is not None else None
-        driz.add_image(data, dq=dq, **options)
+        options = dict(exptime=exposure, pixmap=pixmap, weight_map=weights,
+                       pixfrac=self.pixfrac, pixel_scale_ratio=self.pixel_scale_ratio,
+                       in_units="cps", xmin=x_lo, xmax=x_hi, ymin=y_lo, ymax=y_hi)
+        dq = np.asarray(item.dq, np.uint32) if self.propagate_dq and item.dq is not None \
+            else None
+        self._driz.add_image(data, dq=dq, **options)
         del data
-        if error_driz is not None and item.err is not None:
-            error_driz.add_image(np.asarray(item.err, np.float32), **options)
-        if error == "variances":
-            _add_variances(item, variance_names, weight_type, sums, shape, kernel, options)
-        count += 1
-    if count == 0:
-        raise DataModelError("resample got no input images")
-    variances = {name: total.result(1.0 / pixel_scale_ratio**2) for name, total in sums.items()}
-    if error == "variances":
-        err = _error_from(variances, shape)
-    elif error == "err":
-        err = (error_driz.out_img / np.float32(pixel_scale_ratio)).astype(np.float32)
-    else:
-        err = None
-    context = driz.out_ctx if enable_context else None
-    out_dq = None
-    if propagate_dq:
-        out_dq = driz.out_dq if driz.out_dq is not None else np.zeros(shape, np.uint32)
-    return DrizzleResult(driz.out_img, driz.out_wht, context, variances, err, out_dq, count)
+        if self._error_driz is not None and item.err is not None:
+            self._error_driz.add_image(np.asarray(item.err, np.float32), **options)
+        if self.error == "variances":
+            _add_variances(item, self.variance_names, self.weight_type, self._sums, self.shape,
+                           self.kernel, options)
+        self.count += 1
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The running sums as named arrays (what ``merge`` takes)."""
+        state = {"count": np.array(self.count), "data": self._driz.out_img,
+                 "weight": self._driz.out_wht}
+        if self.enable_context:
+            state["context"] = self._driz.out_ctx
+        dq = self._dq()
+        if dq is not None:
+            state["dq"] = dq
+        if self._error_driz is not None:
+            state["error_data"] = self._error_driz.out_img
+            state["error_weight"] = self._error_driz.out_wht
+        for name, total in self._sums.items():
+            state[f"weighted_{name}"] = total.weighted
+            state[f"weight_{name}"] = total.weight
+        return state
+
+    def merge(self, state) -> None:
+        """Add the ``state`` of the same drizzle (same grid and options) over other images:
+        weighted means combined, weights and variance sums added, context and DQ ORed."""
+        _merge_mean(self._driz.out_img, self._driz.out_wht, state["data"], state["weight"])
+        if self.enable_context:
+            self._driz.out_ctx[...] |= state["context"]
+        if "dq" in state:
+            dq = np.array(state["dq"], np.uint32)
+            self._merged_dq = dq if self._merged_dq is None else self._merged_dq | dq
+        if self._error_driz is not None:
+            _merge_mean(self._error_driz.out_img, self._error_driz.out_wht,
+                        state["error_data"], state["error_weight"])
+        for name in self.variance_names if self.error == "variances" else ():
+            if f"weighted_{name}" in state:
+                total = self._sums.setdefault(name, _VarianceSum(self.shape))
+                total.weighted += state[f"weighted_{name}"]
+                total.weight += state[f"weight_{name}"]
+        self.count += int(state["count"])
+
+    def _dq(self) -> np.ndarray | None:
+        """The OR of the DQ drizzled here and the DQ merged in (None: neither)."""
+        if self._merged_dq is None or self._driz.out_dq is None:
+            return self._driz.out_dq if self._merged_dq is None else self._merged_dq
+        return self._merged_dq | self._driz.out_dq
+
+    def result(self) -> DrizzleResult:
+        """The products of every image added or merged so far."""
+        if self.count == 0:
+            raise DataModelError("resample got no input images")
+        variances = {name: total.result(1.0 / self.pixel_scale_ratio**2)
+                     for name, total in self._sums.items()}
+        if self.error == "variances":
+            err = _error_from(variances, self.shape)
+        elif self.error == "err":
+            err = (self._error_driz.out_img / np.float32(self.pixel_scale_ratio)).astype(
+                np.float32)
+        else:
+            err = None
+        context = self._driz.out_ctx if self.enable_context else None
+        out_dq = None
+        if self.propagate_dq:
+            out_dq = self._dq()
+            if out_dq is None:
+                out_dq = np.zeros(self.shape, np.uint32)
+        return DrizzleResult(self._driz.out_img, self._driz.out_wht, context, variances, err,
+                             out_dq, self.count)
+
+
+def _merge_mean(data: np.ndarray, weight: np.ndarray, other_data, other_weight) -> None:
+    """In place: ``data`` becomes the weighted mean of itself and ``other_data`` where
+    ``other_weight`` > 0, ``weight`` the summed weight."""
+    other_weight = np.asarray(other_weight)
+    adds = other_weight > 0
+    mine = weight[adds].astype(np.float64)
+    theirs = other_weight[adds].astype(np.float64)
+    total = mine + theirs
+    mean = np.where(mine > 0, data[adds], 0.0) * mine + np.asarray(other_data)[adds] * theirs
+    data[adds] = mean / total
+    weight[adds] = total
 
 
 def _fill_value(fillval) -> str:

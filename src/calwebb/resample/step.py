@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ import numpy as np
 from calwebb import datamodels
 from calwebb.associations.library import ModelLibrary, exposure_group_id
 from calwebb.errors import DataModelError, ParameterError
+from calwebb.parallel.executor import as_files, current
 from calwebb.resample import footprints, grid
-from calwebb.resample.drizzle_images import VARIANCES, DrizzleInput, drizzle_images
+from calwebb.resample.drizzle_images import VARIANCES, DrizzleInput, DrizzleSums, drizzle_images
 from calwebb.stpipe import Step
 
 ARCSEC_PER_RADIAN = 180.0 / math.pi * 3600.0
@@ -29,6 +31,8 @@ class ResampleStep(Step):
     """Weighted drizzle of one or more 2-D images: SCI, ERR, WHT, CON and resampled VAR_*."""
 
     class_alias = "resample"
+    #: inside ``calwebb.parallel.using(...)`` its per-exposure work runs as tasks
+    exposure_tasks = True
     spec = """
         pixfrac = float(min=0.0, max=1.0, default=1.0)  # drop size relative to an input pixel
         kernel = option('square', 'gaussian', 'point', 'turbo', 'lanczos2', 'lanczos3', default='square')  # drizzle kernel
@@ -196,32 +200,29 @@ class ResampleStep(Step):
 
     def _resample(self, sources, described, output_wcs, pixel_info, single: bool):
         ratio, area = pixel_info
-        variance_names = VARIANCES if (self.enable_err and not single) else ()
-        error = "err" if single else ("variances" if self.enable_err else None)
+        options = dict(
+            pixfrac=self.pixfrac, kernel=self.kernel, fillval=self.fillval,
+            weight_type=self.weight_type, pixel_scale_ratio=ratio,
+            enable_context=self.enable_ctx,
+            variance_names=VARIANCES if (self.enable_err and not single) else (),
+            error="err" if single else ("variances" if self.enable_err else None),
+            propagate_dq=self.propagate_dq, pixmap_stepsize=self.pixmap_stepsize,
+            pixmap_order=self.pixmap_order, n_inputs=len(sources))
 
         def stream():
             for source, info in zip(sources, described, strict=True):
-                model = self._open(source)
                 self.log.info("Drizzling %s", info["name"])
-                yield DrizzleInput(
-                    data=model.data, wcs=model.meta.wcs, dq=model.dq,
-                    err=model.err if model.has_array("err") else None,
-                    variances={name: getattr(model, name) for name in VARIANCES
-                               if model.has_array(name)},
-                    exposure_time=info["weight_time"], background=info["background"],
-                    name=info["name"])
-                del model  # a file input is released before the next one is read
+                yield drizzle_input(self._open(source), _task_info(info))
 
         self.log.info("Drizzling %d image(s) onto %d x %d pixels: pixfrac %g, %s kernel, "
                       "%s weights, fillval %s", len(sources), output_wcs.array_shape[1],
                       output_wcs.array_shape[0], self.pixfrac, self.kernel, self.weight_type,
                       self.fillval)
-        result = drizzle_images(
-            stream(), output_wcs, pixfrac=self.pixfrac, kernel=self.kernel,
-            fillval=self.fillval, weight_type=self.weight_type, pixel_scale_ratio=ratio,
-            enable_context=self.enable_ctx, variance_names=variance_names, error=error,
-            propagate_dq=self.propagate_dq, pixmap_stepsize=self.pixmap_stepsize,
-            pixmap_order=self.pixmap_order, n_inputs=len(sources))
+        executor = current()
+        if executor is None or single:
+            result = drizzle_images(stream(), output_wcs, **options)
+        else:
+            result = self._drizzle_as_tasks(executor, sources, described, output_wcs, options)
         output = datamodels.ImageModel(data=result.data, wht=result.weight)
         if result.context is not None:
             output.con = result.context
@@ -235,6 +236,25 @@ class ResampleStep(Step):
         first = self._open(sources[0])
         self._set_metadata(output, first, described, output_wcs, ratio, area)
         return output
+
+    def _drizzle_as_tasks(self, executor, sources, described, output_wcs, options):
+        """Each input drizzled on its own by a task into a file of sums, merged here in input
+        order one file at a time (memory: the mosaic's sums and one input's)."""
+        self.log.info("Drizzling one task per image on %s", executor.description)
+        total = DrizzleSums(output_wcs, **options)
+        with executor.scratch("calwebb_resample_") as directory:
+            paths = as_files(sources, directory)
+            states = [str(Path(directory) / f"sums{index:05d}.npz")
+                      for index in range(len(sources))]
+            settings = [dict(options, first_index=index) for index in range(len(sources))]
+            done = executor.map(drizzle_file, paths, [_task_info(info) for info in described],
+                                repeat(output_wcs), settings, states)
+            for state_path, info in zip(done, described, strict=True):
+                self.log.info("Drizzled %s", info["name"])
+                with np.load(state_path) as state:
+                    total.merge(state)
+                Path(state_path).unlink()
+        return total.result()
 
     # -- metadata ------------------------------------------------------------------------------
     def _set_metadata(self, output, first, described, output_wcs, ratio, area) -> None:
@@ -291,6 +311,29 @@ class ResampleStep(Step):
         output.meta.filename = Path(str(name)).name
         if self.parent is None:
             self._input_filename = output.meta.filename
+
+
+def drizzle_input(model, info: dict) -> DrizzleInput:
+    """What drizzle takes of an image ``model``; ``info``: its name, weight time and sky."""
+    return DrizzleInput(
+        data=model.data, wcs=model.meta.wcs, dq=model.dq,
+        err=model.err if model.has_array("err") else None,
+        variances={name: getattr(model, name) for name in VARIANCES if model.has_array(name)},
+        exposure_time=info["weight_time"], background=info["background"], name=info["name"])
+
+
+def drizzle_file(path: str, info: dict, output_wcs, options: dict, state_path: str) -> str:
+    """Task: drizzle the image in ``path`` into new ``DrizzleSums(output_wcs, **options)``
+    and save their state (.npz) to ``state_path``, which is returned."""
+    sums = DrizzleSums(output_wcs, **options)
+    sums.add(drizzle_input(datamodels.open(path), info))
+    np.savez(state_path, **sums.state())
+    return state_path
+
+
+def _task_info(info: dict) -> dict:
+    """The few values of a described input that ``drizzle_input`` needs."""
+    return {key: info[key] for key in ("name", "weight_time", "background")}
 
 
 def _image_shape(model) -> tuple[int, int]:

@@ -3,8 +3,10 @@ record (default) or subtract it (stage3.md §2.4)."""
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +14,14 @@ import numpy as np
 from calwebb import datamodels
 from calwebb.associations.library import ModelLibrary
 from calwebb.errors import DataModelError, ParameterError
+from calwebb.parallel.executor import as_files, current
 from calwebb.skymatch import matching
 from calwebb.skymatch.statistics import SkyStatistic, good_bits, good_pixel_mask
 from calwebb.stpipe import Step
 from calwebb.suffixes import split_suffix
 
 METHODS = (*matching.COMPUTED_METHODS, "user")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +44,8 @@ class SkyMatchStep(Step):
     BKGLEVEL/BKGSUB/BKGMETH and subtracted from SCI when ``subtract`` is set."""
 
     class_alias = "skymatch"
+    #: inside ``calwebb.parallel.using(...)`` its per-exposure work runs as tasks
+    exposure_tasks = True
     spec = """
         skymethod = option('local', 'global', 'match', 'global+match', 'user', default='match')  # sky computation method
         match_down = boolean(default=True)  # match toward the lowest sky (False: the highest)
@@ -120,17 +126,23 @@ class SkyMatchStep(Step):
                     finally:
                         library.shelve(model, index, modify=False)
         polygons = [[members[index].polygon for index in indices] for indices in groups]
-        do_match = "match" in self.skymethod
-        do_local = self.skymethod != "match"
-        with library:
-            for position, indices in enumerate(groups):
-                for index in indices:
-                    model = library.borrow(index)
-                    try:
-                        self._measure(model, members[index], statistic, polygons, position,
-                                      do_local, do_match)
-                    finally:
-                        library.shelve(model, index, modify=False)
+        settings = dict(good_bits=self._good_bits, do_local=self.skymethod != "match",
+                        do_match="match" in self.skymethod)
+        do_match = settings["do_match"]
+        executor = current()
+        if executor is not None:
+            self._measure_by_tasks(executor, library, groups, members, statistic, polygons,
+                                   settings)
+        else:
+            with library:
+                for position, indices in enumerate(groups):
+                    for index in indices:
+                        model = library.borrow(index)
+                        try:
+                            measure_sky(model, members[index], statistic, polygons, position,
+                                        **settings)
+                        finally:
+                            library.shelve(model, index, modify=False)
 
         local = [matching.group_local_sky([members[i].local for i in indices])
                  for indices in groups]
@@ -194,25 +206,21 @@ class SkyMatchStep(Step):
                 f"{bool(self.subtract)}")
         return float(background.level) if self.subtract else 0.0
 
-    def _measure(self, model, member: _Member, statistic: SkyStatistic, polygons, position: int,
-                 do_local: bool, do_match: bool) -> None:
-        """The image's sky over all its good pixels and inside its overlap with every other
-        group (pixels, statistic, solid angle)."""
-        data = model.data
-        good = good_pixel_mask(data, model.dq if model.has_array("dq") else None,
-                               self._good_bits)
-        if do_local:
-            member.local, _ = statistic(data[good])
-            self.log.debug("%s: sky %s", member.name, member.local)
-        if not do_match:
-            return
-        for other, others in enumerate(polygons):
-            if other == position:
-                continue
-            mask, area = matching.overlap_mask(member.polygon, others, member.inverse,
-                                               member.shape)
-            sky, npix = (None, 0) if area == 0.0 else statistic(data[mask & good])
-            member.overlaps[other] = (sky, npix, area)
+    def _measure_by_tasks(self, executor, library, groups, members, statistic, polygons,
+                          settings) -> None:
+        """``measure_sky`` of every member, one task each."""
+        self.log.info("Sky measuring tasks on %s", executor.description)
+        order = [(position, index) for position, indices in enumerate(groups)
+                 for index in indices]
+        with executor.scratch("calwebb_skymatch_") as directory:
+            paths = as_files([library.source(index) for _, index in order], directory)
+            done = executor.map(
+                measure_sky_file, paths, [replace(members[index], inverse=None)
+                                          for _, index in order],
+                repeat(statistic), repeat(polygons), [position for position, _ in order],
+                repeat(settings))
+            for (_, index), (local, overlaps) in zip(order, done, strict=True):
+                members[index].local, members[index].overlaps = local, overlaps
 
     # -- user skies -------------------------------------------------------------------------------
     def _user_levels(self, library: ModelLibrary) -> dict[int, float]:
@@ -274,6 +282,36 @@ class SkyMatchStep(Step):
                 if self.save_results:
                     self.save_model(model, output_file=name)
                 library.shelve(model, index, modify=True)
+
+
+def measure_sky(model, member: _Member, statistic: SkyStatistic, polygons, position: int,
+                good_bits, do_local: bool, do_match: bool) -> None:
+    """The image's sky over all its good pixels (``member.local``) and inside its overlap
+    with every other group (``member.overlaps``: pixels, statistic, solid angle)."""
+    data = model.data
+    good = good_pixel_mask(data, model.dq if model.has_array("dq") else None, good_bits)
+    if do_local:
+        member.local, _ = statistic(data[good])
+        log.debug("%s: sky %s", member.name, member.local)
+    if not do_match:
+        return
+    for other, others in enumerate(polygons):
+        if other == position:
+            continue
+        mask, area = matching.overlap_mask(member.polygon, others, member.inverse,
+                                           member.shape)
+        sky, npix = (None, 0) if area == 0.0 else statistic(data[mask & good])
+        member.overlaps[other] = (sky, npix, area)
+
+
+def measure_sky_file(path: str, member: _Member, statistic: SkyStatistic, polygons,
+                     position: int, settings: dict) -> tuple[float | None, dict]:
+    """Task: ``measure_sky`` of the image in ``path``; returns (local sky, overlaps)."""
+    model = datamodels.open(path)
+    wcs = model.meta.wcs
+    member.inverse = lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
+    measure_sky(model, member, statistic, polygons, position, **settings)
+    return member.local, member.overlaps
 
 
 def read_skylist(path: Path) -> list[tuple[str, float]]:

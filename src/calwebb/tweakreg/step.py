@@ -3,19 +3,24 @@ to an absolute catalog, and correct their WCSs (stage3.md §2.3)."""
 
 from __future__ import annotations
 
+import logging
 import os
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from calwebb import dqflags
+from calwebb import datamodels, dqflags
 from calwebb.assign_wcs import imaging
 from calwebb.associations.library import ModelLibrary
 from calwebb.errors import DataModelError, ParameterError
+from calwebb.parallel.executor import as_files, current
 from calwebb.stpipe import Step
 from calwebb.tweakreg import alignment
 from calwebb.tweakreg.detection import FinderOptions, find_sources
+
+log = logging.getLogger(__name__)
 
 #: DQ flags of pixels that source finding ignores
 COVERAGE_FLAGS = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
@@ -25,6 +30,8 @@ class TweakRegStep(Step):
     """Relative (and optionally absolute) astrometric alignment of imaging exposures."""
 
     class_alias = "tweakreg"
+    #: inside ``calwebb.parallel.using(...)`` its per-exposure work runs as tasks
+    exposure_tasks = True
     spec = """
         save_catalogs = boolean(default=False)  # write each image's source catalog
         use_custom_catalogs = boolean(default=False)  # use catalogs given by catfile/asn
@@ -125,6 +132,8 @@ class TweakRegStep(Step):
         """Per image: name, group, WCS, pointing and its source catalog (x, y)."""
         custom = self._custom_catalog_names(library) if self.use_custom_catalogs else {}
         finder = FinderOptions.from_step(self)
+        found = self._found_by_tasks(library, finder) if current() is not None and \
+            not self.use_custom_catalogs else None
         images = []
         with library:
             for index in range(len(library)):
@@ -138,8 +147,10 @@ class TweakRegStep(Step):
                     model.meta.tweakreg_catalog if self.use_custom_catalogs else None)
                 if catalog_file:
                     catalog = _read_catalog(catalog_file, library)
+                elif found is not None:
+                    catalog = found[index]
                 else:
-                    catalog = self._find(model, finder)
+                    catalog = source_positions(model, finder, name, self.log)
                 catalog = alignment.inside_bounding_box(catalog, wcs)
                 self.log.info("%s: %d sources", name, len(catalog))
                 if self.save_catalogs:
@@ -151,17 +162,15 @@ class TweakRegStep(Step):
                 library.shelve(model, index, modify=self.save_catalogs)
         return images
 
-    def _find(self, model, finder: FinderOptions) -> Table:
-        mask = (model.dq & COVERAGE_FLAGS) != 0 if model.has_array("dq") else None
-        try:
-            sources = find_sources(model.data, mask, finder).sources
-        except ValueError as error:
-            self.log.warning("%s: no sources (%s)", model.meta.filename, error)
-            sources = Table({"xcentroid": [], "ycentroid": []})
-        if len(sources) == 0:
-            self.log.warning("%s: no sources found", model.meta.filename)
-        return Table({"x": np.asarray(sources["xcentroid"], float),
-                      "y": np.asarray(sources["ycentroid"], float)})
+    def _found_by_tasks(self, library: ModelLibrary, finder: FinderOptions) -> list[Table]:
+        """Every member's source positions, found by one task per member."""
+        executor = current()
+        self.log.info("Source finding tasks on %s", executor.description)
+        with executor.scratch("calwebb_tweakreg_") as directory:
+            paths = as_files([library.source(index) for index in range(len(library))],
+                             directory)
+            return list(executor.map(find_sources_in_file, paths, repeat(finder),
+                                     library.names))
 
     def _save_catalog(self, catalog: Table, image_name: str) -> str:
         extension = ".ecsv" if self.catalog_format == "ecsv" else ".fits"
@@ -260,6 +269,27 @@ class TweakRegStep(Step):
                 self.set_status(model, status)
                 library.shelve(model, index)
         return library
+
+
+def source_positions(model, finder: FinderOptions, name: str,
+                     logger: logging.Logger = log) -> Table:
+    """(x, y) of the sources found in ``model`` (DO_NOT_USE and NON_SCIENCE pixels masked);
+    an empty table, with a warning, when there are none."""
+    mask = (model.dq & COVERAGE_FLAGS) != 0 if model.has_array("dq") else None
+    try:
+        sources = find_sources(model.data, mask, finder).sources
+    except ValueError as error:
+        logger.warning("%s: no sources (%s)", name, error)
+        sources = Table({"xcentroid": [], "ycentroid": []})
+    if len(sources) == 0:
+        logger.warning("%s: no sources found", name)
+    return Table({"x": np.asarray(sources["xcentroid"], float),
+                  "y": np.asarray(sources["ycentroid"], float)})
+
+
+def find_sources_in_file(path: str, finder: FinderOptions, name: str) -> Table:
+    """Task: ``source_positions`` of the image in ``path`` (``name``: its member name)."""
+    return source_positions(datamodels.open(path), finder, name)
 
 
 def _read_catalog(path: str, library: ModelLibrary) -> Table:

@@ -1,0 +1,144 @@
+"""Where the per-exposure work of Stage 3 runs: in this process (the default), or, inside
+``with using(...)``, as tasks on Dask distributed or on a pool of local processes.
+
+Steps ask ``current()`` for the executor of the block they run in. Tasks are module-level
+functions of file paths and small values; they read members from files and write big results
+to temporary files under the executor's ``directory``, which every worker must see under the
+same path (a shared file system on a cluster).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from calwebb.errors import ParameterError
+
+_ACTIVE: ContextVar[Executor | None] = ContextVar("calwebb_executor", default=None)
+
+
+class Executor:
+    """Runs tasks through ``submit`` (``distributed.Client.submit`` or a process pool's);
+    temporary files go under ``directory``."""
+
+    def __init__(self, submit: Callable, directory: str | Path, description: str):
+        self._submit = submit
+        self.directory = Path(directory).absolute()
+        self.description = description
+
+    def map(self, function: Callable, *iterables: Iterable) -> Iterator:
+        """``function(*arguments)`` for each tuple of ``zip(*iterables)`` (``itertools.repeat``
+        for a value shared by all), all submitted at once; yields the results in input order,
+        each as soon as it is ready. Tasks not yet done are cancelled when the caller stops
+        early or a task fails."""
+        futures = [self._submit(function, *arguments)
+                   for arguments in zip(*iterables, strict=False)]
+        try:
+            for position, future in enumerate(futures):
+                yield future.result()
+                futures[position] = None  # the worker may forget the result
+        finally:
+            for future in futures:
+                if future is not None:
+                    future.cancel()
+
+    def scratch(self, prefix: str) -> tempfile.TemporaryDirectory:
+        """A new temporary directory under ``directory`` (removed when it is cleaned up)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=self.directory)
+
+
+def as_files(sources: Iterable, directory: str | Path) -> list[str]:
+    """A file path for each source: paths as they are, models saved to ``directory`` (as
+    ``source00000.fits`` ..., their ``meta.filename`` kept) so that tasks can read them."""
+    from calwebb.datamodels import DataModel
+
+    paths = []
+    for index, source in enumerate(sources):
+        if isinstance(source, DataModel):
+            name = source.meta.filename
+            path = source.save(Path(directory) / f"source{index:05d}.fits")
+            source.meta.filename = name
+            source = path
+        paths.append(str(source))
+    return paths
+
+
+def current() -> Executor | None:
+    """The executor of the enclosing ``using`` block; None: work in this process."""
+    return _ACTIVE.get()
+
+
+@contextmanager
+def using(scheduler: Any = None, *, jobs: int = 1,
+          directory: str | Path | None = None) -> Iterator[Executor | None]:
+    """Run Stage 3 per-exposure work inside the block as tasks.
+
+    ``scheduler``: a ``distributed.Client``, a Dask cluster, a scheduler address, or
+    ``"local"`` (a ``LocalCluster`` of ``jobs`` single-threaded workers, stopped at the end);
+    None: ``jobs`` local processes, or (``jobs`` 1) this process, as outside the block.
+    ``directory``: where tasks keep temporary files (default: the current directory).
+    """
+    if jobs < 1:
+        raise ParameterError(f"jobs must be at least 1, got {jobs}")
+    directory = Path(directory or Path.cwd())
+    if scheduler is not None:
+        with dask_client(scheduler, jobs) as client:
+            executor = Executor(partial(client.submit, pure=False), directory,
+                                f"Dask scheduler {client.scheduler.address}")
+            with _active(executor):
+                yield executor
+    elif jobs > 1:
+        with process_pool(jobs) as pool:
+            executor = Executor(pool.submit, directory, f"{jobs} local processes")
+            with _active(executor):
+                yield executor
+    else:
+        with _active(None):
+            yield None
+
+
+@contextmanager
+def _active(executor: Executor | None) -> Iterator[None]:
+    token = _ACTIVE.set(executor)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+@contextmanager
+def dask_client(scheduler: Any, workers: int):
+    """A client of ``scheduler`` (a Client is used as given; ``"local"`` starts and stops a
+    LocalCluster of ``workers`` single-threaded worker processes)."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+    elif scheduler == "local":
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+@contextmanager
+def process_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``jobs`` worker processes forked from a clean server process that imported every step
+    once (they share its memory and not this process's threads)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["calwebb.parallel.preload"])
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
