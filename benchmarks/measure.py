@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one benchmark case, each measured in a fresh process.
+"""Wall time, CPU time and peak memory of one benchmark case, each in a fresh process.
 
 Peak RSS is only meaningful per process, so every case runs in its own spawned
 interpreter; the parent collects ``(seconds, peak_mib)``. Used by every script in
@@ -19,14 +19,15 @@ def _run_case(func: Callable, args: tuple, queue) -> None:
         start = time.perf_counter()
         func(*args)
         seconds = time.perf_counter() - start
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        queue.put(("ok", seconds, peak_mib))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        queue.put(("ok", seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0))
     except Exception:  # report, don't hang the parent
-        queue.put(("error", traceback.format_exc(), 0.0))
+        queue.put(("error", traceback.format_exc(), 0.0, 0.0))
 
 
-def measure(func: Callable, *args) -> tuple[float, float]:
-    """Run ``func(*args)`` in a fresh process; return (wall seconds, peak RSS in MiB).
+def measure_cpu(func: Callable, *args) -> tuple[float, float, float]:
+    """Run ``func(*args)`` in a fresh process; return (wall seconds, CPU seconds of the whole
+    process, all threads and start-up included, peak RSS in MiB).
 
     ``func`` must be importable at module level (spawned processes import it).
     """
@@ -34,11 +35,17 @@ def measure(func: Callable, *args) -> tuple[float, float]:
     queue = context.Queue()
     process = context.Process(target=_run_case, args=(func, args, queue))
     process.start()
-    status, value, peak = queue.get()
+    status, value, cpu, peak = queue.get()
     process.join()
     if status != "ok":
         raise RuntimeError(f"benchmark case {func.__name__} failed:\n{value}")
-    return value, peak
+    return value, cpu, peak
+
+
+def measure(func: Callable, *args) -> tuple[float, float]:
+    """Run ``func(*args)`` in a fresh process; return (wall seconds, peak RSS in MiB)."""
+    seconds, _, peak = measure_cpu(func, *args)
+    return seconds, peak
 
 
 def report(rows: list[tuple[str, float, float, float | None, float | None]]) -> str:

@@ -10,8 +10,6 @@ import logging
 import warnings
 
 import numpy as np
-from astropy.stats import SigmaClip
-from astropy.utils.exceptions import AstropyUserWarning
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +128,8 @@ def background_level(image: np.ndarray, mask: np.ndarray, method: str | None = "
                        lower_half_only=True)
     if method != "model":
         return np.nanmedian(image[mask])
+    from astropy.stats import SigmaClip  # here, as photutils: slow imports, rarely needed
+    from astropy.utils.exceptions import AstropyUserWarning
     from photutils.background import Background2D, MedianBackground
 
     if box_size is None:

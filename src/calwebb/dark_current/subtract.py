@@ -31,21 +31,23 @@ def dark_frame(frames: np.ndarray, index: int) -> np.ndarray:
 
 def dark_group(frames: np.ndarray, group: int, nframes: int, groupgap: int, dark_nframes: int,
                dark_groupgap: int) -> np.ndarray:
-    """The dark to subtract from science group ``group`` (float32, NaN → 0).
+    """The dark to subtract from science group ``group`` (float32, NaN → 0; may be a view of
+    ``frames``, not to be modified).
 
     When the dark already has the science NFRAMES/GROUPGAP its groups are used directly;
     otherwise frames are averaged.
     """
     if dark_nframes == nframes and dark_groupgap == groupgap:
-        plane = np.array(dark_frame(frames, group), dtype=np.float32)
+        plane = np.asarray(dark_frame(frames, group), dtype=np.float32)
     else:
         start = group * (nframes + groupgap)
         plane = np.zeros(frames.shape[1:], np.float32)
         for index in range(start, start + nframes):
             plane += dark_frame(frames, index)
         plane /= nframes
-    np.nan_to_num(plane, copy=False, nan=0.0)
-    return plane
+    if np.isfinite(plane).all():  # the common case: no copy, no replacing
+        return plane
+    return np.nan_to_num(plane, nan=0.0)
 
 
 def subtract_dark(data: np.ndarray, darks: list[np.ndarray], nframes: int, groupgap: int,

@@ -16,7 +16,6 @@ import logging
 
 import numpy as np
 from numba import njit, prange
-from scipy.interpolate import PPoly, make_interp_spline
 
 from calwebb.emicorr import clocking
 
@@ -40,6 +39,8 @@ class Waveform:
     """
 
     def __init__(self, samples: np.ndarray):
+        from scipy.interpolate import PPoly, make_interp_spline  # here: a slow import
+
         samples = np.asarray(samples, dtype=np.float64)
         n = samples.shape[0]
         values = np.concatenate([samples[-1:], samples, samples[:1]])

@@ -13,9 +13,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.convolution import Ring2DKernel
-from astropy.stats import sigma_clipped_stats
-from scipy import ndimage, signal
 
 DO_NOT_USE, SATURATED, JUMP_DET = 1, 2, 4
 REFERENCE_PIXEL = 2147483648
@@ -57,6 +54,8 @@ class Ellipses:
 
 def find_ellipses(mask: np.ndarray, min_area: float) -> Ellipses:
     """Ellipses of the 8-connected regions of ``mask`` whose hole-filled area ≥ ``min_area``."""
+    from scipy import ndimage  # here: scipy is slow to import and large events are optional
+
     labels, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
     empty = np.empty(0)
     if count == 0:
@@ -232,6 +231,8 @@ class ShowerParameters:
 
 def _convolve_ignoring_nan(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Kernel-weighted mean of the finite neighbours (zero beyond the edge); NaN stays NaN."""
+    from scipy import signal  # here: importing scipy.signal takes most of a second
+
     good = np.isfinite(image)
     convolved = signal.oaconvolve(np.where(good, image, 0.0), kernel, mode="same")
     n = kernel.shape[0] // 2
@@ -307,6 +308,8 @@ def shower_noise(diffs: np.ndarray, read_noise: np.ndarray, nframes: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if diffs.shape[0] >= params.minimum_sigclip_groups:
+            from astropy.stats import sigma_clipped_stats
+
             _, median, sigma = sigma_clipped_stats(diffs, sigma=5, axis=0)
         else:
             median = np.nanmedian(diffs, axis=(0, 1))
@@ -328,6 +331,8 @@ def shower_ellipses(working: np.ndarray, pixeldq: np.ndarray, difference, median
     ``difference(i, g)`` is the difference plane [ny, nx] ending at group g of integration i
     (as from ``shower_differences``); ``median``/``sigma`` as from ``shower_noise``.
     """
+    from astropy.convolution import Ring2DKernel  # here: a slow import, showers are rare
+
     nints, ngroups = working.shape[:2]
     kernel = Ring2DKernel(params.inner_radius, params.outer_radius).array
     found = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from astropy.stats import sigma_clip
 
 from calwebb import datamodels, dqflags
 from calwebb.errors import ReferenceFileError
@@ -21,8 +20,8 @@ from calwebb.jump.large_events import (
     shower_working_flags,
     showers_possible,
 )
-from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_neighbours
-from calwebb.kernels import limited_threads
+from calwebb.jump.twopoint import find_jumps, flag_after_jumps, flag_jump_groups
+from calwebb.kernels import limited_threads, sorting_network
 from calwebb.stpipe import Step
 
 SAT_OR_DNU = dqflags.SATURATED | dqflags.DO_NOT_USE
@@ -122,13 +121,10 @@ class JumpStep(Step):
         nframes = model.meta.exposure.nframes or 1
         read_noise_2 = ((readnoise * gain) ** 2 / nframes).astype(np.float64)
         jumps, sources, amplitude = self._detect(model, gain, read_noise_2, fully_bad)
-        model.groupdq[:, 1:][jumps] |= np.uint8(dqflags.JUMP_DET)
-        if self.flag_4_neighbors:
-            flag_neighbours(model.groupdq, sources)
-        if amplitude is not None:
+        with limited_threads(self.maximum_cores):
+            flag_jump_groups(model.groupdq, jumps, sources, self.flag_4_neighbors)
+        if amplitude is not None:  # only groups without SATURATED or DO_NOT_USE are flagged
             self._flag_after_jumps(model, amplitude, jumps, self._median_gain(gain))
-        both = (model.groupdq & SAT_OR_DNU) != 0
-        model.groupdq[both] &= np.uint8(~np.uint8(dqflags.JUMP_DET))
         return jumps
 
     def _median_gain(self, gain) -> float:
@@ -231,11 +227,14 @@ class JumpStep(Step):
                           np.float64)
         with limited_threads(self.maximum_cores):
             find_jumps(model.data, groupdq, gain, read_noise_2, thresholds, single_pass,
-                       limits, jumps, sources, amplitude, keep)
+                       limits, sorting_network(nints * (ngroups - 1)), jumps, sources,
+                       amplitude, keep)
         return jumps, sources, (amplitude if keep else None)
 
     def _sigma_clip(self, model, gain):
         """Many integrations: clip differences across integrations (stage1.md §3.2 step 6)."""
+        from astropy.stats import sigma_clip
+
         electrons = model.data * gain
         electrons[(model.groupdq & SAT_OR_DNU) != 0] = np.nan
         diffs = np.diff(electrons, axis=1)

@@ -13,7 +13,6 @@ import logging
 import warnings
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 
 from calwebb import dqflags
 
@@ -56,6 +55,8 @@ def clip_to_background(image: np.ndarray, mask: np.ndarray, n_sigma: float) -> N
     """
     if not mask.any():
         return
+    from astropy.stats import sigma_clipped_stats  # here: a slow import
+
     values = image.astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -3,6 +3,10 @@
 Everything per pixel happens in one compiled kernel, parallel over rows: segment the
 ramp at jumps and unusable groups, fit each segment with the signal-to-noise-dependent
 weights, and combine segments and integrations by inverse read-noise variance.
+
+The per-pixel helpers are inlined and work on [nints, ngroups] work arrays by index rather
+than on row views: numba counts references to every array view it makes, with atomic
+operations that would cost more than the fit itself.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from calwebb.kernels import median_small
+from calwebb.kernels import column_median, median_small, sort_columns
 
 DO_NOT_USE, SATURATED, JUMP_DET, PERSISTENCE, CHARGELOSS = 1, 2, 4, 32, 128
 LARGE_VARIANCE = 1e6
@@ -29,7 +33,7 @@ def weight_table(ngroups: int) -> np.ndarray:
     return table
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exponent_index(snr):
     index = 0
     for edge in range(SNR_EDGES.size):
@@ -38,20 +42,20 @@ def _exponent_index(snr):
     return index
 
 
-@njit(cache=True)
-def _segments(dq, starts, lengths):
-    """Segments of a ramp's group DQ; returns how many were written into starts/lengths."""
-    ngroups = dq.size
+@njit(cache=True, inline="always")
+def _segments(dq, i, starts, lengths):
+    """Segments of the group DQ ``dq[i]``; returns how many were written into starts/lengths."""
+    ngroups = dq.shape[1]
     count = 0
     group = 0
     while group < ngroups:
-        if dq[group] != 0:
+        if dq[i, group] != 0:
             group += 1
             continue
         first = group
-        while group < ngroups and dq[group] == 0:
+        while group < ngroups and dq[i, group] == 0:
             group += 1
-        if first > 0 and dq[first - 1] == JUMP_DET:
+        if first > 0 and dq[i, first - 1] == JUMP_DET:
             first -= 1
         starts[count] = first
         lengths[count] = group - first
@@ -70,23 +74,23 @@ def _segments(dq, starts, lengths):
     return kept
 
 
-@njit(cache=True)
-def _fit_segment(values, start, n, read_noise, gain, weights):
-    """Slope in DN per group of ``values[start:start+n]`` (n ≥ 3), optimally weighted.
+@njit(cache=True, inline="always")
+def _fit_segment(values, i, start, n, read_noise, gain, weights):
+    """Slope in DN per group of ``values[i, start:start+n]`` (n ≥ 3), optimally weighted.
 
     The weights' common 1/r² factor cancels in the slope and is left out.
     """
-    signal = (values[start + n - 1] - values[start]) * gain
+    signal = (values[i, start + n - 1] - values[i, start]) * gain
     denominator = read_noise * read_noise + signal
     snr = 0.0
     if gain != 0 and denominator > 0 and signal > 0:
         snr = signal / np.sqrt(denominator)
-    row = weights[_exponent_index(snr), n]
+    power = _exponent_index(snr)
     sw = sx = sxx = sy = sxy = 0.0
-    for i in range(n):
-        weight = row[i]
-        x = float(start + i)
-        y = values[start + i]
+    for k in range(n):
+        weight = weights[power, n, k]
+        x = float(start + k)
+        y = values[i, start + k]
         if np.isnan(y):
             y = 0.0
         sw += weight
@@ -97,83 +101,114 @@ def _fit_segment(values, start, n, read_noise, gain, weights):
     return (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
 
 
-@njit(cache=True)
-def _median_rate(ramp, dq, tgroup):
-    """The integration's median group-to-group rate (DN/s), as used for Poisson noise."""
-    ngroups = ramp.size
+@njit(cache=True, inline="always")
+def _median_rate(ramp, dq, i, tgroup):
+    """Integration i's median group-to-group rate (DN/s), as used for Poisson noise."""
+    ngroups = ramp.shape[1]
     diffs = np.empty(max(ngroups - 1, 1))
     count = 0
     for group in range(ngroups - 1):
-        if dq[group] & (DO_NOT_USE | SATURATED) or dq[group + 1] & (DO_NOT_USE | SATURATED):
+        if dq[i, group] & (DO_NOT_USE | SATURATED) or dq[i, group + 1] & (DO_NOT_USE | SATURATED):
             continue
-        if dq[group + 1] & JUMP_DET:
+        if dq[i, group + 1] & JUMP_DET:
             continue
-        diffs[count] = (ramp[group + 1] - ramp[group]) / tgroup
+        diffs[count] = (ramp[i, group + 1] - ramp[i, group]) / tgroup
         count += 1
     if count == 0:
-        if ngroups > 0 and not dq[0] & (DO_NOT_USE | SATURATED):
-            value = ramp[0] / tgroup
+        if ngroups > 0 and not dq[i, 0] & (DO_NOT_USE | SATURATED):
+            value = ramp[i, 0] / tgroup
             return 0.0 if np.isnan(value) else value
         return 0.0
     value = median_small(diffs, count)
     return 0.0 if np.isnan(value) else value
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group,
                       tframe, one_group_time, ramp, dq, relaxed):
-    """Fill ramp, dq (PERSISTENCE ignored, one-good-group ramps suppressed) and relaxed (dq
-    with CHARGELOSS groups usable) for integration i of a pixel.
+    """Fill ramp[i], dq[i] (PERSISTENCE ignored, one-good-group ramps suppressed) and
+    relaxed[i] (dq with CHARGELOSS groups usable) for integration i of a pixel.
 
-    Returns (special timing or 0, group flags to carry to the DQ, any CHARGELOSS). The special
-    timings, only without suppression: one_group_time when group 0 is the only good group,
-    tframe when no group is good and a non-zero ZEROFRAME value replaces group 0.
+    Returns (special timing or 0, group flags to carry to the DQ, any CHARGELOSS, number of
+    good groups). The special timings, only without suppression: one_group_time when group 0
+    is the only good group, tframe when no group is good and a non-zero ZEROFRAME value
+    replaces group 0. With two or more good groups, ramp and dq are left as the data has them.
     """
-    ngroups = ramp.size
+    ngroups = ramp.shape[1]
     flags = 0
     good_count = 0
     any_charge_loss = False
     for k in range(ngroups):
-        ramp[k] = data[i, k, y, x]
+        ramp[i, k] = data[i, k, y, x]
         raw = groupdq[i, k, y, x]
-        dq[k] = raw & ~PERSISTENCE
-        relaxed[k] = dq[k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[k]
+        dq[i, k] = raw & ~PERSISTENCE
+        relaxed[i, k] = dq[i, k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[i, k]
         any_charge_loss |= (raw & CHARGELOSS) != 0
         flags |= raw & (JUMP_DET | PERSISTENCE | SATURATED)
-        good_count += dq[k] == 0
+        good_count += dq[i, k] == 0
     special_time = 0.0
     if suppress_one_group:
         if ngroups > 1 and good_count == 1:
             for k in range(ngroups):
-                dq[k] |= DO_NOT_USE
-    elif good_count == 1 and dq[0] == 0:
+                dq[i, k] |= DO_NOT_USE
+    elif good_count == 1 and dq[i, 0] == 0:
         special_time = one_group_time
     elif good_count == 0 and has_zeroframe and zeroframe[i, y, x] != 0:
-        ramp[0] = zeroframe[i, y, x]
-        dq[0] = 0
+        ramp[i, 0] = zeroframe[i, y, x]
+        dq[i, 0] = 0
         special_time = tframe
-    return special_time, flags, any_charge_loss
+    return special_time, flags, any_charge_loss, good_count
 
 
 @njit(cache=True)
 def _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x, suppress_one_group, tgroup,
                   tframe, one_group_time, dark, ramp, dq, relaxed):
     """Count rate (DN/s) behind a pixel's Poisson variance: dark plus the positive part of the
-    mean over integrations of their median rates. ramp/dq/relaxed are work arrays."""
+    mean over integrations of their median rates. ramp/dq/relaxed are [nints, ngroups] work
+    arrays (``fit_ramps`` does the same from the integrations it has read)."""
     nints, ngroups = data.shape[:2]
     median = 0.0
     for i in range(nints):
-        special_time, _, _ = _load_integration(
+        special_time, _, _, _ = _load_integration(
             data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
             one_group_time, ramp, dq, relaxed)
         if ngroups == 1:  # a saturated group spoils the mean
-            median += np.nan if dq[0] & SATURATED else ramp[0] / one_group_time
+            median += np.nan if dq[i, 0] & SATURATED else ramp[i, 0] / one_group_time
         elif special_time > 0:
-            median += ramp[0] / special_time
+            median += ramp[i, 0] / special_time
         else:
-            median += _median_rate(ramp, dq, tgroup)
+            median += _median_rate(ramp, dq, i, tgroup)
     median /= nints
     return dark + (median if median > 0 else 0.0)
+
+
+@njit(cache=True)
+def _row_median_rates(data, groupdq, y, tgroup, network, rates, medians, settled):
+    """Every integration's ``_median_rate`` on row y, for the unmodified ramps, all columns
+    at once: ``medians`` [nints, nx], valid where ``settled`` [nints, nx] (at least one usable
+    difference, none NaN). ``rates`` [ngroups - 1, nx] is work space; ``network`` =
+    ``sorting_network(ngroups - 1)``."""
+    nints, ngroups, _, nx = data.shape
+    counts = np.empty(nx, np.int64)
+    clean = np.empty(nx, np.bool_)
+    for i in range(nints):
+        counts[:] = 0
+        clean[:] = True
+        for k in range(ngroups - 1):
+            row = rates[k]
+            for x in range(nx):
+                before, after = groupdq[i, k, y, x], groupdq[i, k + 1, y, x]
+                usable = ((before | after) & (DO_NOT_USE | SATURATED)) == 0 and (
+                    after & JUMP_DET) == 0
+                rate = (np.float64(data[i, k + 1, y, x]) - np.float64(data[i, k, y, x])) / tgroup
+                row[x] = rate if usable else np.inf
+                counts[x] += usable
+                clean[x] &= not (usable and np.isnan(rate))
+        sort_columns(rates, network)
+        for x in range(nx):
+            settled[i, x] = clean[x] and counts[x] > 0
+            if settled[i, x]:
+                medians[i, x] = column_median(rates, counts[x], x)
 
 
 @njit(cache=True, inline="always")
@@ -198,17 +233,30 @@ def _variances(n, t, read_noise, gain, poisson_rate):
 
 @njit(parallel=True, cache=True)
 def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_zeroframe,
-              weights, tgroup, tframe, nframes, suppress_one_group, rate, rate_err, rate_dq,
-              rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
-    """Fit every pixel; fills the rate (2-D) and rateints (3-D) output arrays."""
+              weights, network, tgroup, tframe, nframes, suppress_one_group, rate, rate_err,
+              rate_dq, rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
+    """Fit every pixel; fills the rate (2-D) and rateints (3-D) output arrays.
+
+    ``network`` = ``sorting_network(ngroups - 1)``: the median rates behind the Poisson noise
+    are found a row at a time (``_row_median_rates``); each pixel's integrations are read once.
+    """
     nints, ngroups, ny, nx = data.shape
     one_group_time = (nframes + 1) * tframe / 2.0
     for y in prange(ny):
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
-        dq = np.empty(ngroups, np.int64)
-        relaxed = np.empty(ngroups, np.int64)
-        ramp = np.empty(ngroups)
+        dq = np.empty((nints, ngroups), np.int64)
+        relaxed = np.empty((nints, ngroups), np.int64)
+        ramp = np.empty((nints, ngroups))
+        special = np.empty(nints)
+        group_flags = np.empty(nints, np.int64)
+        charge_losses = np.empty(nints, np.bool_)
+        good = np.empty(nints, np.int64)
+        medians = np.empty((nints, nx))
+        settled = np.zeros((nints, nx), np.bool_)
+        if ngroups > 1:
+            _row_median_rates(data, groupdq, y, tgroup, network,
+                              np.empty((ngroups - 1, nx)), medians, settled)
         for x in range(nx):
             g = gain[y, x]
             bad_gain = not (g > 0)
@@ -216,22 +264,32 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             pixel_flags = pixeldq[y, x]
             if bad_gain:
                 pixel_flags |= DO_NOT_USE | 524288  # NO_GAIN_VALUE
-            poisson_rate = _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x,
-                                         suppress_one_group, tgroup, tframe, one_group_time,
-                                         dark[y, x], ramp, dq, relaxed)
+            median = 0.0  # as _poisson_rate, from the integrations read once
+            for i in range(nints):
+                special[i], group_flags[i], charge_losses[i], good[i] = _load_integration(
+                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+                    one_group_time, ramp, dq, relaxed)
+                if ngroups == 1:
+                    median += np.nan if dq[i, 0] & SATURATED else ramp[i, 0] / one_group_time
+                elif special[i] > 0:
+                    median += ramp[i, 0] / special[i]
+                elif good[i] >= 2 and settled[i, x]:
+                    median += 0.0 if np.isnan(medians[i, x]) else medians[i, x]
+                else:
+                    median += _median_rate(ramp, dq, i, tgroup)
+            median /= nints
+            poisson_rate = dark[y, x] + (median if median > 0 else 0.0)
             exp_inv_r = exp_inv_relaxed = exp_inv_p = exp_weighted = 0.0
             charge_loss = False
             rate_flags = pixel_flags
             usable_ints = 0
             for i in range(nints):
-                special_time, group_flags, any_charge_loss = _load_integration(
-                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
-                    one_group_time, ramp, dq, relaxed)
-                flags = pixel_flags | group_flags
-                nseg = _segments(dq, starts, lengths)
+                special_time, any_charge_loss = special[i], charge_losses[i]
+                flags = pixel_flags | group_flags[i]
+                nseg = _segments(dq, i, starts, lengths)
                 all_sat = True
                 for k in range(ngroups):
-                    all_sat &= (dq[k] & SATURATED) != 0
+                    all_sat &= (dq[i, k] & SATURATED) != 0
                 unusable = (groupdq[i, 0, y, x] & SATURATED) != 0 or nseg == 0 or (
                     pixel_flags & DO_NOT_USE) != 0
                 if special_time > 0:
@@ -250,11 +308,11 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                         n = lengths[s]
                         t = special_time if special_time > 0 else tgroup
                         if n >= 3:
-                            slope = _fit_segment(ramp, starts[s], n, r, g, weights) / tgroup
+                            slope = _fit_segment(ramp, i, starts[s], n, r, g, weights) / tgroup
                         elif n == 2:
-                            slope = (ramp[starts[s] + 1] - ramp[starts[s]]) / tgroup
+                            slope = (ramp[i, starts[s] + 1] - ramp[i, starts[s]]) / tgroup
                         else:
-                            slope = ramp[starts[s]] / t
+                            slope = ramp[i, starts[s]] / t
                         var_r, var_p = _variances(n, t, r, g, poisson_rate)
                         if var_r > 0:
                             inv_r += 1.0 / var_r
@@ -279,7 +337,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                 if any_charge_loss:  # read noise as if the CHARGELOSS groups were usable
                     inv_relaxed = 0.0
                     t = special_time if special_time > 0 else tgroup
-                    for s in range(_segments(relaxed, starts, lengths)):
+                    for s in range(_segments(relaxed, i, starts, lengths)):
                         var_r, _ = _variances(lengths[s], t, r, g, poisson_rate)
                         if var_r > 0:
                             inv_relaxed += 1.0 / var_r

@@ -46,20 +46,20 @@ def count_segments(data, groupdq, zeroframe, has_zeroframe, suppress_one_group, 
     for y in prange(ny):
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
-        dq = np.empty(ngroups, np.int64)
-        relaxed = np.empty(ngroups, np.int64)
-        ramp = np.empty(ngroups)
+        dq = np.empty((nints, ngroups), np.int64)
+        relaxed = np.empty((nints, ngroups), np.int64)
+        ramp = np.empty((nints, ngroups))
         for x in range(nx):
             for i in range(nints):
                 _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x,
                                   suppress_one_group, tframe, one_group_time, ramp, dq, relaxed)
-                nseg = 0 if dq[0] & SATURATED else _segments(dq, starts, lengths)
+                nseg = 0 if dq[i, 0] & SATURATED else _segments(dq, i, starts, lengths)
                 if nseg == 1 and lengths[0] == 1:
                     # only the first single-group segment is fitted, but the official
                     # product still sizes its segment axis for all of them
                     nseg = 0
                     for k in range(ngroups):
-                        nseg += dq[k] == 0
+                        nseg += dq[i, k] == 0
                 segments[i, y, x] = nseg
                 count = 0
                 for k in range(1, ngroups):
@@ -105,9 +105,9 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
     for y in prange(ny):
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
-        dq = np.empty(ngroups, np.int64)
-        relaxed = np.empty(ngroups, np.int64)
-        ramp = np.empty(ngroups)
+        dq = np.empty((nints, ngroups), np.int64)
+        relaxed = np.empty((nints, ngroups), np.int64)
+        ramp = np.empty((nints, ngroups))
         for x in range(nx):
             g = np.float64(gain[y, x])
             r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes)
@@ -125,44 +125,45 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
                             np.float64(data[i, k - 1, y, x])
                         crmag[i, jump, y, x] = later - earlier
                         jump += 1
-                special_time, _, _ = _load_integration(
+                special_time, _, _, _ = _load_integration(
                     data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
                     one_group_time, ramp, dq, relaxed)
+                values, group_dq = ramp[i], dq[i]  # views: this pass is not the hot one
                 all_saturated = True
                 for k in range(ngroups):
-                    all_saturated &= (dq[k] & SATURATED) != 0
-                if (pixeldq[y, x] & SATURATED) or (dq[0] & SATURATED) or all_saturated:
+                    all_saturated &= (group_dq[k] & SATURATED) != 0
+                if (pixeldq[y, x] & SATURATED) or (group_dq[0] & SATURATED) or all_saturated:
                     pedestal[i, y, x] = 0.0
                 else:
-                    value = ramp[0] - np.float64(rateints[i, y, x]) * pedestal_time
+                    value = values[0] - np.float64(rateints[i, y, x]) * pedestal_time
                     pedestal[i, y, x] = 0.0 if np.isnan(value) else value
-                if dq[0] & SATURATED:
+                if group_dq[0] & SATURATED:
                     continue
-                for s in range(_segments(dq, starts, lengths)):
+                for s in range(_segments(dq, i, starts, lengths)):
                     n = lengths[s]
                     first = starts[s]
                     if n >= 3:
-                        signal = (ramp[first + n - 1] - ramp[first]) * g
+                        signal = (values[first + n - 1] - values[first]) * g
                         denominator = r * r + signal
                         snr = 0.0
                         if g != 0 and denominator > 0 and signal > 0:
                             snr = signal / np.sqrt(denominator)
                         per_group, sig_s, intercept, sig_i = _weighted_fit(
-                            ramp, first, n, r, g, EXPONENTS[_exponent_index(snr)])
+                            values, first, n, r, g, EXPONENTS[_exponent_index(snr)])
                         value = per_group / tgroup
                         segment_time = tgroup * g * (n - 1)
                         read = 0.0 if bad_gain else \
                             12.0 * (r / tgroup) ** 2 / ((n * n * n - n) * g * g)
                     elif n == 2:
-                        value = (ramp[first + 1] - ramp[first]) / tgroup
+                        value = (values[first + 1] - values[first]) / tgroup
                         sig_s = sig_i = SQRT2_ROUNDED * r
-                        intercept = ramp[first + 1] * (1.0 - (first + 1)) + ramp[first] * (
+                        intercept = values[first + 1] * (1.0 - (first + 1)) + values[first] * (
                             first + 1.0)
                         segment_time = tgroup * g
                         read = 12.0 * (r / tgroup) ** 2 / (6.0 * g * g)
                     else:
                         t = special_time if special_time > 0 else tgroup
-                        value = ramp[first] / t
+                        value = values[first] / t
                         sig_s = sig_i = intercept = 0.0
                         segment_time = t * g
                         read = 12.0 * (r / t) ** 2 / (6.0 * g * g)

@@ -8,7 +8,7 @@ import numpy as np
 
 from calwebb import datamodels, dqflags
 from calwebb.errors import DataModelError, ReferenceFileError
-from calwebb.kernels import limited_threads
+from calwebb.kernels import limited_threads, sorting_network
 from calwebb.ramp_fitting.likely import MIN_NGROUPS, fit_ramps_likely, read_times
 from calwebb.ramp_fitting.ols import fit_ramps, weight_table
 from calwebb.ramp_fitting.ols_optional import optional_products
@@ -135,7 +135,8 @@ class RampFitStep(Step):
         readnoise = readnoise.astype(np.float32)
         with limited_threads(self.maximum_cores):
             fit_ramps(data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
-                      has_zeroframe, weight_table(data.shape[1]), float(exposure.group_time),
+                      has_zeroframe, weight_table(data.shape[1]),
+                      sorting_network(data.shape[1] - 1), float(exposure.group_time),
                       float(tframe), nframes, self.suppress_one_group, *image, *cube)
             if self.save_opt:
                 arrays = optional_products(

@@ -46,14 +46,13 @@ def measure_miri(left: np.ndarray, right: np.ndarray, good_left: np.ndarray,
 
 def apply_miri(ramp: np.ndarray, signal: np.ndarray, first_row: int, odd_even_rows: bool) -> None:
     """Subtract ``signal`` from groups ≥ 1 of one integration's rows [ngroups, rows, 1032]
-    (frame rows from ``first_row``), relative to group 0; in place."""
+    (frame rows from ``first_row``), relative to group 0; in place, a group at a time."""
     first = ramp[0].copy()
-    relative = ramp[1:] - first
     parity_of_row = row_parity(np.arange(first_row, first_row + ramp.shape[1]), odd_even_rows)
-    corrections = np.zeros_like(relative)
-    for amplifier in range(N_AMPLIFIERS):
-        for value in np.unique(parity_of_row):
-            chosen = parity_of_row == value
-            corrections[:, chosen, amplifier::N_AMPLIFIERS] = signal[:, value, amplifier][
-                :, None, None]
-    ramp[1:] = relative - corrections + first
+    for group in range(1, ramp.shape[0]):
+        plane = ramp[group]
+        plane -= first  # relative to group 0, then back: the rounding of the official step
+        per_row = signal[group - 1, parity_of_row].astype(plane.dtype)  # [rows, amplifier]
+        for amplifier in range(N_AMPLIFIERS):
+            plane[:, amplifier::N_AMPLIFIERS] -= per_row[:, amplifier, None]
+        plane += first

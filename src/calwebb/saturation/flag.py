@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from calwebb import dqflags
 
@@ -30,11 +29,25 @@ def read_pattern(ngroups: int, nframes: int) -> list[list[int]]:
     return [list(range(g * nframes + 1, g * nframes + nframes + 1)) for g in range(ngroups)]
 
 
+def box_filter(image: np.ndarray, n_pix: int, reduce, fill) -> np.ndarray:
+    """``reduce`` (np.minimum or np.maximum) over the (2n+1)×(2n+1) box around each pixel
+    of a 2-D ``image``, ``fill`` beyond its edges (separable: columns, then rows)."""
+    ny, nx = image.shape
+    padded = np.pad(image, n_pix, constant_values=fill)
+    across = padded[:, :nx].copy()
+    for shift in range(1, 2 * n_pix + 1):
+        reduce(across, padded[:, shift:shift + nx], out=across)
+    result = across[:ny].copy()
+    for shift in range(1, 2 * n_pix + 1):
+        reduce(result, across[shift:shift + ny], out=result)
+    return result
+
+
 def grow(mask: np.ndarray, n_pix: int) -> np.ndarray:
     """``mask`` dilated by a (2n+1)×(2n+1) box."""
     if n_pix <= 0:
         return mask
-    return ndimage.maximum_filter(mask, size=2 * n_pix + 1, mode="constant", cval=0)
+    return box_filter(mask, n_pix, np.maximum, False)
 
 
 def flag_saturation(
@@ -82,8 +95,7 @@ def _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat) -> 
         reached = (planes[group] >= thresholds) | ((dq[group] & SAT) != 0)
         first[reached] = group
     if n_pix_grow_sat > 0:
-        first = ndimage.minimum_filter(first, size=2 * n_pix_grow_sat + 1, mode="constant",
-                                       cval=ngroups)
+        first = box_filter(first, n_pix_grow_sat, np.minimum, ngroups)
     for group in range(ngroups):
         dq[group] |= np.where(first <= group, SAT, np.uint8(0))
 
