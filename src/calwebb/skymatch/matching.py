@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from matplotlib.path import Path as PixelPath
 from spherical_geometry.polygon import MalformedPolygonError, SphericalPolygon
 
 from calwebb.errors import ParameterError
@@ -69,21 +68,37 @@ def intersection(first: SphericalPolygon, second: SphericalPolygon) -> Spherical
 
 def pixels_in_polygon(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """True at the pixels of a ``shape`` image whose centres lie inside the polygon with
-    vertices (``x``, ``y``) in pixel coordinates; non-finite vertices are dropped."""
+    vertices (``x``, ``y``) in pixel coordinates (even-odd rule; non-finite vertices are
+    dropped). A scanline fill: each pixel row's edge crossings, sorted and paired, bound the
+    runs of inside pixels; a centre exactly on an edge may fall on either side."""
     mask = np.zeros(shape, dtype=bool)
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = np.asarray(x, float)[finite], np.asarray(y, float)[finite]
     if x.size < 3:
         return mask
     ny, nx = shape
-    x0, x1 = max(0, math.ceil(x.min())), min(nx - 1, math.floor(x.max()))
     y0, y1 = max(0, math.ceil(y.min())), min(ny - 1, math.floor(y.max()))
-    if x0 > x1 or y0 > y1:
+    if y0 > y1:
         return mask
-    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
-    inside = PixelPath(np.column_stack([x, y])).contains_points(
-        np.column_stack([xx.ravel(), yy.ravel()]))
-    mask[y0:y1 + 1, x0:x1 + 1] = inside.reshape(xx.shape)
+    rows = np.arange(y0, y1 + 1, dtype=float)[:, None]
+    x_end, y_end = np.roll(x, -1), np.roll(y, -1)
+    # an edge crosses a row when its ends lie on different sides (half-open in y, so a vertex
+    # on the row counts once)
+    crosses = (y <= rows) != (y_end <= rows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = x + (rows - y) * (x_end - x) / (y_end - y)
+    crossings = np.sort(np.where(crosses, at, np.inf), axis=1)
+    pairs = crossings[:, :2 * (x.size // 2)].reshape(rows.size, -1, 2)
+    left, right = pairs[..., 0], pairs[..., 1]
+    runs = np.isfinite(right)
+    # run of pixel centres c with left <= c < right, clipped to the image
+    start = np.clip(np.ceil(left[runs]), 0, nx).astype(int)
+    stop = np.clip(np.ceil(right[runs]), 0, nx).astype(int)
+    row = np.nonzero(runs)[0]
+    edges = np.zeros((rows.size, nx + 1), dtype=np.int8)  # runs are disjoint: sums are 0 or 1
+    np.add.at(edges, (row, start), 1)
+    np.add.at(edges, (row, stop), -1)
+    mask[y0:y1 + 1] = np.cumsum(edges, axis=1, dtype=np.int8)[:, :nx] > 0
     return mask
 
 

@@ -1,0 +1,92 @@
+"""The fast parts of source finding against the photutils code they replace: the mesh
+expansion (photutils' spline zoom), the circular peak search (photutils ``find_peaks`` with
+``min_separation``) and whole star-finder runs."""
+
+import numpy as np
+import pytest
+from astropy.stats import SigmaClip
+from photutils.background import Background2D, MedianBackground
+from photutils.detection import DAOStarFinder, IRAFStarFinder
+from photutils.detection import find_peaks as photutils_find_peaks
+from scipy import ndimage
+
+from calwebb.tweakreg.detection import (
+    FinderOptions,
+    estimate_background,
+    expand_mesh,
+    find_peaks,
+    find_sources,
+)
+
+
+def _star_field(shape=(300, 340), n_stars=60, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices(shape)
+    image = 3.0 + 0.002 * xx + rng.normal(0.0, 1.0, shape)
+    for x0, y0, flux in zip(rng.uniform(5, shape[1] - 5, n_stars),
+                            rng.uniform(5, shape[0] - 5, n_stars),
+                            rng.uniform(50, 2000, n_stars), strict=True):
+        image += flux / (2 * np.pi) * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 2.0)
+    return image
+
+
+@pytest.mark.parametrize("mesh_shape, box, shape", [((4, 5), (50, 60), (180, 290)),
+                                                    ((2, 2), (40, 40), (80, 75)),
+                                                    ((1, 3), (30, 20), (25, 60))])
+def test_expand_mesh_equals_spline_zoom(mesh_shape, box, shape):
+    """The tensor-product expansion equals scipy's 2-D zoom (cubic, reflect, grid mode) of
+    the whole mesh, cropped and clipped to the mesh range, to rounding."""
+    mesh = np.random.default_rng(1).normal(10.0, 2.0, mesh_shape)
+    zoomed = ndimage.zoom(mesh, box, order=3, mode="reflect", grid_mode=True)
+    expected = np.clip(zoomed[:shape[0], :shape[1]], mesh.min(), mesh.max())
+    np.testing.assert_allclose(expand_mesh(mesh, box, shape), expected, rtol=0, atol=1e-12)
+
+
+def test_background_equals_photutils_background2d():
+    image = _star_field()
+    mask = np.zeros(image.shape, bool)
+    mask[:, :12] = True
+    background, rms = estimate_background(np.where(mask, 0.0, image), mask, 64)
+    reference = Background2D(np.where(mask, 0.0, image), 64, coverage_mask=mask,
+                             filter_size=(3, 3), sigma_clip=SigmaClip(sigma=3.0),
+                             bkg_estimator=MedianBackground(), fill_value=0.0)
+    np.testing.assert_allclose(background, reference.background, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rms, reference.background_rms, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [2, 3, 4.5])
+def test_find_peaks_equals_photutils(radius):
+    rng = np.random.default_rng(2)
+    image = ndimage.gaussian_filter(rng.normal(0.0, 1.0, (200, 230)), 1.0)
+    image[50:53, 60:62] = 5.0  # a flat-topped peak: every tied pixel is kept
+    mask = np.zeros(image.shape, bool)
+    mask[100:120, :] = True
+    table = photutils_find_peaks(image, 0.1, mask=mask, min_separation=radius)
+    expected = np.column_stack([table["x_peak"], table["y_peak"]])
+    np.testing.assert_array_equal(find_peaks(image, 0.1, mask, radius), expected)
+    assert find_peaks(np.ones((20, 20)), 0.0, None, radius).shape == (0, 2)
+
+
+@pytest.mark.parametrize("finder_class, starfinder", [(IRAFStarFinder, "iraf"),
+                                                      (DAOStarFinder, "dao")])
+def test_star_finder_equals_photutils_run(finder_class, starfinder):
+    """find_sources with its own peak search finds what the photutils finder finds by
+    itself on the same background-subtracted image."""
+    image = _star_field()
+    mask = np.zeros(image.shape, bool)
+    mask[-20:, :] = True
+    options = FinderOptions(starfinder=starfinder, bkg_boxsize=64, snr_threshold=5.0)
+    detection = find_sources(image, mask, options)
+    subtracted = np.where(mask, 0.0, image - detection.background)
+    threshold = float(np.median(5.0 * detection.background_rms[~mask]))
+    finder = finder_class(threshold, options.kernel_fwhm, sigma_radius=options.sigma_radius,
+                          n_brightest=options.brightest, min_separation=2,
+                          sharpness_range=(options.sharplo, options.sharphi),
+                          roundness_range=(options.roundlo, options.roundhi))
+    expected = finder(subtracted, mask=mask)
+    assert len(detection.sources) == len(expected) > 10
+    np.testing.assert_allclose(detection.sources["xcentroid"], expected["x_centroid"],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(detection.sources["ycentroid"], expected["y_centroid"],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(detection.sources["flux"], expected["flux"], rtol=1e-9)
