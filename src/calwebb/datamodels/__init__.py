@@ -101,15 +101,13 @@ def open(init, **kwargs) -> DataModel:  # noqa: A001 - the official name
 
 
 def _detect_class(path: Path) -> type[DataModel]:
-    from calwebb.datamodels.io import open_fits
+    from calwebb.datamodels.io import open_asdf, open_fits
 
     if not path.exists():
         raise DataModelError(f"{path}: no such file")
     if path.suffix.lower() == ".asdf":
-        import asdf
-
         try:
-            with asdf.open(path, lazy_load=True) as af:
+            with open_asdf(path, lazy_load=True, lazy_tree=True) as af:
                 name = (af.tree.get("meta") or {}).get("model_type")
         except Exception as exc:  # noqa: BLE001
             raise DataModelError(f"{path}: not a readable ASDF file ({exc})") from exc

@@ -14,7 +14,10 @@ import logging
 import os
 import re
 import tempfile
+import types
 import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import asdf
 import numpy as np
+import yaml
 from asdf.tagged import TaggedDict
 from asdf.tags.core import NDArrayType
 from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
@@ -43,6 +47,42 @@ _STRUCTURAL = re.compile(
     r"TFIELDS|T(TYPE|FORM|UNIT|DIM|NULL|SCAL|ZERO|DISP)\d+|CHECKSUM|DATASUM|HISTORY|COMMENT|)$"
 )
 _TREE_ONLY_TOP_KEYS = ("asdf_library", "_fits_hash")
+
+
+# -- the asdf library ---------------------------------------------------------------------
+@cache
+def load_asdf_extensions() -> None:
+    """Let asdf discover its plugin extensions now, reading their manifests with libyaml.
+
+    asdf parses the ~50 extension manifests with PyYAML's pure-Python loader the first time
+    any file is opened, most of half a second; the C loader gives the same documents. Call
+    before the first use of asdf (the functions of this module do).
+    """
+    try:
+        from asdf.extension import _manifest
+    except ImportError:  # another asdf layout: let it load as it does
+        _manifest = None
+    if _manifest is None or getattr(_manifest, "yaml", None) is not yaml or \
+            not getattr(yaml, "__with_libyaml__", False):
+        asdf.get_config().extensions  # noqa: B018 - the property loads them
+        return
+    _manifest.yaml = types.SimpleNamespace(
+        safe_load=lambda stream: yaml.load(stream, Loader=yaml.CSafeLoader))
+    try:
+        asdf.get_config().extensions  # noqa: B018
+    finally:
+        _manifest.yaml = yaml
+
+
+@contextmanager
+def open_asdf(source: Any, **options: Any) -> Iterator[asdf.AsdfFile]:
+    """``asdf.open(source, **options)`` with the extensions loaded and without schema
+    validation (each reader checks the parts it uses; validation costs ~10 ms a file)."""
+    load_asdf_extensions()
+    with asdf.config_context() as config:
+        config.validate_on_read = False
+        with asdf.open(source, **options) as af:
+            yield af
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -192,7 +232,7 @@ def _embedded_tree(hdul: fits.HDUList, path: Path) -> dict:
 
 def _load_asdf_tree(source: Any) -> dict:
     """The tree of an ASDF document with internal arrays loaded and FITS-linked arrays dropped."""
-    with asdf.open(source, lazy_load=True, memmap=False) as af:
+    with open_asdf(source, lazy_load=True, memmap=False) as af:
         tree = _materialise(af.tree)
     _drop_library_items(tree)
     return tree
@@ -289,11 +329,11 @@ def _hdus_with_keywords() -> tuple[str, ...]:
 
 
 def _read_asdf(model: DataModel, path: Path) -> None:
-    try:
-        af = asdf.open(path, lazy_load=True, memmap=True)
-    except Exception as exc:  # noqa: BLE001
-        raise DataModelError(f"{path}: not a readable ASDF file ({exc})") from exc
-    with af:
+    with ExitStack() as stack:
+        try:
+            af = stack.enter_context(open_asdf(path, lazy_load=True, memmap=True))
+        except Exception as exc:  # noqa: BLE001
+            raise DataModelError(f"{path}: not a readable ASDF file ({exc})") from exc
         tree = dict(af.tree)
         for name, spec in type(model).arrays.items():
             value = tree.pop(name, None)
@@ -401,11 +441,13 @@ def _fits_reference(hdu: Any) -> TaggedDict:
 @cache
 def _ndarray_tag() -> str:
     """The ndarray tag of the ASDF standard this asdf library writes by default."""
+    load_asdf_extensions()
     converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
     return converter.tags[-1]
 
 
 def _asdf_hdu(tree: dict) -> fits.BinTableHDU:
+    load_asdf_extensions()
     buffer = io.BytesIO()
     asdf.AsdfFile(tree).write_to(buffer)
     payload = np.frombuffer(buffer.getbuffer(), dtype=np.uint8)[None, :]
@@ -414,6 +456,7 @@ def _asdf_hdu(tree: dict) -> fits.BinTableHDU:
 
 
 def _write_asdf(model: DataModel, path: Path) -> None:
+    load_asdf_extensions()
     tree = dict(model.tree)
     for name in type(model).arrays:
         if model.has_array(name):
@@ -425,7 +468,7 @@ def describe_arrays(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
     """(EXTNAME, shape, dtype) of every array/table HDU in a file, without reading the data."""
     path = Path(path)
     if path.suffix.lower() == ".asdf":
-        with asdf.open(path, lazy_load=True) as af:
+        with open_asdf(path, lazy_load=True) as af:
             return [(key, tuple(value.shape), str(value.dtype)) for key, value in af.tree.items()
                     if hasattr(value, "shape") and hasattr(value, "dtype")]
     rows = []

@@ -11,9 +11,12 @@ def usable_flat(flat: np.ndarray, flat_dq: np.ndarray) -> tuple[np.ndarray, np.n
     """(flat with 1.0 at unusable pixels, flat DQ): NaN or 0 → NO_FLAT_FIELD | DO_NOT_USE,
     NO_FLAT_FIELD → DO_NOT_USE."""
     dq = flat_dq.astype(np.uint32, copy=True)
-    dq[~np.isfinite(flat) | (flat == 0)] |= dqflags.NO_FLAT_FIELD | dqflags.DO_NOT_USE
+    bad = ~np.isfinite(flat)
+    bad |= flat == 0
+    dq[bad] |= dqflags.NO_FLAT_FIELD | dqflags.DO_NOT_USE
     dq[(dq & dqflags.NO_FLAT_FIELD) != 0] |= dqflags.DO_NOT_USE
-    values = np.where((dq & dqflags.DO_NOT_USE) != 0, 1.0, flat).astype(np.float32)
+    values = flat.astype(np.float32, copy=True)
+    values[(dq & dqflags.DO_NOT_USE) != 0] = 1.0
     return values, dq
 
 
@@ -22,15 +25,23 @@ def apply_flat(arrays: dict[str, np.ndarray], flat: np.ndarray, flat_err: np.nda
     """Flat-field ``arrays`` (data, dq, err, var_poisson, var_rnoise; var_flat is added) in
     place. Images may be 2-D or a stack of integrations; the flat is 2-D."""
     values, dq = usable_flat(flat, flat_dq)
-    relative_err = np.zeros_like(values) if flat_err is None else np.nan_to_num(
-        np.where((dq & dqflags.DO_NOT_USE) != 0, 0.0, flat_err / values)).astype(np.float32)
+    if flat_err is None:
+        relative_err = np.zeros_like(values)
+    else:
+        relative_err = np.divide(flat_err, values, dtype=np.float32)
+        relative_err[(dq & dqflags.DO_NOT_USE) != 0] = 0.0
+        np.nan_to_num(relative_err, copy=False)
     data = arrays["data"]
-    factor = values if inverse else 1.0 / values
+    factor = values if inverse else np.divide(1.0, values, dtype=np.float32)
     data *= factor
+    factor *= factor
     for name in ("var_poisson", "var_rnoise"):
         if name in arrays:
-            arrays[name] *= factor * factor
-    var_flat = (data * data * relative_err * relative_err).astype(np.float32)
+            arrays[name] *= factor
+    del factor
+    var_flat = data * data
+    var_flat *= relative_err
+    var_flat *= relative_err
     arrays["var_flat"] = var_flat
     arrays["dq"] |= dq
     total = var_flat.copy()

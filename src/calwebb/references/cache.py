@@ -13,13 +13,14 @@ import os
 import pprint
 import shutil
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asdf
 from astropy.io import fits
 
 from calwebb.datamodels import keywords
+from calwebb.datamodels.io import open_asdf
 from calwebb.datamodels.tree import flatten, set_path
 from calwebb.errors import ReferenceFileError
 
@@ -96,7 +97,7 @@ def reference_metadata(path: str | os.PathLike) -> dict[str, object]:
     tree: dict = {"meta": {}}
     try:
         if path.suffix.lower() == ".asdf":
-            with asdf.open(path, lazy_load=True) as af:
+            with open_asdf(path, lazy_load=True, lazy_tree=True) as af:
                 tree["meta"] = _scalars(af.tree.get("meta") or {})
         else:
             header = fits.getheader(path)
@@ -110,7 +111,7 @@ def reference_metadata(path: str | os.PathLike) -> dict[str, object]:
 
 
 def _scalars(node):
-    if isinstance(node, dict):
+    if isinstance(node, Mapping):
         return {key: _scalars(value) for key, value in node.items()}
     return node if isinstance(node, str | int | float | bool) else None
 

@@ -14,6 +14,7 @@ from typing import Any
 import asdf
 import yaml
 
+from calwebb.datamodels.io import load_asdf_extensions, open_asdf
 from calwebb.errors import ParameterError
 
 #: framework plumbing that is never put in CRDS parameter references (framework.md §4.1)
@@ -64,7 +65,7 @@ def read(path: str | Path) -> dict:
         raise ParameterError(f"parameter file {path} does not exist")
     try:
         if path.suffix.lower() == ".asdf":
-            with asdf.open(path, lazy_load=False) as af:
+            with open_asdf(path, lazy_load=False) as af:
                 tree = _plain(af.tree)
         else:
             with open(path) as stream:
@@ -115,6 +116,7 @@ def write(tree: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".asdf":
+        load_asdf_extensions()
         asdf.AsdfFile(tree).write_to(path)
     else:
         path.write_text(yaml.safe_dump(tree, sort_keys=False))
