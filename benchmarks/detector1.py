@@ -5,9 +5,10 @@
 Cases: NIRCam full frame (2048 x 2048, 10 groups, 1 integration) and MIRI full frame
 (1024 x 1032, 40 groups), against the same uncal file and reference files (an offline CRDS
 cache). Each run is a fresh process (imports included in time and peak RSS; the first
-calwebb run of a checkout also compiles the numba kernels into their cache, so it is not
-counted); the exposure is generated in yet another process so that the parent's memory does
-not leak into the children's peak. With ``--repeat`` the median wall and CPU times and the
+calwebb run of a checkout also compiles the numba kernels and the modules' bytecode into
+their caches, as an installed package has them, so it is not counted); the exposure is
+generated in yet another process so that the parent's memory does not leak into the
+children's peak. With ``--repeat`` the median wall and CPU times and the
 largest peak are shown (CPU seconds stay meaningful on a shared machine).
 """
 
@@ -35,6 +36,7 @@ CASES = {
 
 def run_calwebb(uncal: str, cache: str, cores: str) -> None:
     os.environ.update(CRDS_PATH=cache, STPIPE_DISABLE_CRDS_STEPPARS="true")
+    sys.dont_write_bytecode = False  # as an installed package: compiled once, not every run
     from calwebb.pipeline.detector1 import Detector1Pipeline
 
     Detector1Pipeline.call(uncal, steps={"jump": {"maximum_cores": cores},

@@ -1,12 +1,16 @@
 """asdf's extensions loaded with libyaml are the ones its own loader gives; reads skip
 schema validation but keep what they read."""
 
+import subprocess
+import sys
+
 import asdf
 import numpy as np
 import yaml
 from asdf.extension import _manifest
 
 from calwebb import datamodels
+from calwebb.datamodels import io
 from calwebb.datamodels.io import load_asdf_extensions, open_asdf
 
 
@@ -31,3 +35,32 @@ def test_open_asdf_reads_without_changing_the_global_config(tmp_path):
     assert asdf.get_config().validate_on_read
     model = datamodels.open(path)
     assert isinstance(model, datamodels.ImageModel) and model.data.shape == (2, 3)
+
+
+def test_core_documents_skip_plugin_discovery(tmp_path):
+    path = tmp_path / "x_uncal.fits"
+    datamodels.Level1bModel(data=np.zeros((1, 2, 3, 4), np.uint16)).save(path)
+    script = ("import sys; from calwebb import datamodels; "
+              f"model = datamodels.RampModel({str(path)!r}); model.data; "
+              "print('asdf_astropy' in sys.modules, 'gwcs' in sys.modules)")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert found == ["False", "False"]
+
+
+def test_plugin_tags_still_read(tmp_path):
+    from astropy.time import Time
+
+    path = tmp_path / "tree.asdf"
+    asdf.AsdfFile({"meta": {"when": Time("2024-01-01T00:00:00", scale="utc")}}).write_to(path)
+    assert not io._uses_core_only(path)
+    with open_asdf(path) as af:
+        assert isinstance(af.tree["meta"]["when"], Time)
+
+
+def test_core_tag_check_is_conservative():
+    head = b"#ASDF 1.0.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n--- !core/asdf-1.1.0\n"
+    assert io._core_tags_only(head + b"a: !core/ndarray-1.1.0 {source: 0}\n...\n")
+    for body in (b"a: !unit/unit-1.0.0 m\n", b"a: !<asdf://x.org/y-1.0.0> 1\n",
+                 b"a: 'wow!'\n", b"a: !!str 1\n", b"a: !core/table-1.0.0 {}\n"):
+        assert not io._core_tags_only(head + body + b"...\n")

@@ -61,18 +61,13 @@ def test_ramp_reads_existing_dq_extensions(tmp_path):
 def test_ramp_is_read_lazily(tmp_path, monkeypatch):
     _, path = _uncal(tmp_path)
     calls = []
-    original = dm_io._image_loader
+    original = dm_io.ImageLayout.read
 
-    def counting_loader(file_path, spec):
-        load = original(file_path, spec)
+    def counting_read(layout, *args, **kwargs):
+        calls.append(layout.shape)
+        return original(layout, *args, **kwargs)
 
-        def wrapped():
-            calls.append(spec.extname)
-            return load()
-
-        return wrapped
-
-    monkeypatch.setattr(dm_io, "_image_loader", counting_loader)
+    monkeypatch.setattr(dm_io.ImageLayout, "read", counting_read)
     ramp = datamodels.RampModel(path)
     assert calls == []
     assert callable(ramp._arrays["data"])  # a loader, not an array
@@ -80,10 +75,10 @@ def test_ramp_is_read_lazily(tmp_path, monkeypatch):
     assert ramp.meta.exposure.ngroups == 3  # metadata needs no pixels
     assert calls == []
     data = ramp.data
-    assert calls == ["SCI"]
+    assert calls == [data.shape]
     assert isinstance(ramp._arrays["data"], np.ndarray)
     assert ramp.data is data  # loaded once, then kept
-    assert calls == ["SCI"]
+    assert calls == [data.shape]
 
 
 def test_ramp_is_copied_once(tmp_path):
@@ -116,3 +111,31 @@ def test_optional_raw_arrays_converted(tmp_path, extname):
     assert getattr(ramp, name).dtype == np.float32
     np.testing.assert_array_equal(getattr(ramp, name), getattr(model, name).astype(np.float32))
     assert not ramp.has_array("average_dark_current")
+
+
+def test_leading_planes_read_only_what_is_asked(tmp_path, monkeypatch):
+    model, path = _uncal(tmp_path, shape=(2, 4, 6, 5))
+    ramp = datamodels.RampModel(path)
+    assert ramp.array_shape("data") == (2, 4, 6, 5)
+    assert callable(ramp._arrays["data"])  # the shape came without reading
+    part = ramp.leading_planes("data", 3)
+    np.testing.assert_array_equal(part, model.data[:, :3].astype(np.float32))
+    assert part.dtype == np.float32 and callable(ramp._arrays["data"])
+    np.testing.assert_array_equal(ramp.leading_planes("data", 9), ramp.data)  # now loaded
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int16, np.float32, np.float64])
+def test_band_reads_equal_astropy(tmp_path, monkeypatch, dtype):
+    monkeypatch.setattr(dm_io, "_CHUNK_BYTES", 64)  # many bands per plane
+    values = (np.arange(3 * 11 * 7) * 1013 % 60000).reshape(3, 11, 7).astype(dtype)
+    path = tmp_path / "image.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(values, name="SCI")]).writeto(path)
+    with fits.open(path, do_not_scale_image_data=True) as hdul:
+        layout = dm_io.ImageLayout.of(path, hdul, 1)
+        raw, header = np.array(hdul[1].data), hdul[1].header
+    for target in (np.float32, dtype):  # as the whole stored array converted at once
+        whole = dm_io.scaled(raw, header.get("BSCALE", 1), header.get("BZERO", 0), target)
+        np.testing.assert_array_equal(layout.read(target), whole)
+        np.testing.assert_array_equal(layout.read(target, rows=(2, 9), columns=(1, 4),
+                                                  planes=2), whole[:2, 2:9, 1:4])
+    np.testing.assert_array_equal(layout.read(dtype), values)

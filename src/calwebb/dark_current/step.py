@@ -3,7 +3,12 @@
 import numpy as np
 
 from calwebb import datamodels
-from calwebb.dark_current.subtract import averaged_dark, can_represent, subtract_dark
+from calwebb.dark_current.subtract import (
+    averaged_dark,
+    can_represent,
+    frames_needed,
+    subtract_dark,
+)
 from calwebb.stpipe import Step
 
 
@@ -34,7 +39,9 @@ class DarkCurrentStep(Step):
         if not can_represent(dark_nframes, dark_groupgap, nframes, groupgap):
             return self.skip_model(model, "the dark has more frames per group or a larger gap "
                                           "than the science data")
-        stacks = list(dark.data) if dark.data.ndim == 4 else [dark.data]
+        # only the frames the science groups reach are read
+        frames = dark.leading_planes("data", frames_needed(ngroups, nframes, groupgap))
+        stacks = list(frames) if frames.ndim == 4 else [frames]
         subtract_dark(model.data, stacks, nframes, groupgap, dark_nframes, dark_groupgap)
         if dark.has_array("dq"):
             dq = dark.dq

@@ -131,6 +131,25 @@ class DataModel:
         """True when the array was read from the file or set (not just default-allocated)."""
         return self._arrays.get(name) is not None
 
+    def array_shape(self, name: str) -> tuple[int, ...] | None:
+        """The shape of array ``name`` without reading it when its loader knows it (None when
+        the array is unset)."""
+        value = self._arrays.get(name)
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            return tuple(shape)
+        value = getattr(self, name)
+        return None if value is None else value.shape
+
+    def leading_planes(self, name: str, count: int) -> np.ndarray:
+        """Array ``name`` cut to its first ``count`` planes along the third-from-last axis;
+        when not loaded yet, only those are read (and the model keeps its lazy array)."""
+        value = self._arrays.get(name)
+        read = getattr(value, "read", None)
+        if callable(value) and read is not None:
+            return read(planes=count)
+        return getattr(self, name)[..., :count, :, :]
+
     def set_loader(self, name: str, loader: Loader) -> None:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""
         self._arrays[name] = loader

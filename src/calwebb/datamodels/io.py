@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import tempfile
@@ -18,6 +19,7 @@ import types
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import asdf
 import numpy as np
 import yaml
-from asdf.tagged import TaggedDict
+from asdf.tagged import TaggedDict, get_tag
 from asdf.tags.core import NDArrayType
 from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
 from astropy.io import fits
@@ -50,37 +52,149 @@ _TREE_ONLY_TOP_KEYS = ("asdf_library", "_fits_hash")
 
 
 # -- the asdf library ---------------------------------------------------------------------
-@cache
-def load_asdf_extensions() -> None:
-    """Let asdf discover its plugin extensions now, reading their manifests with libyaml.
-
-    asdf parses the ~50 extension manifests with PyYAML's pure-Python loader the first time
-    any file is opened, most of half a second; the C loader gives the same documents. Call
-    before the first use of asdf (the functions of this module do).
-    """
+@contextmanager
+def _libyaml_manifests() -> Iterator[None]:
+    """Let asdf parse extension manifests with libyaml (the same documents as its pure-Python
+    loader, many times faster) while the block runs."""
     try:
         from asdf.extension import _manifest
     except ImportError:  # another asdf layout: let it load as it does
         _manifest = None
     if _manifest is None or getattr(_manifest, "yaml", None) is not yaml or \
             not getattr(yaml, "__with_libyaml__", False):
-        asdf.get_config().extensions  # noqa: B018 - the property loads them
+        yield
         return
     _manifest.yaml = types.SimpleNamespace(
         safe_load=lambda stream: yaml.load(stream, Loader=yaml.CSafeLoader))
     try:
-        asdf.get_config().extensions  # noqa: B018
+        yield
     finally:
         _manifest.yaml = yaml
 
 
+@cache
+def load_asdf_extensions() -> None:
+    """Let asdf discover every installed plugin extension now (manifests read with libyaml).
+
+    Discovery imports each plugin package (astropy's converters, gwcs, stdatamodels: about
+    1 s); documents that use only core tags are read and written without it (``asdf_config``).
+    """
+    with _libyaml_manifests():
+        asdf.get_config().extensions  # noqa: B018 - the property loads them
+
+
+@cache
+def _core_plugins() -> tuple[list, list, frozenset[str]] | None:
+    """asdf's own resource mappings and core extensions and the tags they convert, built
+    without discovering other packages' plugins; None when this asdf is laid out otherwise."""
+    try:
+        from asdf._core import _integration
+        from asdf.extension import ExtensionProxy
+        from asdf.resource import ResourceMappingProxy
+        from asdf_standard import __version__ as standard_version
+        from asdf_standard import integration as standard
+    except ImportError:
+        return None
+    mappings = [ResourceMappingProxy(mapping, package_name=name, package_version=version)
+                for name, version, found in (
+                    ("asdf_standard", standard_version, standard.get_resource_mappings()),
+                    ("asdf", asdf.__version__, _integration.get_json_schema_resource_mappings()))
+                for mapping in found]
+    with asdf.config_context() as config:
+        if not all(hasattr(config, name) for name in
+                   ("_resource_mappings", "_resource_manager", "_extensions")):
+            return None
+        config._resource_mappings, config._resource_manager = mappings, None
+        with _libyaml_manifests():
+            extensions = [ExtensionProxy(extension, package_name="asdf",
+                                         package_version=asdf.__version__)
+                          for extension in _integration.get_extensions()]
+    tags = frozenset(tag for extension in extensions for converter in extension.converters
+                     for tag in converter.tags)
+    return mappings, extensions, tags
+
+
+_HEAD_BYTES = 1 << 18
+_CORE_PREFIX = "tag:stsci.edu:asdf/"
+_TAG_DIRECTIVE = b"%TAG ! " + _CORE_PREFIX.encode() + b"\n"
+_TAG = re.compile(rb"!(?:<tag:stsci\.edu:asdf/([\w/.-]+)>|([\w/.-]+))?")
+_EXTENSION_ITEM = re.compile(rb"^\s*-?\s*extension_(?:uri|class):\s*(\S+)", re.MULTILINE)
+_CORE_EXTENSION_ITEMS = (b"asdf://asdf-format.org/core/extensions/",
+                         b"asdf.extension._manifest.ManifestExtension",
+                         b"asdf.extension.BuiltinExtension")
+
+
+def _core_tags_only(document: bytes | memoryview) -> bool:
+    """Whether an ASDF document's YAML uses only tags that asdf's core extensions convert.
+
+    Conservative: any other ``!`` (a plugin tag, another tag handle, or one inside a string)
+    and any extension other than the core ones in its history answer False.
+    """
+    plugins = _core_plugins()
+    document = bytes(document[:_HEAD_BYTES])
+    start, end = document.find(b"\n--- "), document.find(b"\n...")
+    if plugins is None or start < 0 or end < start:
+        return False
+    head, body = document[:start + 1], document[start + 4:end]
+    if head.count(b"%TAG") != 1 or _TAG_DIRECTIVE not in head:
+        return False
+    for match in _TAG.finditer(body):
+        name = match.group(1) or match.group(2)
+        if name is None or _CORE_PREFIX + name.decode() not in plugins[2]:
+            return False
+    return all(item.startswith(_CORE_EXTENSION_ITEMS)
+               for item in _EXTENSION_ITEM.findall(body))
+
+
+def _is_core_tree(node: Any) -> bool:
+    """Whether a tree holds only what asdf's core writes (plain containers, scalars, arrays)."""
+    if isinstance(node, TaggedDict):
+        plugins = _core_plugins()
+        return plugins is not None and get_tag(node) in plugins[2] and _is_core_tree(dict(node))
+    if type(node) is dict:
+        return all(isinstance(key, str) and _is_core_tree(value) for key, value in node.items())
+    if type(node) in (list, tuple):
+        return all(_is_core_tree(value) for value in node)
+    return node is None or type(node) in (str, int, float, bool, np.ndarray) or \
+        isinstance(node, np.generic)
+
+
 @contextmanager
-def open_asdf(source: Any, **options: Any) -> Iterator[asdf.AsdfFile]:
-    """``asdf.open(source, **options)`` with the extensions loaded and without schema
-    validation (each reader checks the parts it uses; validation costs ~10 ms a file)."""
-    load_asdf_extensions()
+def asdf_config(core: bool = False) -> Iterator[asdf.config.AsdfConfig]:
+    """An ``asdf.config_context`` without read validation (each reader checks the parts it
+    uses); with ``core`` (the document or tree uses core tags only, see ``_core_tags_only``)
+    it holds only asdf's core extensions, sparing the discovery of every installed plugin."""
+    plugins = _core_plugins() if core else None
+    if plugins is None:
+        load_asdf_extensions()
     with asdf.config_context() as config:
         config.validate_on_read = False
+        if plugins is not None:
+            config._resource_mappings, config._extensions = list(plugins[0]), list(plugins[1])
+            config._resource_manager = None
+        yield config
+
+
+def _uses_core_only(source: Any) -> bool:
+    """Whether an ASDF source (bytes, BytesIO or a path) uses core tags only (its first
+    ``_HEAD_BYTES`` must hold the whole YAML)."""
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as buffer:
+            return _core_tags_only(buffer)
+    if isinstance(source, str | os.PathLike):
+        try:
+            with open(source, "rb") as stream:
+                return _core_tags_only(stream.read(_HEAD_BYTES))
+        except OSError:
+            return False
+    return isinstance(source, bytes | bytearray) and _core_tags_only(source)
+
+
+@contextmanager
+def open_asdf(source: Any, **options: Any) -> Iterator[asdf.AsdfFile]:
+    """``asdf.open(source, **options)`` without schema validation, with only the core
+    extensions when the document needs no others."""
+    with asdf_config(core=_uses_core_only(source)):
         with asdf.open(source, **options) as af:
             yield af
 
@@ -138,7 +252,9 @@ def _read_fits(model: DataModel, path: Path) -> None:
             if spec.is_table:
                 setattr(model, name, _table_array(hdu))
             else:
-                model.set_loader(name, _image_loader(path, spec))
+                index = hdul.index_of((spec.extname, 1))
+                model.set_loader(name, ImageLoader(path, index, ImageLayout.of(path, hdul, index),
+                                                   spec.dtype))
     _require_primary(model, path)
 
 
@@ -190,34 +306,159 @@ def _table_array(hdu: fits.BinTableHDU) -> np.ndarray:
     return table
 
 
-def _image_loader(path: Path, spec: ArraySpec):
-    """A loader reading one image HDU into a native array of the declared dtype, copying once."""
+_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+_CHUNK_BYTES = 1 << 23  # rows are read this much at a time
 
-    def load() -> np.ndarray:
-        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-            hdu = hdul[(spec.extname, 1)]
-            raw = hdu.data
-            if raw is None:
-                return np.zeros(0, dtype=spec.dtype)
-            bscale = hdu.header.get("BSCALE", 1)
-            bzero = hdu.header.get("BZERO", 0)
-            target = np.dtype(spec.dtype)
-            if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
-                # a true scaling into integers: compute in float, round once
-                scaled = raw * np.float64(bscale) + np.float64(bzero)
-                return np.rint(scaled).astype(target)
-            out = np.empty(raw.shape, dtype=target)
-            # one copy into the native target; integer offsets (unsigned ints stored signed
-            # with BZERO) wrap correctly in unsigned arithmetic
-            np.copyto(out, raw, casting="unsafe")
-            if bscale != 1:
-                out *= out.dtype.type(bscale)
-            if bzero:
-                out += out.dtype.type(bzero)
-            del raw
-            return out
 
-    return load
+def scaled(raw: np.ndarray, bscale: float, bzero: float, target: np.dtype,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Stored FITS values as ``target`` with BSCALE/BZERO applied: one copy into the target
+    type, then the scaling in it (integer offsets such as unsigned ints stored signed with
+    BZERO wrap correctly); a true scaling into integers is computed in float and rounded."""
+    target = np.dtype(target)
+    out = np.empty(raw.shape, dtype=target) if out is None else out
+    if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
+        out[...] = np.rint(raw * np.float64(bscale) + np.float64(bzero))
+        return out
+    np.copyto(out, raw, casting="unsafe")
+    _scale_in_place(out, bscale, bzero)
+    return out
+
+
+def _scale_in_place(out: np.ndarray, bscale: float, bzero: float) -> None:
+    if bscale != 1:
+        out *= out.dtype.type(bscale)
+    if bzero:
+        out += out.dtype.type(bzero)
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """Where an uncompressed image HDU's data sit in its file, and how they are scaled."""
+
+    path: Path
+    offset: int
+    shape: tuple[int, ...]
+    disk: np.dtype
+    bscale: float
+    bzero: float
+
+    @classmethod
+    def of(cls, path: Path, hdul: fits.HDUList, index: int) -> ImageLayout | None:
+        """The layout of image HDU ``index`` (None for a compressed image)."""
+        hdu = hdul[index]
+        if isinstance(hdu, fits.CompImageHDU):
+            return None
+        header = hdu.header
+        naxis = header.get("NAXIS", 0)
+        shape = tuple(header[f"NAXIS{axis}"] for axis in range(naxis, 0, -1)) if naxis else (0,)
+        return cls(Path(path), hdul.fileinfo(index)["datLoc"], shape,
+                   np.dtype(_BITPIX[header["BITPIX"]]), header.get("BSCALE", 1),
+                   header.get("BZERO", 0))
+
+    def read(self, dtype: Any, rows: tuple[int, int] | None = None,
+             columns: tuple[int, int] | None = None, planes: int | None = None) -> np.ndarray:
+        """The image as ``dtype``: ``rows`` and ``columns`` ranges of the last two axes, the
+        first ``planes`` of the third-from-last; read a band of rows at a time straight into
+        the result (no memory map, no second full-size array)."""
+        target = np.dtype(dtype)
+        grid = self.shape if len(self.shape) >= 2 else (1, math.prod(self.shape))
+        ny, nx = grid[-2:]
+        r0, r1 = rows if rows is not None else (0, ny)
+        c0, c1 = columns if columns is not None else (0, nx)
+        lead = list(grid[:-2])
+        if planes is not None and lead:
+            lead[-1] = min(planes, lead[-1])
+        out = np.empty((*lead, r1 - r0, c1 - c0), target)
+        if out.size:
+            numbers = np.arange(math.prod(grid[:-2]), dtype=np.int64).reshape(grid[:-2])
+            numbers = numbers[tuple(slice(0, n) for n in lead)].ravel()
+            self._read_planes(out.reshape(-1, r1 - r0, c1 - c0), numbers, (r0, r1), (c0, c1))
+        return out if len(self.shape) >= 2 else out.reshape(self.shape)
+
+    def _read_planes(self, planes: np.ndarray, numbers: np.ndarray, rows: tuple[int, int],
+                     columns: tuple[int, int]) -> None:
+        ny, nx = (self.shape[-2:] if len(self.shape) >= 2 else (1, math.prod(self.shape)))
+        target, row_bytes = planes.dtype, nx * self.disk.itemsize
+        true_scaling = target.kind in "ui" and (self.bscale != 1 or self.bzero != int(self.bzero))
+        in_place = columns == (0, nx) and target.itemsize == self.disk.itemsize and not \
+            true_scaling and (target.kind == self.disk.kind or
+                              {target.kind, self.disk.kind} <= {"u", "i"})
+        band = max(1, _CHUNK_BYTES // row_bytes)
+        buffer = None if in_place else np.empty((min(band, rows[1] - rows[0]), nx), self.disk)
+        with open(self.path, "rb", buffering=0) as handle:
+            for plane, number in zip(planes, numbers, strict=True):
+                for start in range(rows[0], rows[1], band):
+                    stop = min(start + band, rows[1])
+                    handle.seek(self.offset + (int(number) * ny + start) * row_bytes)
+                    part = plane[start - rows[0]:stop - rows[0]]
+                    if in_place:  # the stored bytes into the result, then swapped and scaled
+                        self._fill(handle, part)
+                        if not self.disk.isnative:
+                            part.byteswap(inplace=True)
+                        _scale_in_place(part, self.bscale, self.bzero)
+                    else:
+                        raw = buffer[:stop - start]
+                        self._fill(handle, raw)
+                        scaled(raw[:, columns[0]:columns[1]], self.bscale, self.bzero, target,
+                               out=part)
+
+    def _fill(self, handle: Any, array: np.ndarray) -> None:
+        view = memoryview(array.reshape(-1).view(np.uint8))
+        while view.nbytes:
+            count = handle.readinto(view)
+            if not count:
+                raise DataModelError(f"{self.path}: image data at byte {self.offset} are "
+                                     "truncated")
+            view = view[count:]
+
+
+class ImageLoader:
+    """Loads one image HDU as a native array of ``dtype`` on first access; its ``shape`` is
+    known before, and ``read`` gives parts (see ``ImageLayout.read``)."""
+
+    def __init__(self, path: Path, index: int, layout: ImageLayout | None, dtype: Any):
+        self.path, self.index, self.layout, self.dtype = path, index, layout, dtype
+
+    def _header(self) -> fits.Header:
+        with fits.open(self.path, do_not_scale_image_data=True) as hdul:
+            return hdul[self.index].header.copy()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.layout is not None:
+            return self.layout.shape
+        header = self._header()
+        return tuple(header[f"NAXIS{axis}"] for axis in range(header["NAXIS"], 0, -1))
+
+    @property
+    def disk_itemsize(self) -> int:
+        """Bytes per stored value."""
+        if self.layout is not None:
+            return self.layout.disk.itemsize
+        header = self._header()
+        return abs(header.get("ZBITPIX", header["BITPIX"])) // 8
+
+    def __call__(self) -> np.ndarray:
+        return self.read()
+
+    def read(self, dtype: Any = None, **parts: Any) -> np.ndarray:
+        """The array as ``dtype`` (the loader's own by default), or the part that
+        ``ImageLayout.read`` keywords select."""
+        dtype = np.dtype(self.dtype if dtype is None else dtype)
+        parts = {key: value for key, value in parts.items() if value is not None}
+        if self.layout is not None:
+            return self.layout.read(dtype, **parts)
+        with fits.open(self.path, do_not_scale_image_data=True) as hdul:  # compressed
+            hdu = hdul[self.index]
+            whole = scaled(hdu.data, hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0),
+                           dtype)
+        rows, columns = parts.get("rows") or (None, None), parts.get("columns") or (None, None)
+        planes = parts.get("planes")
+        if whole.ndim >= 3 and planes is not None:
+            whole = whole[..., :planes, :, :]
+        return np.ascontiguousarray(whole[..., slice(*rows), slice(*columns)]) if parts else \
+            whole
 
 
 def _embedded_tree(hdul: fits.HDUList, path: Path) -> dict:
@@ -441,27 +682,27 @@ def _fits_reference(hdu: Any) -> TaggedDict:
 @cache
 def _ndarray_tag() -> str:
     """The ndarray tag of the ASDF standard this asdf library writes by default."""
-    load_asdf_extensions()
-    converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
+    with asdf_config(core=True):
+        converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
     return converter.tags[-1]
 
 
 def _asdf_hdu(tree: dict) -> fits.BinTableHDU:
-    load_asdf_extensions()
     buffer = io.BytesIO()
-    asdf.AsdfFile(tree).write_to(buffer)
+    with asdf_config(core=_is_core_tree(tree)):
+        asdf.AsdfFile(tree).write_to(buffer)
     payload = np.frombuffer(buffer.getbuffer(), dtype=np.uint8)[None, :]
     column = fits.Column(name=ASDF_COLUMN, format=f"{payload.shape[1]}B", array=payload)
     return fits.BinTableHDU.from_columns([column], name=ASDF_EXTNAME)
 
 
 def _write_asdf(model: DataModel, path: Path) -> None:
-    load_asdf_extensions()
     tree = dict(model.tree)
     for name in type(model).arrays:
         if model.has_array(name):
             tree[name] = getattr(model, name)
-    asdf.AsdfFile(tree).write_to(path)
+    with asdf_config(core=_is_core_tree(tree)):
+        asdf.AsdfFile(tree).write_to(path)
 
 
 def describe_arrays(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:

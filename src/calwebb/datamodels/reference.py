@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,19 +52,31 @@ class ReferenceModel(DataModel):
         table = self.dq_def if self.has_array("dq_def") else None
         if table is None or len(table) == 0:
             return
-        raw_loader = self._arrays["dq"]
-        source = self.meta.filename
-
-        def load() -> np.ndarray:
-            raw = raw_loader() if callable(raw_loader) else raw_loader
-            return translate_dq(raw, table, source)
-
-        self.set_loader("dq", load)
+        self.set_loader("dq", _TranslatingLoader(self._arrays["dq"], table, self.meta.filename))
 
     def save(self, path, overwrite: bool = True):
         if "dq_def" in type(self).arrays and self.has_array("dq"):
             self.dq_def = standard_dq_def(self.dq)
         return super().save(path, overwrite=overwrite)
+
+
+class _TranslatingLoader:
+    """A lazy DQ array translated to the standard flags on load (shape and parts as its
+    raw loader)."""
+
+    def __init__(self, raw: Any, table: np.ndarray, source: str | None):
+        self.raw, self.table, self.source = raw, table, source
+        self.shape = getattr(raw, "shape", None)
+
+    def __call__(self) -> np.ndarray:
+        return self.read()
+
+    def read(self, **parts: Any) -> np.ndarray:
+        if callable(self.raw):
+            raw = self.raw.read(**parts) if parts else self.raw()
+        else:
+            raw = self.raw[..., :parts["planes"], :, :] if parts else self.raw
+        return translate_dq(raw, self.table, self.source)
 
 
 def reference_dq(reference: ReferenceModel, shape: tuple[int, ...]) -> np.ndarray:
@@ -399,19 +412,14 @@ def _window(model: DataModel, image_shape: tuple[int, int]) -> tuple[int, int, i
     return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
 
 
-def _image_shape(model: DataModel) -> tuple[int, int]:
-    primary = getattr(type(model), "primary_array", "data")
-    return tuple(getattr(model, primary).shape[-2:])
-
-
 def cutout_reference(reference: ReferenceModel, science: DataModel) -> ReferenceModel:
     """The reference cut to the science subarray (framework.md §7.3), or itself if it matches."""
     if type(reference).primary_array is None:
         return reference  # a tree-only reference (distortion, filter offsets)
-    primary = getattr(reference, type(reference).primary_array)
-    if primary.ndim < reference.image_min_ndim:
+    primary_shape = reference.array_shape(type(reference).primary_array)
+    if len(primary_shape) < reference.image_min_ndim:
         return reference  # not a detector image (e.g. a single IPC kernel)
-    ref_shape = _image_shape(reference)
+    ref_shape = tuple(primary_shape[-2:])
     sci_shape = tuple(science.data.shape[-2:])
     rx, ry, rnx, rny = _window(reference, ref_shape)
     sx, sy, snx, sny = _window(science, sci_shape)

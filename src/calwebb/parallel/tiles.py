@@ -49,6 +49,7 @@ from astropy.io import fits
 
 from calwebb import datamodels, dqflags
 from calwebb.datamodels import DataModel
+from calwebb.datamodels.io import ImageLayout, ImageLoader
 from calwebb.datamodels.reference import translate_dq
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe.progress import progress_bar
@@ -152,48 +153,25 @@ def _size(nbytes: float) -> str:
 
 
 # -- reading rows of FITS images -----------------------------------------------------------
-_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-
-
-@dataclass(frozen=True)
-class _Image:
-    """Where an image HDU's data sit in its file, and how they are scaled."""
-
-    index: int
-    offset: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    bscale: float
-    bzero: float
-    compressed: bool
-
-
 class FitsImages:
     """Reads bands of rows of the image HDUs of a FITS file, without mapping or loading it.
 
     Values are converted to the requested type exactly as ``calwebb.datamodels`` converts
-    whole arrays (BSCALE/BZERO applied in the target type).
+    whole arrays (``calwebb.datamodels.io.ImageLoader``).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.images: dict[str, _Image] = {}
+        self.images: dict[str, ImageLoader] = {}
         with fits.open(self.path, memmap=False, do_not_scale_image_data=True,
                        lazy_load_hdus=False) as hdul:
             for index, hdu in enumerate(hdul):
                 if index == 0 or not isinstance(hdu, fits.ImageHDU | fits.CompImageHDU):
                     continue
-                header = hdu.header
-                naxis = header.get("NAXIS", 0)
-                if naxis == 0 or (hdu.name, hdu.ver) in self.images:
+                if hdu.header.get("NAXIS", 0) == 0 or hdu.name in self.images:
                     continue
-                shape = tuple(header[f"NAXIS{axis}"] for axis in range(naxis, 0, -1))
-                compressed = isinstance(hdu, fits.CompImageHDU)
-                bitpix = header["ZBITPIX"] if compressed and "ZBITPIX" in header else header[
-                    "BITPIX"]
-                self.images.setdefault(hdu.name, _Image(
-                    index, hdul.fileinfo(index)["datLoc"], shape, np.dtype(_BITPIX[bitpix]),
-                    header.get("BSCALE", 1), header.get("BZERO", 0), compressed))
+                self.images[hdu.name] = ImageLoader(
+                    self.path, index, ImageLayout.of(self.path, hdul, index), None)
 
     def __contains__(self, extname: str) -> bool:
         return extname in self.images
@@ -206,45 +184,8 @@ class FitsImages:
         """Rows (and columns) of the image ``extname`` [..., ny, nx] as ``dtype``."""
         image = self.images[extname]
         if len(image.shape) < 2:
-            return self._convert(self._whole(image), image, np.dtype(dtype))
-        ny, nx = image.shape[-2:]
-        r0, r1 = rows if rows is not None else (0, ny)
-        c0, c1 = columns if columns is not None else (0, nx)
-        lead = image.shape[:-2]
-        target = np.dtype(dtype)
-        out = np.empty((*lead, r1 - r0, c1 - c0), target)
-        if image.compressed:
-            raw = self._whole(image)[..., r0:r1, c0:c1]
-            return self._convert(raw, image, target)
-        planes = out.reshape(-1, r1 - r0, c1 - c0)
-        buffer = np.empty((r1 - r0, nx), image.dtype)
-        plane_bytes = ny * nx * image.dtype.itemsize
-        with open(self.path, "rb") as handle:
-            for index in range(planes.shape[0]):
-                handle.seek(image.offset + index * plane_bytes + r0 * nx * image.dtype.itemsize)
-                if handle.readinto(memoryview(buffer).cast("B")) != buffer.nbytes:
-                    raise OSError(f"{self.path}: {extname} is truncated")
-                planes[index] = self._convert(buffer[:, c0:c1], image, target)
-        return out
-
-    def _whole(self, image: _Image) -> np.ndarray:
-        with fits.open(self.path, memmap=False, do_not_scale_image_data=True) as hdul:
-            return np.asarray(hdul[image.index].data)
-
-    @staticmethod
-    def _convert(raw: np.ndarray, image: _Image, target: np.dtype) -> np.ndarray:
-        """As ``calwebb.datamodels.io``: one copy into the target type, then the scaling."""
-        bscale, bzero = image.bscale, image.bzero
-        if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
-            scaled = raw * np.float64(bscale) + np.float64(bzero)
-            return np.rint(scaled).astype(target)
-        out = np.empty(raw.shape, dtype=target)
-        np.copyto(out, raw, casting="unsafe")
-        if bscale != 1:
-            out *= out.dtype.type(bscale)
-        if bzero:
-            out += out.dtype.type(bzero)
-        return out
+            rows = columns = None
+        return image.read(dtype=dtype, rows=rows, columns=columns)
 
 
 # -- the frame between stages --------------------------------------------------------------
@@ -727,7 +668,7 @@ class TiledRun:
                 continue
             for extname, image in self.references.images(path).images.items():
                 if extname != "ERR" and len(image.shape) >= 2:
-                    total += image.dtype.itemsize * int(np.prod(image.shape[:-2]))
+                    total += image.disk_itemsize * int(np.prod(image.shape[:-2]))
         return total
 
     def _height(self) -> int:

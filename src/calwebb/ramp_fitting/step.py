@@ -131,8 +131,8 @@ class RampFitStep(Step):
                                                         np.float32, np.float32)]
         data = np.ascontiguousarray(data)
         groupdq = np.ascontiguousarray(groupdq)
-        gain = gain.astype(np.float32)
-        readnoise = readnoise.astype(np.float32)
+        gain = gain.astype(np.float32, copy=False)
+        readnoise = readnoise.astype(np.float32, copy=False)
         with limited_threads(self.maximum_cores):
             fit_ramps(data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
                       has_zeroframe, weight_table(data.shape[1]),
@@ -184,7 +184,7 @@ def _explicit_read_times(model):
 
 def _dark_rate(model) -> np.ndarray:
     if model.has_array("average_dark_current"):
-        return model.average_dark_current.astype(np.float32)
+        return model.average_dark_current.astype(np.float32, copy=False)
     return np.zeros(model.data.shape[-2:], np.float32)
 
 

@@ -115,15 +115,18 @@ def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) ->
         dq[group] |= np.where(grow(partial, n_pix_grow_sat), DNU, 0).astype(np.uint8)
 
 
-def _flag_second_group(planes, dq, thresholds, pattern, bias) -> None:
-    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3)."""
-    first = planes[0] - bias
-    expected_third = first / np.mean(pattern[0]) * pattern[2][-1] + bias
-    jump = planes[1] - planes[0]
-    suspicious = (
-        (expected_third < thresholds)
-        & (jump > (thresholds - planes[0]) / len(pattern[1]))
-        & ((dq[2] & SAT) != 0)
-        & ((dq[1] & SAT) == 0)
-    )
-    dq[1] |= np.where(suspicious, DNU, 0).astype(np.uint8)
+def _flag_second_group(planes, dq, thresholds, pattern, bias, band: int = 256) -> None:
+    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3);
+    ``band`` rows at a time, so the float64 temporaries stay small."""
+    for start in range(0, thresholds.shape[0], band):
+        rows = slice(start, start + band)
+        first = planes[0, rows] - bias[rows]
+        expected_third = first / np.mean(pattern[0]) * pattern[2][-1] + bias[rows]
+        jump = planes[1, rows] - planes[0, rows]
+        suspicious = (
+            (expected_third < thresholds[rows])
+            & (jump > (thresholds[rows] - planes[0, rows]) / len(pattern[1]))
+            & ((dq[2, rows] & SAT) != 0)
+            & ((dq[1, rows] & SAT) == 0)
+        )
+        dq[1, rows] |= np.where(suspicious, DNU, 0).astype(np.uint8)
