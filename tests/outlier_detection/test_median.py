@@ -27,6 +27,20 @@ def test_weight_threshold_is_maskpt_times_clipped_mean_of_finite_nonzero_weights
     assert np.isnan(weight_threshold(np.zeros((4, 4)), 0.7))  # nothing usable
 
 
+def test_weight_threshold_matches_astropy_sigma_clip_value_for_value():
+    from astropy.stats import sigma_clip
+
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 3, 10, 501, 5000):
+        for dtype in (np.float32, np.float64):
+            weights = (rng.normal(10.0, 2.0, size) * rng.uniform(0.5, 2.0)).astype(dtype)
+            weights[rng.random(size) < 0.05] = 1e4  # clipped in the first round
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept = sigma_clip(weights, sigma=3.0, maxiters=5, masked=False)
+            assert weight_threshold(weights, 0.7) == float(np.mean(kept, dtype=np.float64)) * 0.7
+
+
 def test_mask_low_weight_sets_nan_below_threshold_only():
     data = np.arange(6, dtype=np.float32).reshape(2, 3)
     weights = np.array([[1.0, 0.69, 0.7], [0.0, 2.0, np.nan]])

@@ -21,6 +21,7 @@ from calwebb.errors import DataModelError, ParameterError
 from calwebb.resample import grid
 from calwebb.resample.drizzle_images import (
     DrizzleInput,
+    PixelMapper,
     drizzle_images,
     excluded_pixels,
     pixel_map,
@@ -280,6 +281,26 @@ def test_interpolated_pixel_map_is_close_to_the_exact_one():
     assert np.abs(cubic - exact).max() < 1e-4
     with pytest.raises(ParameterError, match="pixmap_order"):
         pixel_map(wcs_in, output, (200, 230), stepsize=10, order=2)
+
+
+def test_pixel_mapper_serves_equal_grids_with_the_same_map():
+    import copy
+
+    wcs_in = distorted_wcs((200, 230), angle=10.0, distortion=1e-4)
+    output, _ = grid.output_grid([wcs_in], [(200, 230)], rotation=0.0)
+    mapper = PixelMapper(wcs_in, output, (200, 230))
+    first = mapper.pixmap()
+    np.testing.assert_array_equal(first, pixel_map(wcs_in, output, (200, 230)))
+    np.testing.assert_array_equal(mapper.pixmap(), first)  # made again from its splines
+    assert mapper.serves(copy.deepcopy(output), (200, 230), 1.0, 1)
+    other, _ = grid.output_grid([wcs_in], [(200, 230)], rotation=5.0)
+    assert not mapper.serves(other, (200, 230), 1.0, 1)
+    assert not mapper.serves(output, (200, 230), 4.0, 1)
+    assert not mapper.serves(wcs_in, (200, 230), 1.0, 1)  # not a tangent-plane grid
+    item = DrizzleInput(data=np.ones((200, 230), np.float32), wcs=wcs_in, pixel_mapper=mapper)
+    fresh = DrizzleInput(data=np.ones((200, 230), np.float32), wcs=wcs_in)
+    np.testing.assert_array_equal(drizzle_images([item], output).data,
+                                  drizzle_images([fresh], output).data)
 
 
 def test_default_pixel_map_falls_back_to_the_exact_one_for_a_wiggly_wcs():

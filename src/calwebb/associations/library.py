@@ -102,8 +102,13 @@ class ModelLibrary:
         if given not in (None, ""):
             return str(given)
         source = self._sources[index]
-        model = source if isinstance(source, datamodels.DataModel) else datamodels.open(source)
-        return exposure_group_id(model.meta)
+        if isinstance(source, datamodels.DataModel):
+            return exposure_group_id(source.meta)
+        model = datamodels.open(source)
+        group_id = exposure_group_id(model.meta)
+        if not self.on_disk:  # kept: it would be read again when first borrowed
+            self._loaded[index] = self._prepare(index, model, group_id)
+        return group_id
 
     # -- association facts ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -162,9 +167,12 @@ class ModelLibrary:
         return model
 
     def _read(self, index: int, path: Path) -> datamodels.DataModel:
-        model = datamodels.open(path)
+        return self._prepare(index, datamodels.open(path), self.group_ids[index])
+
+    def _prepare(self, index: int, model, group_id: str) -> datamodels.DataModel:
+        """``model`` read from member ``index``'s file, with its association facts."""
         model.meta.filename = self.names[index]  # a temporary file keeps the member's name
-        model.meta.group_id = self.group_ids[index]
+        model.meta.group_id = group_id
         model.meta.asn.exptype = self._extra[index].get("exptype", "science")
         catalog = self._extra[index].get("tweakreg_catalog")
         if catalog:

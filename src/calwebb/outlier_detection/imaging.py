@@ -9,9 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from drizzle.resample import blot_image
+from numba import njit
 
 from calwebb.outlier_detection.flagging import good_pixels
-from calwebb.resample.drizzle_images import DrizzleInput, drizzle_images, pixel_map, pixel_weights
+from calwebb.resample.drizzle_images import (
+    DrizzleInput,
+    PixelMapper,
+    drizzle_images,
+    pixel_weights,
+)
 
 
 @dataclass
@@ -25,6 +31,7 @@ class ImageInput:
     exposure_time: float = 1.0  # for 'exptime' weights
     background: float = 0.0  # sky level recorded but not subtracted
     name: str = "input"
+    pixel_mapper: PixelMapper | None = None  # its pixel map on the median grid, when known
 
 
 def drizzle_input(item: ImageInput, good_bits: int | None) -> DrizzleInput:
@@ -35,7 +42,7 @@ def drizzle_input(item: ImageInput, good_bits: int | None) -> DrizzleInput:
     variances = {} if item.var_rnoise is None else {"var_rnoise": item.var_rnoise}
     return DrizzleInput(data=data, wcs=item.wcs, dq=None, variances=variances,
                         exposure_time=item.exposure_time, background=item.background,
-                        name=item.name)
+                        name=item.name, pixel_mapper=item.pixel_mapper)
 
 
 def drizzle_group(items: Iterable[ImageInput], output_wcs, *, good_bits: int | None,
@@ -55,18 +62,39 @@ def drizzle_group(items: Iterable[ImageInput], output_wcs, *, good_bits: int | N
 
 
 def blot_median(median: np.ndarray, median_wcs, input_wcs, shape: tuple[int, int], *,
-                pixmap_stepsize: float = 1.0, pixmap_order: int = 1) -> np.ndarray:
+                pixmap_stepsize: float = 1.0, pixmap_order: int = 1,
+                pixel_mapper: PixelMapper | None = None) -> np.ndarray:
     """The median image resampled onto an input's pixels (``shape``, ``input_wcs``) by
     linear interpolation at each input pixel's position on the median grid; NaN where the
-    input pixel does not map onto the grid or the median there is NaN. float32."""
-    pixmap = pixel_map(input_wcs, median_wcs, shape, pixmap_stepsize, pixmap_order)
-    unmapped = ~np.isfinite(pixmap).all(axis=-1)
-    pixmap[unmapped] = -1.0  # blot_image cannot take NaN positions
+    input pixel does not map onto the grid or the median there is NaN. float32.
+    ``pixel_mapper``: the input's pixel map on the median grid, when already made."""
+    if pixel_mapper is None or not pixel_mapper.serves(median_wcs, shape, pixmap_stepsize,
+                                                       pixmap_order):
+        pixel_mapper = PixelMapper(input_wcs, median_wcs, shape, pixmap_stepsize,
+                                   pixmap_order)
+    pixmap = pixel_mapper.pixmap()
+    unmapped = _mark_unmapped(pixmap)
     blot = np.full(shape, np.nan, np.float32)
     blot_image(np.ascontiguousarray(median, np.float32), np.ascontiguousarray(pixmap),
-               out_img=blot, fillval=np.nan, iscale=1.0, interp="linear")
+               out_img=blot,
+               fillval=np.nan, iscale=1.0, interp="linear")
     blot[unmapped] = np.nan
     return blot
+
+
+@njit(cache=True)
+def _mark_unmapped(pixmap):
+    """In place: positions with a non-finite coordinate become (-1, -1), which blot_image
+    can take; returns where they were."""
+    rows, columns, _ = pixmap.shape
+    unmapped = np.zeros((rows, columns), np.bool_)
+    for row in range(rows):
+        for column in range(columns):
+            if not (np.isfinite(pixmap[row, column, 0]) and np.isfinite(pixmap[row, column, 1])):
+                unmapped[row, column] = True
+                pixmap[row, column, 0] = -1.0
+                pixmap[row, column, 1] = -1.0
+    return unmapped
 
 
 def image_weights(item: ImageInput, weight_type: str | None,

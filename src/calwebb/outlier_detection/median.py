@@ -8,11 +8,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.stats import sigma_clip
 from numba import njit
 
 from calwebb.errors import DataModelError, ParameterError
@@ -22,21 +20,73 @@ from calwebb.kernels import median_small
 SECTION_BYTES = 64 << 20
 #: above this many values per pixel a full sort beats the insertion sort of ``median_small``
 SMALL_COUNT = 32
+#: clipping of the weights before their mean sets the low-weight threshold
+CLIP_SIGMA, CLIP_ITERATIONS = 3.0, 5
 
 
 def weight_threshold(weight: np.ndarray, maskpt: float) -> float:
-    """``maskpt`` × the mean of the finite, non-zero ``weight`` values after 3σ clipping
-    (at most 5 iterations); NaN when there is no such value (then nothing is masked)."""
-    values = np.asarray(weight)
+    """``maskpt`` × the mean of the finite, non-zero ``weight`` values after 3σ clipping about
+    the median (at most 5 iterations, astropy ``sigma_clip`` value for value); NaN when there
+    is no such value (then nothing is masked)."""
+    values = np.asarray(weight).ravel()
     values = values[np.isfinite(values) & (values != 0)]
+    for _ in range(CLIP_ITERATIONS):
+        if values.size == 0:
+            return math.nan
+        centre, spread = _median(values), np.std(values)
+        kept = values[(values >= centre - spread * CLIP_SIGMA) &
+                      (values <= centre + spread * CLIP_SIGMA)]
+        changed = kept.size != values.size
+        values = kept
+        if not changed:
+            break
     if values.size == 0:
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        kept = sigma_clip(values, sigma=3.0, maxiters=5, masked=False, copy=False)
-        if kept.size == 0:
-            return math.nan
-        return float(np.mean(kept, dtype=np.float64)) * float(maskpt)
+    return float(np.mean(values, dtype=np.float64)) * float(maskpt)
+
+
+def _median(values: np.ndarray):
+    """``np.median`` of a 1-D array without NaN or zeros; float32 by radix selection."""
+    if values.dtype != np.float32:
+        return np.median(values)
+    middle = values.size // 2
+    bits = values.view(np.uint32)
+    high = np.array(_select_float32(bits, middle), np.uint32).view(np.float32)
+    if values.size % 2:
+        return high[()]
+    low = np.array(_select_float32(bits, middle - 1), np.uint32).view(np.float32)
+    return (low + high)[()] / np.float32(2)
+
+
+@njit(cache=True)
+def _order_key(bits):
+    """Non-negative int64 whose order is the order of the float32 with these ``bits``."""
+    value = np.int64(bits)
+    return ~value & 0xFFFFFFFF if value & 0x80000000 else value | 0x80000000
+
+
+@njit(cache=True)
+def _select_float32(bits, rank):
+    """Bits of the ``rank``-th smallest (0-based) of the float32 values whose bit patterns
+    are ``bits``: two passes of 16-bit histograms of their order keys."""
+    counts = np.zeros(1 << 16, np.int64)
+    for value in bits:
+        counts[_order_key(value) >> 16] += 1
+    high = 0
+    while rank >= counts[high]:
+        rank -= counts[high]
+        high += 1
+    counts[:] = 0
+    for value in bits:
+        key = _order_key(value)
+        if key >> 16 == high:
+            counts[key & 0xFFFF] += 1
+    low = 0
+    while rank >= counts[low]:
+        rank -= counts[low]
+        low += 1
+    key = (high << 16) | low
+    return key & 0x7FFFFFFF if key & 0x80000000 else ~key & 0xFFFFFFFF
 
 
 def mask_low_weight(data: np.ndarray, weight: np.ndarray, threshold: float) -> np.ndarray:

@@ -30,6 +30,7 @@ from calwebb.outlier_detection.median import (
 )
 from calwebb.parallel.executor import as_files, current
 from calwebb.resample import grid
+from calwebb.resample.drizzle_images import PixelMapper
 from calwebb.stpipe import Step
 from calwebb.suffixes import split_suffix
 
@@ -113,6 +114,9 @@ class OutlierDetectionStep(Step):
     mode: str | None = None
     #: the association id used in output names (None: none known)
     _asn_id: str | None = None
+    #: {member index: PixelMapper} of the last imaging run on its median grid, for the blot
+    #: and for a mosaic drizzled on the same grid (``Image3Pipeline`` hands them on)
+    pixel_mappers: dict | None = None
 
     # -- inputs --------------------------------------------------------------------------------
     def prepare_input(self, value):
@@ -213,6 +217,7 @@ class OutlierDetectionStep(Step):
             self._finish_library(library, "SKIPPED")
             return library
         members = self._describe_members(library)
+        self.pixel_mappers = {}
         executor = current()
         if executor is not None and self.resample_data:
             with executor.scratch("calwebb_outlier_") as directory:
@@ -233,7 +238,7 @@ class OutlierDetectionStep(Step):
                 if directory is not None:
                     directory.cleanup()
             total = self._record(library, members, lambda model, index: self._outliers(
-                model, members[index], median, median_wcs, options))
+                model, index, members[index], median, median_wcs, options))
         self.log.info("Outlier detection flagged %d pixels in %d images", total, count)
         return library
 
@@ -321,8 +326,11 @@ class OutlierDetectionStep(Step):
         def stream(indices):
             for index in indices:
                 model = library.borrow(index)
+                mapper = PixelMapper(model.meta.wcs, output_wcs, model.data.shape,
+                                     self.pixmap_stepsize, self.pixmap_order)
+                self.pixel_mappers[index] = mapper
                 try:
-                    yield image_input(model, members[index])
+                    yield image_input(model, members[index], mapper)
                 finally:
                     library.shelve(model, index, modify=False)
 
@@ -417,12 +425,13 @@ class OutlierDetectionStep(Step):
 
         return outliers_of
 
-    def _outliers(self, model, info, median, median_wcs, options) -> np.ndarray:
-        """Boolean outlier mask of one member against the median."""
+    def _outliers(self, model, index, info, median, median_wcs, options) -> np.ndarray:
+        """Boolean outlier mask of member ``index`` against the median."""
         if median_wcs is None:
             return flag_against_reference(model.data, model.err, median, options["snr1"])
         blot, outliers = blot_and_test(model, median, median_wcs,
-                                       self._flag_settings(info, options))
+                                       self._flag_settings(info, options),
+                                       self.pixel_mappers.get(index))
         if self.save_intermediate_results:
             self._save_blot(blot, model, info)
         return outliers
@@ -508,19 +517,22 @@ class OutlierDetectionStep(Step):
 
 
 # -- tasks (module level, so that worker processes can run them) --------------------------------
-def image_input(model, info: dict) -> imaging.ImageInput:
+def image_input(model, info: dict, pixel_mapper=None) -> imaging.ImageInput:
     """What outlier detection drizzles of ``model``; ``info``: its name, weight time, sky."""
     return imaging.ImageInput(
         data=model.data, wcs=model.meta.wcs, dq=model.dq if model.has_array("dq") else None,
         var_rnoise=model.var_rnoise if model.has_array("var_rnoise") else None,
-        exposure_time=info["weight_time"], background=info["background"], name=info["name"])
+        exposure_time=info["weight_time"], background=info["background"], name=info["name"],
+        pixel_mapper=pixel_mapper)
 
 
-def blot_and_test(model, median, median_wcs, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+def blot_and_test(model, median, median_wcs, settings: dict,
+                  pixel_mapper=None) -> tuple[np.ndarray, np.ndarray]:
     """(blot, outlier mask): the median blotted onto ``model`` and the derivative test."""
     blot = imaging.blot_median(median, median_wcs, model.meta.wcs, model.data.shape,
                                pixmap_stepsize=settings["pixmap_stepsize"],
-                               pixmap_order=settings["pixmap_order"])
+                               pixmap_order=settings["pixmap_order"],
+                               pixel_mapper=pixel_mapper)
     outliers = flag_against_blot(model.data, model.err, blot, background=settings["background"],
                                  snr1=settings["snr1"], snr2=settings["snr2"],
                                  scale1=settings["scale1"], scale2=settings["scale2"])

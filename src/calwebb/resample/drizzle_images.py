@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from drizzle.resample import Drizzle
 from drizzle.utils import calc_pixmap
+from numba import njit
 from scipy.interpolate import RectBivariateSpline
 
 from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
-from calwebb.resample.grid import bounding_box_of
+from calwebb.resample.grid import bounding_box_of, grid_key
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 #: input pixels with any of these flags are left out; every other flag counts as good
@@ -46,6 +47,7 @@ class DrizzleInput:
     exposure_time: float = 1.0  # the 'exptime' weight: TMEASURE, else EFFEXPTM
     background: float = 0.0  # sky level subtracted before drizzling
     name: str = "input"
+    pixel_mapper: PixelMapper | None = None  # its pixel map, when already made for the grid
 
 
 @dataclass
@@ -124,7 +126,14 @@ FAST_MAP_TOLERANCE = 1e-4
 def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1.0,
               order: int = 1) -> np.ndarray:
     """(ny, nx, 2) output-grid (x, y) of every input pixel centre (NaN outside the input's
-    bounding box).
+    bounding box); see ``PixelMapper``."""
+    return PixelMapper(input_wcs, output_wcs, shape, stepsize, order).pixmap()
+
+
+class PixelMapper:
+    """The pixel map of an input image (``input_wcs``, ``shape``) on ``output_wcs``, made
+    again on demand from a few hundred kB of splines, so drizzle and blot of one image on one
+    grid evaluate the WCS once.
 
     ``stepsize`` ≤ 1 (the default) asks for the exact map: the WCS is evaluated every
     FAST_MAP_STEP pixels and interpolated by bicubic splines, which are checked against the
@@ -134,40 +143,79 @@ def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1
     evaluation: the WCS every ``stepsize`` pixels, interpolated by splines of ``order`` (1 or
     3), without the check.
     """
-    if order not in (1, 3):
-        raise ParameterError(f"pixmap_order must be 1 or 3, got {order}")
-    ny, nx = shape
-    if max(nx, ny) <= 10 or (stepsize <= 1 and min(nx, ny) < 4 * FAST_MAP_STEP):
-        return calc_pixmap(input_wcs, output_wcs, shape)
-    x_lo, x_hi, y_lo, y_hi = pixel_range(input_wcs, shape)
 
-    def exact(x, y):
-        return output_wcs.invert(*input_wcs(x, y, with_bounding_box=False),
-                                 with_bounding_box=False)
+    def __init__(self, input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1.0,
+                 order: int = 1):
+        if order not in (1, 3):
+            raise ParameterError(f"pixmap_order must be 1 or 3, got {order}")
+        self.input_wcs, self.output_wcs = input_wcs, output_wcs
+        self.shape = tuple(int(n) for n in shape)
+        self.stepsize, self.order = stepsize, order
+        self._splines: list | None = None  # None: not fitted yet; []: exact evaluation
 
-    def nodes(lo, hi, step, at_least):
-        return np.linspace(lo, hi, max(math.ceil((hi - lo + 1) / step) + 1, at_least))
+    def serves(self, output_wcs, shape, stepsize: float, order: int) -> bool:
+        """True when this map is the one asked for by these arguments (same output grid
+        object or an equal tangent-plane grid)."""
+        return (tuple(shape) == self.shape and stepsize == self.stepsize and
+                order == self.order and (output_wcs is self.output_wcs or
+                                         same_grid(output_wcs, self.output_wcs)))
 
-    verify = stepsize <= 1
-    step, order = (FAST_MAP_STEP, 3) if verify else (stepsize, order)
-    x_nodes = nodes(x_lo, x_hi, step, max(min(10, x_hi - x_lo + 1), order + 1))
-    y_nodes = nodes(y_lo, y_hi, step, max(min(10, y_hi - y_lo + 1), order + 1))
-    coarse = exact(*np.meshgrid(x_nodes, y_nodes))
-    if not all(np.isfinite(values).all() for values in coarse):
-        return calc_pixmap(input_wcs, output_wcs, shape)
-    splines = [RectBivariateSpline(y_nodes, x_nodes, values, kx=order, ky=order)
-               for values in coarse]
-    for fraction in (0.5, 0.25) if verify else ():
-        x_check, y_check = np.meshgrid(x_nodes[:-1] + fraction * np.diff(x_nodes),
-                                       y_nodes[:-1] + fraction * np.diff(y_nodes))
-        for spline, values in zip(splines, exact(x_check, y_check), strict=True):
-            if not np.all(np.abs(spline.ev(y_check, x_check) - values) <= FAST_MAP_TOLERANCE):
-                return calc_pixmap(input_wcs, output_wcs, shape)
-    pixmap = np.full((ny, nx, 2), np.nan)
-    rows, columns = np.arange(y_lo, y_hi + 1), np.arange(x_lo, x_hi + 1)
-    for axis, spline in enumerate(splines):
-        pixmap[y_lo:y_hi + 1, x_lo:x_hi + 1, axis] = spline(rows, columns)
-    return pixmap
+    def pixmap(self) -> np.ndarray:
+        """A new (ny, nx, 2) float64 map."""
+        if self._splines is None:
+            self._splines = self._fit()
+        if not self._splines:
+            return calc_pixmap(self.input_wcs, self.output_wcs, self.shape)
+        ny, nx = self.shape
+        x_lo, x_hi, y_lo, y_hi = self._box
+        pixmap = np.empty((ny, nx, 2))
+        for margin in (pixmap[:y_lo], pixmap[y_hi + 1:], pixmap[:, :x_lo],
+                       pixmap[:, x_hi + 1:]):
+            margin[...] = np.nan
+        rows, columns = np.arange(y_lo, y_hi + 1), np.arange(x_lo, x_hi + 1)
+        for axis, spline in enumerate(self._splines):
+            pixmap[y_lo:y_hi + 1, x_lo:x_hi + 1, axis] = spline(rows, columns)
+        return pixmap
+
+    def _fit(self) -> list:
+        """The (x, y) splines, or [] when the WCS must be evaluated at every pixel."""
+        ny, nx = self.shape
+        stepsize, order = self.stepsize, self.order
+        if max(nx, ny) <= 10 or (stepsize <= 1 and min(nx, ny) < 4 * FAST_MAP_STEP):
+            return []
+        self._box = x_lo, x_hi, y_lo, y_hi = pixel_range(self.input_wcs, self.shape)
+
+        def exact(x, y):
+            return self.output_wcs.invert(*self.input_wcs(x, y, with_bounding_box=False),
+                                          with_bounding_box=False)
+
+        def nodes(lo, hi, step, at_least):
+            return np.linspace(lo, hi, max(math.ceil((hi - lo + 1) / step) + 1, at_least))
+
+        verify = stepsize <= 1
+        step, order = (FAST_MAP_STEP, 3) if verify else (stepsize, order)
+        x_nodes = nodes(x_lo, x_hi, step, max(min(10, x_hi - x_lo + 1), order + 1))
+        y_nodes = nodes(y_lo, y_hi, step, max(min(10, y_hi - y_lo + 1), order + 1))
+        coarse = exact(*np.meshgrid(x_nodes, y_nodes))
+        if not all(np.isfinite(values).all() for values in coarse):
+            return []
+        splines = [RectBivariateSpline(y_nodes, x_nodes, values, kx=order, ky=order)
+                   for values in coarse]
+        for fraction in (0.5, 0.25) if verify else ():
+            x_check, y_check = np.meshgrid(x_nodes[:-1] + fraction * np.diff(x_nodes),
+                                           y_nodes[:-1] + fraction * np.diff(y_nodes))
+            for spline, values in zip(splines, exact(x_check, y_check), strict=True):
+                if not np.all(np.abs(spline.ev(y_check, x_check) - values) <=
+                              FAST_MAP_TOLERANCE):
+                    return []
+        return splines
+
+
+def same_grid(first, second) -> bool:
+    """True when two output grids are equal tangent-plane grids (as ``grid.output_grid``
+    makes): the same CRPIX, CRVAL, CD, shape and bounding box."""
+    one, other = grid_key(first), grid_key(second)
+    return one is not None and one == other
 
 
 def pixel_range(wcs, shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -192,9 +240,8 @@ class _VarianceSum:
 
     def add(self, variance: np.ndarray, weight: np.ndarray | float) -> None:
         weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
-        use = np.isfinite(variance) & (variance >= 0) & (weight > 0)
-        self.weighted[use] += weight[use] ** 2 * variance[use]
-        self.weight[use] += weight[use]
+        _accumulate_variance(self.weighted, self.weight, np.asarray(variance, np.float32),
+                             weight)
 
     def result(self, scale: float) -> np.ndarray:
         """Σ w²·v / (Σ w)² × ``scale``; NaN where nothing contributed."""
@@ -202,6 +249,19 @@ class _VarianceSum:
         use = self.weight > 0
         out[use] = self.weighted[use] / self.weight[use] / self.weight[use] * scale
         return out
+
+
+@njit(cache=True)
+def _accumulate_variance(weighted, total, variance, weight):
+    """In place, where ``variance`` is finite and ≥ 0 and ``weight`` > 0 (float32 as the
+    arrays): ``weighted`` += weight²·variance, ``total`` += weight."""
+    rows, columns = variance.shape
+    for row in range(rows):
+        for column in range(columns):
+            value, w = variance[row, column], weight[row, column]
+            if np.isfinite(value) and value >= 0 and w > 0:
+                weighted[row, column] += w * w * value
+                total[row, column] += w
 
 
 # -- the drizzle loop ----------------------------------------------------------------------------
@@ -264,8 +324,12 @@ class DrizzleSums:
         data = np.asarray(item.data, np.float32)
         if item.background:
             data = data - np.float32(item.background)
-        pixmap = pixel_map(item.wcs, self.output_wcs, data.shape, self.pixmap_stepsize,
-                           self.pixmap_order)
+        mapper = item.pixel_mapper
+        if mapper is None or not mapper.serves(self.output_wcs, data.shape,
+                                               self.pixmap_stepsize, self.pixmap_order):
+            mapper = PixelMapper(item.wcs, self.output_wcs, data.shape, self.pixmap_stepsize,
+                                 self.pixmap_order)
+        pixmap = mapper.pixmap()
         x_lo, x_hi, y_lo, y_hi = pixel_range(item.wcs, data.shape)
         exposure = float(item.exposure_time) if item.exposure_time and \
             item.exposure_time > 0 else 1.0
@@ -383,7 +447,8 @@ def _add_variances(item: DrizzleInput, names, weight_type, sums, shape, kernel,
     if weight_type == "exptime":
         output_weight = float(item.exposure_time)
     for name in present:
-        sigma = np.sqrt(np.clip(np.asarray(item.variances[name], np.float32), 0.0, None))
+        sigma = np.clip(np.asarray(item.variances[name], np.float32), 0.0, None)
+        np.sqrt(sigma, out=sigma)
         single = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True)
         single.add_image(sigma, **options)
         del sigma

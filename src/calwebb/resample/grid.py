@@ -243,6 +243,31 @@ def output_grid(wcs_list: list[WCS], shapes: list[tuple[int, int]], *,
     return tangent_plane_wcs(crval, crpix, cd, (ny, nx)), ratio
 
 
+#: leaf models of a :func:`tangent_plane_wcs` transform, in order, and its operators
+TANGENT_PLANE_PARTS = (models.Shift, models.Shift, models.AffineTransformation2D,
+                       models.Pix2Sky_TAN, models.RotateNative2Celestial)
+TANGENT_PLANE_OPERATORS = ("|", "|", "|", "&")
+
+
+def grid_key(wcs) -> tuple | None:
+    """Hashable numbers of a grid made by :func:`tangent_plane_wcs` (every transform
+    parameter, array shape, bounding box), equal for equal grids; None for any other WCS."""
+    transform = getattr(wcs, "forward_transform", None)
+    operators, node = [], transform
+    while getattr(node, "op", None) is not None:
+        operators.append(node.op)
+        node = node.left
+    if tuple(operators) != TANGENT_PLANE_OPERATORS or len(wcs.available_frames) != 2:
+        return None
+    leaves = [transform[index] for index in range(transform.n_submodels)]
+    if len(leaves) != 5 or not all(type(leaf) is kind for leaf, kind in
+                                   zip(leaves, TANGENT_PLANE_PARTS, strict=True)):
+        return None
+    box = wcs.bounding_box
+    return (tuple(float(value) for value in transform.parameters), wcs.array_shape,
+            None if box is None else tuple(tuple(interval) for interval in box.bounding_box()))
+
+
 def describe(wcs: WCS) -> GridDescription:
     """The TAN numbers of a grid made by :func:`tangent_plane_wcs`; for any other 2-D celestial
     gwcs, the tangent-plane approximation about its central pixel."""

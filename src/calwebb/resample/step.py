@@ -57,6 +57,10 @@ class ResampleStep(Step):
         suffix = string(default='i2d')  # suffix of the output file name
     """  # noqa: E501 - the kernel option list
 
+    #: {input index: PixelMapper} already made (by outlier detection) for the inputs of a
+    #: library; used where the output grid is the same
+    pixel_mappers: dict | None = None
+
     # -- inputs --------------------------------------------------------------------------------
     def prepare_input(self, value):
         """Files stay paths (each is read when drizzled); models are used as given, never
@@ -130,7 +134,7 @@ class ResampleStep(Step):
         """What the grid and bookkeeping need from one input, without keeping its arrays."""
         model = self._open(source)
         name = model.meta.filename or (source if isinstance(source, str) else f"input {index}")
-        info = {"name": name, "skip": None}
+        info = {"name": name, "skip": None, "index": index}
         if not isinstance(model, datamodels.ImageModel):  # ImageModel SCI is always 2-D
             kind = type(model).__name__
             info["skip"] = f"{name} is a {kind}, not a 2-D image; resample needs 2-D images"
@@ -209,10 +213,14 @@ class ResampleStep(Step):
             propagate_dq=self.propagate_dq, pixmap_stepsize=self.pixmap_stepsize,
             pixmap_order=self.pixmap_order, n_inputs=len(sources))
 
+        mappers = self.pixel_mappers or {}
+
         def stream():
             for source, info in zip(sources, described, strict=True):
                 self.log.info("Drizzling %s", info["name"])
-                yield drizzle_input(self._open(source), _task_info(info))
+                item = drizzle_input(self._open(source), _task_info(info))
+                item.pixel_mapper = mappers.get(info["index"])
+                yield item
 
         self.log.info("Drizzling %d image(s) onto %d x %d pixels: pixfrac %g, %s kernel, "
                       "%s weights, fillval %s", len(sources), output_wcs.array_shape[1],
