@@ -231,3 +231,23 @@ def test_rscd_matches_official_flagging():
     theirs = official.do_correction(theirs, reference)
     np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
     np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+
+
+def test_dark_current_in_row_bands_is_identical(tmp_path, monkeypatch):
+    import calwebb.dark_current.step as dark_step
+
+    rng = np.random.default_rng(3)
+    frames = rng.normal(0, 5, (12, 6, 5)).astype(np.float32)
+    frames[3, 4, 1] = np.nan
+    dark = datamodels.DarkModel(data=frames, dq=np.zeros((6, 5), np.uint32))
+    dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
+    dark.save(tmp_path / "dark.fits")
+    results = []
+    for band_bytes in (2**30, 4 * 12 * 5 * 4, 1):  # one band, 4 rows, 1 row
+        monkeypatch.setattr(dark_step, "BAND_BYTES", band_bytes)
+        model = ramp(nints=2)
+        model.meta.exposure.nframes, model.meta.exposure.groupgap = 2, 1
+        results.append(DarkCurrentStep.call(model, override_dark=str(tmp_path / "dark.fits"))
+                       .data.copy())
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])

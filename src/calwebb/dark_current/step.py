@@ -11,6 +11,9 @@ from calwebb.dark_current.subtract import (
 )
 from calwebb.stpipe import Step
 
+#: dark frames read at once (a band of rows of every frame needed)
+BAND_BYTES = 32 * 2**20
+
 
 class DarkCurrentStep(Step):
     """Subtract the DARK reference, averaged to the science NFRAMES/GROUPGAP pattern."""
@@ -39,10 +42,17 @@ class DarkCurrentStep(Step):
         if not can_represent(dark_nframes, dark_groupgap, nframes, groupgap):
             return self.skip_model(model, "the dark has more frames per group or a larger gap "
                                           "than the science data")
-        # only the frames the science groups reach are read
-        frames = dark.leading_planes("data", frames_needed(ngroups, nframes, groupgap))
-        stacks = list(frames) if frames.ndim == 4 else [frames]
-        subtract_dark(model.data, stacks, nframes, groupgap, dark_nframes, dark_groupgap)
+        # only the frames the science groups reach are read, a band of rows at a time
+        count = frames_needed(ngroups, nframes, groupgap)
+        ny, nx = model.data.shape[-2:]
+        band = max(1, BAND_BYTES // (4 * count * nx))
+        for first in range(0, ny, band):
+            rows = (first, min(first + band, ny))
+            frames = dark.leading_planes("data", count, rows)
+            stacks = list(frames) if frames.ndim == 4 else [frames]
+            subtract_dark(model.data[..., rows[0]:rows[1], :], stacks, nframes, groupgap,
+                          dark_nframes, dark_groupgap)
+            del frames, stacks
         if dark.has_array("dq"):
             dq = dark.dq
             model.pixeldq |= dq if dq.ndim == 2 else np.bitwise_or.reduce(dq[:, 0], axis=0)

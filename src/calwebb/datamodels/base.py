@@ -141,14 +141,17 @@ class DataModel:
         value = getattr(self, name)
         return None if value is None else value.shape
 
-    def leading_planes(self, name: str, count: int) -> np.ndarray:
-        """Array ``name`` cut to its first ``count`` planes along the third-from-last axis;
-        when not loaded yet, only those are read (and the model keeps its lazy array)."""
+    def leading_planes(self, name: str, count: int,
+                       rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Array ``name`` cut to its first ``count`` planes along the third-from-last axis
+        (and to the ``rows`` range of the second-from-last, if given); when not loaded yet,
+        only those are read (and the model keeps its lazy array)."""
         value = self._arrays.get(name)
         read = getattr(value, "read", None)
         if callable(value) and read is not None:
-            return read(planes=count)
-        return getattr(self, name)[..., :count, :, :]
+            return read(planes=count) if rows is None else read(planes=count, rows=rows)
+        band = slice(None) if rows is None else slice(*rows)
+        return getattr(self, name)[..., :count, band, :]
 
     def set_loader(self, name: str, loader: Loader) -> None:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""

@@ -123,7 +123,8 @@ class RampFitStep(Step):
         tframe = exposure.frame_time or exposure.group_time
         nframes = int(exposure.nframes or 1)
         has_zeroframe = model.has_array("zeroframe")
-        zeroframe = model.zeroframe if has_zeroframe else np.zeros((nints, ny, nx), np.float32)
+        # never read without a ZEROFRAME: a placeholder instead of a frame of zeros
+        zeroframe = model.zeroframe if has_zeroframe else np.zeros((nints, 1, 1), np.float32)
         dark = _dark_rate(model)
         image = [np.empty((ny, nx), t) for t in (np.float32, np.float32, np.uint32, np.float32,
                                                   np.float32)]
