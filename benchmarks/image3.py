@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cal_images import noisy_cal  # noqa: E402
 from measure import measure, report  # noqa: E402
 
 PROGRAM_PRODUCT = "jw01234-o001_t001_nircam_f200w"
@@ -36,10 +37,6 @@ COSMIC_RAYS_PER_EXPOSURE = 400
 def prepare(directory: str, n_exposures: int) -> None:
     """Simulate ``n_exposures`` dithered full-frame exposures and make their cal files in
     ``directory``/cal (calwebb Image2, resample skipped)."""
-    import numpy as np
-
-    from calwebb import datamodels
-    from calwebb.pipeline.image2 import Image2Pipeline
     from calwebb.simulate import ObservationConfig, simulate_observation
 
     root = Path(directory)
@@ -51,23 +48,7 @@ def prepare(directory: str, n_exposures: int) -> None:
     cal_dir.mkdir(exist_ok=True)
     for index, (uncal, truth) in enumerate(zip(observation.uncal_files,
                                                observation.truth_rates, strict=True)):
-        rate = datamodels.open(truth)
-        rng = np.random.default_rng(index)
-        shape = rate.data.shape
-        var_poisson = (np.abs(rate.data) * 0.05).astype(np.float32)
-        var_rnoise = np.full(shape, 0.01, np.float32)
-        noise = np.sqrt(var_poisson + var_rnoise)
-        data = rate.data + rng.normal(size=shape).astype(np.float32) * noise
-        rows = rng.integers(8, shape[0] - 8, COSMIC_RAYS_PER_EXPOSURE)
-        columns = rng.integers(8, shape[1] - 8, COSMIC_RAYS_PER_EXPOSURE)
-        data[rows, columns] += rng.uniform(10.0, 100.0, rows.size) * noise[rows, columns]
-        rate.data = data.astype(np.float32)
-        rate.var_poisson, rate.var_rnoise = var_poisson, var_rnoise
-        rate.err = noise.astype(np.float32)
-        rate.dq = np.zeros(shape, np.uint32)
-        rate.meta.filename = uncal.name.replace("_uncal", "_rate")
-        cal = Image2Pipeline.call(rate, steps={"resample": {"skip": True}})
-        cal.meta.filename = uncal.name.replace("_uncal", "_cal")
+        cal = noisy_cal(truth, uncal.name, index, COSMIC_RAYS_PER_EXPOSURE)
         cal.save(cal_dir / cal.meta.filename)
         (root / "simulation" / uncal.name).unlink()  # the ramps are not needed any more
     (root / "prepared.json").write_text(json.dumps({

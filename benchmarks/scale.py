@@ -23,11 +23,16 @@ import argparse
 import multiprocessing
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cal_images import noisy_cal  # noqa: E402
 
 SIZES = {"sub640": "SUB640", "full": "FULL"}
 PIPELINES = {1: "calwebb_detector1", 3: "calwebb_image3"}
@@ -79,11 +84,8 @@ def simulate(directory: str, subarray: str, exposures: int, ngroups: int) -> Non
 def simulate_cals(directory: str, subarray: str, counts: list[int]) -> list[str]:
     """Cal images of max(``counts``) dithered exposures in ``directory``; returns one Level 3
     association per count (its first ``count`` exposures)."""
-    import numpy as np
-
     from calwebb import datamodels
     from calwebb.associations import asn_from_list
-    from calwebb.pipeline.image2 import Image2Pipeline
     from calwebb.simulate import ObservationConfig, simulate_observation
 
     root = Path(directory)
@@ -94,22 +96,9 @@ def simulate_cals(directory: str, subarray: str, counts: list[int]) -> list[str]
     cals = []
     for index, (uncal, truth) in enumerate(zip(observation.uncal_files,
                                                observation.truth_rates, strict=True)):
-        rate = datamodels.open(truth)
-        rng = np.random.default_rng(index)
-        shape = rate.data.shape
-        var_poisson = (np.abs(rate.data) * 0.05).astype(np.float32)
-        var_rnoise = np.full(shape, 0.01, np.float32)
-        noise = np.sqrt(var_poisson + var_rnoise)
-        data = rate.data + rng.normal(size=shape).astype(np.float32) * noise
+        shape = datamodels.open(truth).data.shape
         hits = COSMIC_RAYS_PER_MPIX * shape[0] * shape[1] // 2**20
-        rows, columns = (rng.integers(8, n - 8, hits) for n in shape)
-        data[rows, columns] += rng.uniform(10.0, 100.0, hits) * noise[rows, columns]
-        rate.data = data.astype(np.float32)
-        rate.var_poisson, rate.var_rnoise = var_poisson, var_rnoise
-        rate.err = noise.astype(np.float32)
-        rate.dq = np.zeros(shape, np.uint32)
-        rate.meta.filename = uncal.name.replace("_uncal", "_rate")
-        cal = Image2Pipeline.call(rate, steps={"resample": {"skip": True}})
+        cal = noisy_cal(truth, uncal.name, index, hits)
         cal.save(root / uncal.name.replace("_uncal", "_cal"))
         cals.append(uncal.name.replace("_uncal", "_cal"))
         uncal.unlink()  # the ramps are not needed any more

@@ -28,17 +28,12 @@ def imaging_observation(tmp_path_factory):
 
 
 @pytest.fixture
-def imaging_crds(monkeypatch, imaging_observation):
+def imaging_crds(imaging_observation):
     """Reference selection from the imaging observation's CRDS cache."""
-    from calwebb import references
+    from offline_crds import offline_crds
 
-    monkeypatch.setenv("CRDS_PATH", str(imaging_observation.crds_path))
-    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-    for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
-        monkeypatch.delenv(variable, raising=False)
-    references.forget_crds_state()
-    yield imaging_observation
-    references.forget_crds_state()
+    with offline_crds(imaging_observation.crds_path):
+        yield imaging_observation
 
 
 @pytest.fixture(scope="session")

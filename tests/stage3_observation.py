@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from calwebb import datamodels, references
+from calwebb import datamodels
 from calwebb.simulate import ObservationConfig, SimulatedObservation, simulate_observation
+from offline_crds import offline_crds
 
 JITTER_MAS = 150.0
 ROLL_JITTER_ARCSEC = 20.0
@@ -59,12 +59,7 @@ def build(directory: Path) -> Stage3Observation:
                                roll_jitter_arcsec=ROLL_JITTER_ARCSEC)
     observation = simulate_observation(config, directory)
     cals, truths, hits = [], [], []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRDS_PATH", str(observation.crds_path))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        patch.delenv("CRDS_SERVER_URL", raising=False)
-        patch.delenv("CRDS_CONTEXT", raising=False)
-        references.forget_crds_state()
+    with offline_crds(observation.crds_path):
         for index, (uncal, truth) in enumerate(zip(observation.uncal_files,
                                                    observation.truth_rates, strict=True)):
             rate, injected = noisy_rate(truth, uncal, seed=index)
@@ -74,5 +69,4 @@ def build(directory: Path) -> Stage3Observation:
             cals.append(cal)
             hits.append(injected)
             truths.append(AssignWcsStep.call(datamodels.open(truth)).meta.wcs)
-        references.forget_crds_state()
     return Stage3Observation(cals, truths, hits, observation, directory)

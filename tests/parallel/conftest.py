@@ -29,14 +29,8 @@ def observation_dir(tmp_path_factory, worker_id):
 @pytest.fixture(scope="module")
 def crds_env(observation_dir):
     """Reference selection from the observation's CRDS cache, for a whole test module."""
-    from calwebb import references
+    from offline_crds import offline_crds
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRDS_PATH", str(observation_dir / "crds"))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
-            patch.delenv(variable, raising=False)
-        references.forget_crds_state()
+    with offline_crds(observation_dir / "crds"):
         yield observation_dir
-    references.forget_crds_state()
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from calwebb import datamodels, references
+from calwebb import datamodels
 from calwebb.associations import load_association
 from calwebb.outlier_detection.median import row_bands
 from calwebb.parallel import run_many
@@ -15,6 +15,7 @@ from calwebb.parallel.executor import current, using
 from calwebb.pipeline.image3 import Image3Pipeline
 from calwebb.resample import grid
 from calwebb.resample.drizzle_images import DrizzleInput, DrizzleSums, drizzle_images
+from offline_crds import offline_crds
 
 distributed = pytest.importorskip("distributed")
 
@@ -34,14 +35,8 @@ def client():
 @pytest.fixture(scope="module")
 def observation_env(stage3_observation):
     observation = stage3_observation.observation
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRDS_PATH", str(observation.crds_path))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        patch.delenv("CRDS_SERVER_URL", raising=False)
-        patch.delenv("CRDS_CONTEXT", raising=False)
-        references.forget_crds_state()
+    with offline_crds(observation.crds_path):
         yield observation
-    references.forget_crds_state()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from calwebb import datamodels, dqflags, references
+from calwebb import datamodels, dqflags
 from calwebb.associations import load_association
 from calwebb.pipeline.image3 import Image3Pipeline
+from offline_crds import offline_crds
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +21,10 @@ def image3_run(stage3_observation, tmp_path_factory):
     refcat = stage3_observation.directory / "truth_stars.ecsv"
     Table({"RA": stars["ra"], "DEC": stars["dec"]}).write(refcat, overwrite=True)
     output = tmp_path_factory.mktemp("image3")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CRDS_PATH", str(observation.crds_path))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        patch.delenv("CRDS_SERVER_URL", raising=False)
-        patch.delenv("CRDS_CONTEXT", raising=False)
-        references.forget_crds_state()
+    with offline_crds(observation.crds_path):
         mosaic = Image3Pipeline.call(
             str(observation.level3_asn), save_results=True, output_dir=str(output),
             steps={"tweakreg": {"abs_refcat": str(refcat), "abs_minobj": 10}})
-        references.forget_crds_state()
     product = load_association(observation.level3_asn).products[0].name
     return mosaic, output, product, truth
 
