@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from measure import measure, measure_cpu  # noqa: E402
+from measure import measure, measure_cpu, official_wanted  # noqa: E402
 
 CASES = {
     "NIRCam full frame 2048x2048, 10 groups": dict(instrument="NIRCAM", shape=(2048, 2048),
@@ -86,12 +86,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="calwebb runs per case")
     parser.add_argument("--skip-official", action="store_true")
     args = parser.parse_args()
-    try:
-        import jwst  # noqa: F401
-
-        official = not args.skip_official
-    except ImportError:
-        official = False
+    official = official_wanted(args.skip_official)
     rows = []
     for name, case in CASES.items():
         with tempfile.TemporaryDirectory() as directory:

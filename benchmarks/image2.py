@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import measure, report  # noqa: E402
+from measure import measure, official_wanted, report  # noqa: E402
 
 
 def write_rate(directory: str) -> None:
@@ -70,12 +70,7 @@ def main() -> None:
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each pipeline")
     args = parser.parse_args()
-    try:
-        import jwst  # noqa: F401
-
-        official = not args.skip_official
-    except ImportError:
-        official = False
+    official = official_wanted(args.skip_official)
     runs: dict[str, list[tuple[float, float, float]]] = {"calwebb": [], "official": []}
     with tempfile.TemporaryDirectory() as directory:
         measure(write_rate, directory)

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cal_images import noisy_cal  # noqa: E402
-from measure import measure, report  # noqa: E402
+from measure import measure, official_wanted, report  # noqa: E402
 
 PROGRAM_PRODUCT = "jw01234-o001_t001_nircam_f200w"
 COSMIC_RAYS_PER_EXPOSURE = 400
@@ -132,12 +132,7 @@ def main() -> None:
                         help="also profile the calwebb run at the first N")
     parser.add_argument("--workdir", help="keep (and reuse) the simulated data here")
     args = parser.parse_args()
-    try:
-        import jwst  # noqa: F401
-
-        official = not args.skip_official
-    except ImportError:
-        official = False
+    official = official_wanted(args.skip_official)
     temporary = None if args.workdir else tempfile.TemporaryDirectory()
     directory = Path(args.workdir or temporary.name)
     directory.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ interpreter; the parent collects ``(seconds, peak_mib)``. Used by every script i
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing as mp
 import resource
 import time
@@ -61,3 +62,8 @@ def report(rows: list[tuple[str, float, float, float | None, float | None]]) -> 
                 f" {theirs_s / ours_s:8.1f}x"
             )
     return "\n".join(lines)
+
+
+def official_wanted(skip: bool) -> bool:
+    """Whether to run the official pipeline: not skipped and ``jwst`` installed."""
+    return not skip and importlib.util.find_spec("jwst") is not None

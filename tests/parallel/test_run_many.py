@@ -142,3 +142,20 @@ def test_plan_rejects_bad_inputs(crds_env, monkeypatch, inputs, parameters, erro
     monkeypatch.chdir(crds_env)
     with pytest.raises(error, match=message.replace("*", r"\*")):
         plan("calwebb_detector1", inputs, parameters)
+
+
+def test_only_a_whole_association_keeps_its_exposures_in_the_client(tmp_path):
+    """A step that can spread per-exposure work (resample, calwebb_image3) does so for a
+    whole association; on single files each file is an ordinary worker task."""
+    from calwebb.parallel.many import spreads_exposures
+    from calwebb.parallel.tasks import Task
+
+    def task(step, name, product=None):
+        return Task(step=step, input=str(tmp_path / name), label=name, product=product)
+
+    assert spreads_exposures(task("calwebb_image3", "jw_image3_asn.json"))
+    assert spreads_exposures(task("resample", "jw_image3_asn.json"))
+    assert not spreads_exposures(task("resample", "jw_a_cal.fits"))
+    assert not spreads_exposures(task("calwebb_image3", "jw_a_cal.fits"))
+    assert not spreads_exposures(task("calwebb_image2", "jw_image2_asn.json", product=0))
+    assert not spreads_exposures(task("calwebb_detector1", "jw_level2_asn.json"))

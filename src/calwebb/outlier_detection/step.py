@@ -31,6 +31,7 @@ from calwebb.outlier_detection.median import (
 from calwebb.parallel.executor import as_files, current
 from calwebb.resample import grid
 from calwebb.resample.drizzle_images import PixelMapper
+from calwebb.resample.step import task_info
 from calwebb.stpipe import Step
 from calwebb.suffixes import split_suffix
 
@@ -382,7 +383,7 @@ class OutlierDetectionStep(Step):
         output_wcs, ratio, groups = self._median_grid(library, members)
         self.log.info("Outlier detection tasks on %s", executor.description)
         paths = as_files([library.source(index) for index in range(len(library))], directory)
-        infos = [_task_info(info) for info in members]
+        infos = [task_info(info) for info in members]
         drizzled = [str(directory / f"drizzled{position:05d}.npy")
                     for position in range(len(groups))]
         keep = self.save_intermediate_results
@@ -569,11 +570,6 @@ def flag_file(path: str, median_path: str, median_wcs, settings: dict,
     if blot_path is not None:
         np.save(blot_path, blot)
     return np.flatnonzero(outliers), blot_path
-
-
-def _task_info(info: dict) -> dict:
-    """The few values of a described member that ``image_input`` needs."""
-    return {key: info[key] for key in ("name", "weight_time", "background")}
 
 
 def _member_names(library: ModelLibrary) -> list[str | None]:

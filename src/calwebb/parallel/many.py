@@ -94,7 +94,7 @@ def _execute(tasks: list[Task], jobs: int, scheduler: Any,
         return
     parallel = scheduler is not None or jobs > 1
     here = [position for position, task in enumerate(tasks)
-            if parallel and getattr(resolve(task.step)[0], "exposure_tasks", False)]
+            if parallel and spreads_exposures(task)]
     there = [position for position in range(len(tasks)) if position not in here]
     workers = _for_workers([tasks[position] for position in there], worker_logging)
     if scheduler is not None:
@@ -109,6 +109,14 @@ def _execute(tasks: list[Task], jobs: int, scheduler: Any,
         for position in there:
             yield position, run_task(tasks[position])
     yield from _in_client(tasks, here, None, jobs)
+
+
+def spreads_exposures(task: Task) -> bool:
+    """Whether ``task`` hands per-exposure work to the workers itself: a step that can
+    (``exposure_tasks``) run on a whole association; on single files it is one task like
+    any other."""
+    return (task.product is None and task.input.lower().endswith(".json")
+            and getattr(resolve(task.step)[0], "exposure_tasks", False))
 
 
 def _in_client(tasks: list[Task], positions: list[int], scheduler: Any,

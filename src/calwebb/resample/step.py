@@ -218,7 +218,7 @@ class ResampleStep(Step):
         def stream():
             for source, info in zip(sources, described, strict=True):
                 self.log.info("Drizzling %s", info["name"])
-                item = drizzle_input(self._open(source), _task_info(info))
+                item = drizzle_input(self._open(source), task_info(info))
                 item.pixel_mapper = mappers.get(info["index"])
                 yield item
 
@@ -255,7 +255,7 @@ class ResampleStep(Step):
             states = [str(Path(directory) / f"sums{index:05d}.npz")
                       for index in range(len(sources))]
             settings = [dict(options, first_index=index) for index in range(len(sources))]
-            done = executor.map(drizzle_file, paths, [_task_info(info) for info in described],
+            done = executor.map(drizzle_file, paths, [task_info(info) for info in described],
                                 repeat(output_wcs), settings, states)
             for state_path, info in zip(done, described, strict=True):
                 self.log.info("Drizzled %s", info["name"])
@@ -339,8 +339,9 @@ def drizzle_file(path: str, info: dict, output_wcs, options: dict, state_path: s
     return state_path
 
 
-def _task_info(info: dict) -> dict:
-    """The few values of a described input that ``drizzle_input`` needs."""
+def task_info(info: dict) -> dict:
+    """The few values of a described input that a drizzle task needs (name, weight time,
+    background): what is sent to a worker instead of the whole description."""
     return {key: info[key] for key in ("name", "weight_time", "background")}
 
 

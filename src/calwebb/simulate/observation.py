@@ -147,7 +147,6 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
     """Write uncal exposures, truth, reference files, a CRDS cache and associations."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    instruments.detector(config.detectors[0])  # a clear error for an unknown detector first
     rng = np.random.default_rng(config.seed)
     result = SimulatedObservation()
     catalog = _sky(config, rng)

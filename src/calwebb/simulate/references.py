@@ -16,7 +16,7 @@ from calwebb.simulate.detector import (
     ipc_deconvolution_kernel,
     reset_anomaly,
 )
-from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS
+from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS, frame_time
 
 USEAFTER = "2000-01-01T00:00:00"
 DARK_FRAMES = 8  # the dark step extrapolates linearly beyond these
@@ -106,8 +106,6 @@ def _rscd(instrument: str) -> datamodels.RSCDModel:
 
 def _dark(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_type: str):
     """Accumulated dark per frame (NFRAMES=1, GROUPGAP=0) from the truth dark rate."""
-    from calwebb.simulate.instruments import frame_time
-
     x0, y0, nx, ny = window
     tframe = frame_time(truth.detector.instrument, nx, ny, 4 if (nx, ny) == (2048, 2048) else 1,
                         readpatt)

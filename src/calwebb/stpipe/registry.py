@@ -80,13 +80,16 @@ def classes() -> dict[str, type[Step]]:
     return {**_discovered(), **_registered}
 
 
+def _aliases() -> set[str]:
+    """The aliases of every known step and pipeline."""
+    aliases = {alias for _, alias in _index().values() if alias}
+    return aliases | {cls.class_alias for cls in _registered.values() if cls.class_alias}
+
+
 @cache
 def step_names() -> frozenset[str]:
     """Aliases and class names of every known step and pipeline (nothing is imported)."""
-    names = set(_index()) | set(_registered)
-    names |= {alias for _, alias in _index().values() if alias}
-    names |= {cls.class_alias for cls in _registered.values() if cls.class_alias}
-    return frozenset(names)
+    return frozenset(set(_index()) | set(_registered) | _aliases())
 
 
 def _by_alias(alias: str) -> type[Step] | None:
@@ -140,7 +143,5 @@ def resolve(name: str) -> tuple[type[Step], str | None]:
             value = None
         if isinstance(value, type) and issubclass(value, Step):
             return value, None
-    aliases = {alias for _, alias in _index().values() if alias}
-    aliases |= {cls.class_alias for cls in _registered.values() if cls.class_alias}
-    known = sorted(aliases) + sorted(set(_index()) | set(_registered))
+    known = sorted(_aliases()) + sorted(set(_index()) | set(_registered))
     raise ParameterError(f"unknown step or pipeline {name!r}; known: {', '.join(known)}")
