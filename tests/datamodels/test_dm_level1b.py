@@ -115,12 +115,21 @@ def test_optional_raw_arrays_converted(tmp_path, extname):
 
 def test_leading_planes_read_only_what_is_asked(tmp_path, monkeypatch):
     model, path = _uncal(tmp_path, shape=(2, 4, 6, 5))
+    asked = []
+    original = dm_io.ImageLayout.read
+
+    def recording_read(layout, *args, **kwargs):
+        asked.append(kwargs.get("planes"))
+        return original(layout, *args, **kwargs)
+
+    monkeypatch.setattr(dm_io.ImageLayout, "read", recording_read)
     ramp = datamodels.RampModel(path)
     assert ramp.array_shape("data") == (2, 4, 6, 5)
     assert callable(ramp._arrays["data"])  # the shape came without reading
     part = ramp.leading_planes("data", 3)
     np.testing.assert_array_equal(part, model.data[:, :3].astype(np.float32))
     assert part.dtype == np.float32 and callable(ramp._arrays["data"])
+    assert asked == [3]  # only the first three groups came off the disk
     np.testing.assert_array_equal(ramp.leading_planes("data", 9), ramp.data)  # now loaded
 
 

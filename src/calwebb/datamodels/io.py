@@ -687,10 +687,16 @@ def _ndarray_tag() -> str:
     return converter.tags[-1]
 
 
+def write_asdf(tree: dict, target) -> None:
+    """Write ``tree`` as ASDF to ``target`` (a path or a binary file object), discovering
+    asdf's plugins only when the tree needs tags beyond asdf's core."""
+    with asdf_config(core=_is_core_tree(tree)):
+        asdf.AsdfFile(tree).write_to(target)
+
+
 def _asdf_hdu(tree: dict) -> fits.BinTableHDU:
     buffer = io.BytesIO()
-    with asdf_config(core=_is_core_tree(tree)):
-        asdf.AsdfFile(tree).write_to(buffer)
+    write_asdf(tree, buffer)
     payload = np.frombuffer(buffer.getbuffer(), dtype=np.uint8)[None, :]
     column = fits.Column(name=ASDF_COLUMN, format=f"{payload.shape[1]}B", array=payload)
     return fits.BinTableHDU.from_columns([column], name=ASDF_EXTNAME)
@@ -701,8 +707,7 @@ def _write_asdf(model: DataModel, path: Path) -> None:
     for name in type(model).arrays:
         if model.has_array(name):
             tree[name] = getattr(model, name)
-    with asdf_config(core=_is_core_tree(tree)):
-        asdf.AsdfFile(tree).write_to(path)
+    write_asdf(tree, path)
 
 
 def describe_arrays(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:

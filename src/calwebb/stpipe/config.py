@@ -11,10 +11,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import asdf
 import yaml
 
-from calwebb.datamodels.io import load_asdf_extensions, open_asdf
+from calwebb.datamodels.io import open_asdf, write_asdf
 from calwebb.errors import ParameterError
 
 #: framework plumbing that is never put in CRDS parameter references (framework.md §4.1)
@@ -116,8 +115,7 @@ def write(tree: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".asdf":
-        load_asdf_extensions()
-        asdf.AsdfFile(tree).write_to(path)
+        write_asdf(tree, path)
     else:
         path.write_text(yaml.safe_dump(tree, sort_keys=False))
     return path
