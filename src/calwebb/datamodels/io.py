@@ -253,8 +253,7 @@ def _read_fits(model: DataModel, path: Path) -> None:
                 setattr(model, name, _table_array(hdu))
             else:
                 index = hdul.index_of((spec.extname, 1))
-                model.set_loader(name, ImageLoader(path, index, ImageLayout.of(path, hdul, index),
-                                                   spec.dtype))
+                model.set_loader(name, ImageLoader(path, hdul, index, spec.dtype))
     _require_primary(model, path)
 
 
@@ -414,30 +413,26 @@ class ImageLayout:
 
 
 class ImageLoader:
-    """Loads one image HDU as a native array of ``dtype`` on first access; its ``shape`` is
-    known before, and ``read`` gives parts (see ``ImageLayout.read``)."""
+    """Loads image HDU ``index`` of ``hdul`` (open now, read later from ``path``) as a native
+    array of ``dtype`` on first access; its ``shape`` is known before, and ``read`` gives
+    parts (see ``ImageLayout.read``)."""
 
-    def __init__(self, path: Path, index: int, layout: ImageLayout | None, dtype: Any):
-        self.path, self.index, self.layout, self.dtype = path, index, layout, dtype
-
-    def _header(self) -> fits.Header:
-        with fits.open(self.path, do_not_scale_image_data=True) as hdul:
-            return hdul[self.index].header.copy()
+    def __init__(self, path: Path, hdul: fits.HDUList, index: int, dtype: Any):
+        self.path, self.index, self.dtype = path, index, dtype
+        self.layout = ImageLayout.of(path, hdul, index)
+        if self.layout is None:  # compressed: what the header says, kept for later
+            header = hdul[index].header
+            self._shape = tuple(header[f"NAXIS{axis}"] for axis in range(header["NAXIS"], 0, -1))
+            self._itemsize = abs(header.get("ZBITPIX", header["BITPIX"])) // 8
 
     @property
     def shape(self) -> tuple[int, ...]:
-        if self.layout is not None:
-            return self.layout.shape
-        header = self._header()
-        return tuple(header[f"NAXIS{axis}"] for axis in range(header["NAXIS"], 0, -1))
+        return self.layout.shape if self.layout is not None else self._shape
 
     @property
     def disk_itemsize(self) -> int:
         """Bytes per stored value."""
-        if self.layout is not None:
-            return self.layout.disk.itemsize
-        header = self._header()
-        return abs(header.get("ZBITPIX", header["BITPIX"])) // 8
+        return self.layout.disk.itemsize if self.layout is not None else self._itemsize
 
     def __call__(self) -> np.ndarray:
         return self.read()
@@ -449,16 +444,15 @@ class ImageLoader:
         parts = {key: value for key, value in parts.items() if value is not None}
         if self.layout is not None:
             return self.layout.read(dtype, **parts)
-        with fits.open(self.path, do_not_scale_image_data=True) as hdul:  # compressed
-            hdu = hdul[self.index]
-            whole = scaled(hdu.data, hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0),
-                           dtype)
         rows, columns = parts.get("rows") or (None, None), parts.get("columns") or (None, None)
         planes = parts.get("planes")
-        if whole.ndim >= 3 and planes is not None:
-            whole = whole[..., :planes, :, :]
-        return np.ascontiguousarray(whole[..., slice(*rows), slice(*columns)]) if parts else \
-            whole
+        with fits.open(self.path, do_not_scale_image_data=True) as hdul:  # compressed
+            hdu = hdul[self.index]
+            raw = hdu.data
+            if raw.ndim >= 3 and planes is not None:
+                raw = raw[..., :planes, :, :]
+            raw = raw[..., slice(*rows), slice(*columns)]  # cut before converting
+            return scaled(raw, hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0), dtype)
 
 
 def _embedded_tree(hdul: fits.HDUList, path: Path) -> dict:

@@ -49,7 +49,7 @@ from astropy.io import fits
 
 from calwebb import datamodels, dqflags
 from calwebb.datamodels import DataModel
-from calwebb.datamodels.io import ImageLayout, ImageLoader
+from calwebb.datamodels.io import ImageLoader
 from calwebb.datamodels.reference import translate_dq
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe.progress import progress_bar
@@ -170,8 +170,7 @@ class FitsImages:
                     continue
                 if hdu.header.get("NAXIS", 0) == 0 or hdu.name in self.images:
                     continue
-                self.images[hdu.name] = ImageLoader(
-                    self.path, index, ImageLayout.of(self.path, hdul, index), None)
+                self.images[hdu.name] = ImageLoader(self.path, hdul, index, None)
 
     def __contains__(self, extname: str) -> bool:
         return extname in self.images
