@@ -1,9 +1,10 @@
-"""Small numba building blocks shared by the per-pixel kernels of several steps, and the
-thread count those kernels run with."""
+"""Small numba building blocks shared by the per-pixel kernels of several steps, the
+thread count those kernels run with, and running work beside them in another thread."""
 
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -96,3 +97,26 @@ def limited_threads(maximum_cores: str):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+@contextmanager
+def in_thread(function, *args, **kwargs):
+    """Run ``function(*args, **kwargs)`` in another thread for the duration of the block (a
+    kernel compiled with ``nogil=True`` or a C routine runs truly side by side with the
+    block); its exception, if any, is raised when the block ends."""
+    failure = []
+
+    def target():
+        try:
+            function(*args, **kwargs)
+        except BaseException as error:  # re-raised in the calling thread
+            failure.append(error)
+
+    thread = threading.Thread(target=target, name=f"calwebb-{function.__name__}")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from drizzle.resample import Drizzle
 from drizzle.utils import calc_pixmap
@@ -26,7 +27,9 @@ from scipy.interpolate import RectBivariateSpline
 
 from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
+from calwebb.kernels import in_thread
 from calwebb.resample.grid import bounding_box_of, grid_key
+from calwebb.resample.square_kernel import TogetherDrizzle
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 #: input pixels with any of these flags are left out; every other flag counts as good
@@ -238,10 +241,14 @@ class _VarianceSum:
         self.weighted = np.zeros(shape, np.float32)
         self.weight = np.zeros(shape, np.float32)
 
-    def add(self, variance: np.ndarray, weight: np.ndarray | float) -> None:
+    def add(self, variance: np.ndarray, weight: np.ndarray | float,
+            box: tuple[int, int, int, int]) -> None:
+        """Add ``variance`` and its ``weight`` given on the output rows/columns ``box``
+        (y0, y1, x0, x1)."""
+        y0, y1, x0, x1 = box
         weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
-        _accumulate_variance(self.weighted, self.weight, np.asarray(variance, np.float32),
-                             weight)
+        _accumulate_variance(self.weighted[y0:y1, x0:x1], self.weight[y0:y1, x0:x1],
+                             np.asarray(variance, np.float32), weight)
 
     def result(self, scale: float) -> np.ndarray:
         """Σ w²·v / (Σ w)² × ``scale``; NaN where nothing contributed."""
@@ -338,13 +345,20 @@ class DrizzleSums:
                        in_units="cps", xmin=x_lo, xmax=x_hi, ymin=y_lo, ymax=y_hi)
         dq = np.asarray(item.dq, np.uint32) if self.propagate_dq and item.dq is not None \
             else None
-        self._driz.add_image(data, dq=dq, **options)
+        names = _variances_of(item, self.variance_names) if self.error == "variances" else []
+        together = _together(item, names, self.kernel, self.shape, options)
+        if together is None:
+            self._driz.add_image(data, dq=dq, **options)
+        else:  # SCI by the drizzle package while the variances are drizzled here
+            with in_thread(self._driz.add_image, data, dq=dq, **options):
+                together.run()
         del data
         if self._error_driz is not None and item.err is not None:
             self._error_driz.add_image(np.asarray(item.err, np.float32), **options)
-        if self.error == "variances":
-            _add_variances(item, self.variance_names, self.weight_type, self._sums, self.shape,
-                           self.kernel, options)
+        if names:
+            _add_variances(_resampled_variances(item, names, together, self.kernel,
+                                                self.shape, options),
+                           self.weight_type, item.exposure_time, self._sums, self.shape)
         self.count += 1
 
     def state(self) -> dict[str, np.ndarray]:
@@ -437,29 +451,57 @@ def _fill_value(fillval) -> str:
     return text
 
 
-def _add_variances(item: DrizzleInput, names, weight_type, sums, shape, kernel,
-                   options) -> None:
-    """Drizzle each variance of ``item`` as σ, square it and add it with its output weight."""
+def _variances_of(item: DrizzleInput, names) -> list[str]:
+    """The variance arrays of ``item`` to resample, VAR_RNOISE first (its resampled value is
+    the 'ivm' weight of the others)."""
     present = [name for name in names if item.variances.get(name) is not None]
-    # VAR_RNOISE first: its resampled value is the 'ivm' weight of the others
-    present.sort(key=lambda name: name != "var_rnoise")
-    output_weight: np.ndarray | float = 1.0
-    if weight_type == "exptime":
-        output_weight = float(item.exposure_time)
-    for name in present:
-        sigma = np.clip(np.asarray(item.variances[name], np.float32), 0.0, None)
-        np.sqrt(sigma, out=sigma)
+    return sorted(present, key=lambda name: name != "var_rnoise")
+
+
+def _sigma(item: DrizzleInput, name: str) -> np.ndarray:
+    sigma = np.clip(np.asarray(item.variances[name], np.float32), 0.0, None)
+    return np.sqrt(sigma, out=sigma)
+
+
+def _together(item: DrizzleInput, names, kernel, shape, options) -> TogetherDrizzle | None:
+    """The one-pass drizzle of the σ arrays of ``names`` (not run yet): square kernel, every
+    input pixel landing inside the output; None otherwise (or without variances)."""
+    if kernel != "square" or not names:
+        return None
+    together = TogetherDrizzle(
+        [item.variances[name] for name in names], options["weight_map"],
+        options["pixmap"], options["pixfrac"], (options["xmin"], options["xmax"]),
+        (options["ymin"], options["ymax"]), shape, parts=numba.get_num_threads(),
+        as_sigma=True)
+    return None if together.box is None else together
+
+
+def _resampled_variances(item: DrizzleInput, names, together: TogetherDrizzle | None, kernel,
+                         shape, options):
+    """(name, box, variance on the output ``box``) of each of ``names`` in turn: from the
+    finished ``together``, or drizzled one at a time by the drizzle package."""
+    if together is not None:
+        for name, mean in zip(names, together.means, strict=True):
+            yield name, together.box, np.square(mean, out=mean)
+        return
+    whole = (0, shape[0], 0, shape[1])
+    for name in names:
         single = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True)
-        single.add_image(sigma, **options)
-        del sigma
-        variance = single.out_img
-        np.square(variance, out=variance)
+        single.add_image(_sigma(item, name), **options)
+        yield name, whole, np.square(single.out_img, out=single.out_img)
         del single
+
+
+def _add_variances(resampled, weight_type, exposure_time, sums, shape) -> None:
+    """Add each resampled variance to its sum with its output weight."""
+    output_weight: np.ndarray | float = float(exposure_time) if weight_type == "exptime" \
+        else 1.0
+    for name, box, variance in resampled:
         if name == "var_rnoise" and weight_type == "ivm":
-            output_weight = np.zeros(shape, np.float32)
+            output_weight = np.zeros(variance.shape, np.float32)
             usable = np.isfinite(variance) & (variance > 0)
             np.divide(1.0, variance, out=output_weight, where=usable)
-        sums.setdefault(name, _VarianceSum(shape)).add(variance, output_weight)
+        sums.setdefault(name, _VarianceSum(shape)).add(variance, output_weight, box)
 
 
 def _error_from(variances: dict[str, np.ndarray], shape) -> np.ndarray:

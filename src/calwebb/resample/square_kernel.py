@@ -1,0 +1,289 @@
+"""Several images with one geometry drizzled in one pass of the square kernel.
+
+The ``drizzle`` package drizzles one data array per pass (its second data channel uses
+squared weights), so the official per-image variance scheme — each variance array drizzled
+as σ with the science pixel weights — costs one full pass per array. Here the overlap of
+each input pixel with the output pixels is computed once and applied to every array.
+
+The arithmetic is the square kernel's: the input pixel shrunk by ``pixfrac`` about its
+centre has its corners mapped by bilinear interpolation of the pixel map (extrapolated at
+the image edges; a NaN neighbour drops the pixel), each output pixel gets the weight
+overlap area / quadrilateral area × pixel weight, and every output value is the running
+weighted mean kept in float32 as ``drizzle`` keeps it. An input pixel is used when its
+weight is positive and its centre maps inside the output image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from calwebb.kernels import in_thread
+
+#: overlaps below this (in output pixels²) are rounding of an empty intersection
+AREA_FLOOR = 1e-12
+
+
+#: input pixel centres must map this far inside the output's edge for the one-pass drizzle
+EDGE_MARGIN = 0.1
+
+
+def footprint_box(pixmap: np.ndarray, pixfrac: float, x_range: tuple[int, int],
+                  y_range: tuple[int, int],
+                  out_shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the output rows/columns (half-open) that the input pixels in the
+    inclusive ``x_range``/``y_range`` reach. None unless every mapped pixel centre lies
+    inside the output image by EDGE_MARGIN (otherwise ``drizzle``'s scan of the output edge
+    decides which pixels count), or when no centre is mapped."""
+    section = pixmap[y_range[0]:y_range[1] + 1, x_range[0]:x_range[1] + 1]
+    if not np.isfinite(section).any():
+        return None
+    ny, nx = out_shape
+    limits = []
+    for axis, size in ((1, ny), (0, nx)):
+        low, high = np.nanmin(section[..., axis]), np.nanmax(section[..., axis])
+        if low < EDGE_MARGIN - 0.5 or high > size - 0.5 - EDGE_MARGIN:
+            return None
+        reach = math.ceil(pixfrac) + 1.0  # corners lie within this of the mapped centres
+        limits += [max(int(np.floor(low - reach)), 0), min(int(np.ceil(high + reach)) + 1, size)]
+    return tuple(limits)
+
+
+class TogetherDrizzle:
+    """The 2-D ``arrays`` (a sequence, all of one shape; with ``as_sigma`` each stands for
+    √max(array, 0)) drizzled with the pixel ``weights`` onto an output of ``out_shape``,
+    made by ``run``. ``box`` (y0, y1, x0, x1) is the output part holding every contribution
+    (``footprint_box``; the caller checks it is not None); after ``run``, ``means`` (k, box)
+    are the weighted means in it (float32, NaN where nothing contributed) and ``weight`` the
+    summed weights (float32).
+
+    ``run`` splits the input rows into ``parts`` bands drizzled side by side in threads
+    (the kernel holds no interpreter lock, so other threads also go on meanwhile), the first
+    onto the whole box, the others onto their own small boxes merged into it as weighted
+    means."""
+
+    def __init__(self, arrays, weights: np.ndarray, pixmap: np.ndarray, pixfrac: float,
+                 x_range: tuple[int, int], y_range: tuple[int, int],
+                 out_shape: tuple[int, int], parts: int = 1, as_sigma: bool = False):
+        self.box = footprint_box(pixmap, pixfrac, x_range, y_range, out_shape)
+        arrays = tuple(np.asarray(array, np.float32) for array in arrays)
+        self._inputs = (arrays, as_sigma, weights, pixmap, 0.5 * pixfrac)
+        self._pixfrac, self._x_range, self._out_shape = pixfrac, x_range, out_shape
+        edges = np.linspace(y_range[0], y_range[1] + 1, max(1, parts) + 1).astype(int)
+        self._bands = [(int(lo), int(hi) - 1)
+                       for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+        self.means = self.weight = None
+
+    def run(self) -> None:
+        n_arrays = len(self._inputs[0])
+        parts = []
+        for index, band in enumerate(self._bands):
+            box = self.box if index == 0 else footprint_box(
+                self._inputs[3], self._pixfrac, self._x_range, band, self._out_shape)
+            if box is not None:
+                y0, y1, x0, x1 = box
+                parts.append((band, box, np.zeros((n_arrays, y1 - y0, x1 - x0), np.float32),
+                              np.zeros((y1 - y0, x1 - x0), np.float32)))
+        self._drizzle_parts(parts)
+        _, (y0, _, x0, _), means, weight = parts[0]
+        for _, (part_y0, _, part_x0, _), part_means, part_weight in parts[1:]:
+            _merge_part(means, weight, part_means, part_weight, part_y0 - y0, part_x0 - x0)
+        _mark_empty(means, weight)
+        self.means, self.weight = means, weight
+
+    def _drizzle_parts(self, parts) -> None:
+        """Drizzle the first part here and the others in threads, all at once."""
+        (y_lo, y_hi), (y0, _, x0, _), means, weight = parts[-1]
+        arguments = (*self._inputs, self._x_range[0], self._x_range[1], y_lo, y_hi, y0, x0,
+                     *self._out_shape, means, weight)
+        if len(parts) == 1:
+            _square_kernel(*arguments)
+            return
+        with in_thread(_square_kernel, *arguments):
+            self._drizzle_parts(parts[:-1])
+
+
+@njit(cache=True, nogil=True)
+def _merge_part(means, weight, part_means, part_weight, row, column):
+    """Fold a part's weighted means (at ``row``, ``column`` of the whole box) into the whole."""
+    for y in range(part_weight.shape[0]):
+        for x in range(part_weight.shape[1]):
+            added = part_weight[y, x]
+            if added == 0.0:
+                continue
+            previous = weight[row + y, column + x]
+            combined = np.float64(previous) + added
+            for a in range(means.shape[0]):
+                if previous == 0.0:
+                    means[a, row + y, column + x] = part_means[a, y, x]
+                else:
+                    means[a, row + y, column + x] = (
+                        means[a, row + y, column + x] * np.float64(previous) +
+                        part_means[a, y, x] * np.float64(added)) / combined
+            weight[row + y, column + x] = combined
+
+
+@njit(cache=True, nogil=True)
+def _mark_empty(means, weight):
+    """NaN in ``means`` wherever nothing contributed."""
+    for y in range(weight.shape[0]):
+        for x in range(weight.shape[1]):
+            if weight[y, x] == 0.0:
+                for a in range(means.shape[0]):
+                    means[a, y, x] = np.nan
+
+
+@njit(cache=True, nogil=True)
+def _interpolate(pixmap, x, y):
+    """Bilinear interpolation of the pixel map at (x, y), extrapolating past the edges."""
+    ny, nx = pixmap.shape[0], pixmap.shape[1]
+    i0 = min(max(int(x), 0), nx - 2)
+    j0 = min(max(int(y), 0), ny - 2)
+    fx, fy = x - i0, y - j0
+    gx, gy = 1.0 - fx, 1.0 - fy
+    out_x = (pixmap[j0, i0, 0] * gx * gy + pixmap[j0, i0 + 1, 0] * fx * gy +
+             pixmap[j0 + 1, i0, 0] * gx * fy + pixmap[j0 + 1, i0 + 1, 0] * fx * fy)
+    out_y = (pixmap[j0, i0, 1] * gx * gy + pixmap[j0, i0 + 1, 1] * fx * gy +
+             pixmap[j0 + 1, i0, 1] * gx * fy + pixmap[j0 + 1, i0 + 1, 1] * fx * fy)
+    return out_x, out_y
+
+
+@njit(cache=True, nogil=True)
+def _corner_row(pixmap, y, x_lo, out_x, out_y):
+    """The mapped corners (x_lo − ½ + c, y) for c = 0, 1, ... into out_x/out_y."""
+    for c in range(out_x.size):
+        out_x[c], out_y[c] = _interpolate(pixmap, x_lo - 0.5 + c, y)
+
+
+@njit(cache=True, nogil=True)
+def _band_area(start, end, start_y, end_y, bottom):
+    """∫ clamp(y(x) − bottom, 0, 1) dx from ``start`` to ``end`` along a straight edge with
+    y(start) = ``start_y``, y(end) = ``end_y``: the part of the edge's trapezoid inside the
+    unit band above ``bottom``."""
+    low, high = start_y - bottom, end_y - bottom
+    if low > high:
+        low, high = high, low
+    width = end - start
+    if high <= 0.0:
+        return 0.0
+    if low >= 1.0:
+        return width
+    rise = high - low
+    if rise == 0.0:
+        return low * width
+    enters = max(0.0, -low / rise)  # fraction of the edge below the band ...
+    leaves = min(1.0, (1.0 - low) / rise)  # ... and up to the band's top
+    inside = 0.5 * (max(low, 0.0) + min(high, 1.0))
+    return width * ((leaves - enters) * inside + (1.0 - leaves))
+
+
+@njit(cache=True, nogil=True)
+def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_hi, box_y0,
+                   box_x0, out_ny, out_nx, means, total):
+    """Accumulate every input pixel of the range into ``means``/``total`` (output box at
+    ``box_y0``, ``box_x0``).
+
+    The overlap of the pixel's quadrilateral with an output pixel is the signed sum over its
+    edges of ∫ clamp(y(x) − bottom, 0, 1) dx over the output pixel's columns (edges running
+    left count positive, right negative), done column by column."""
+    n_arrays = len(arrays)
+    box_ny, box_nx = total.shape
+    quad_x, quad_y = np.empty(5), np.empty(5)
+    edge_start, edge_end = np.empty(4), np.empty(4)  # x range of each edge, left to right
+    edge_y, edge_slope, edge_sign = np.empty(4), np.empty(4), np.empty(4)
+    cut_start, cut_end = np.empty(4), np.empty(4)  # each edge inside the current column
+    cut_start_y, cut_end_y = np.empty(4), np.empty(4)
+    cut = np.zeros(4, np.bool_)
+    corner_dx = np.array([-half, half, half, -half])
+    corner_dy = np.array([half, half, -half, -half])
+    # pixfrac 1: neighbouring pixels share corners, mapped once per row of corners
+    shared = half == 0.5
+    n_corners = x_hi - x_lo + 2
+    corners_x, corners_y = np.empty((2, n_corners)), np.empty((2, n_corners))
+    if shared:
+        _corner_row(pixmap, y_lo - 0.5, x_lo, corners_x[0], corners_y[0])
+    for j in range(y_lo, y_hi + 1):
+        below, above = (j - y_lo) % 2, (j - y_lo + 1) % 2
+        if shared:
+            _corner_row(pixmap, j + 0.5, x_lo, corners_x[above], corners_y[above])
+        for i in range(x_lo, x_hi + 1):
+            w = weights[j, i]
+            if not w > 0.0:
+                continue
+            centre_x, centre_y = pixmap[j, i, 0], pixmap[j, i, 1]
+            if not (-0.5 <= centre_x <= out_nx - 0.5 and -0.5 <= centre_y <= out_ny - 0.5):
+                continue
+            if shared:
+                c = i - x_lo
+                quad_x[0], quad_y[0] = corners_x[above, c], corners_y[above, c]
+                quad_x[1], quad_y[1] = corners_x[above, c + 1], corners_y[above, c + 1]
+                quad_x[2], quad_y[2] = corners_x[below, c + 1], corners_y[below, c + 1]
+                quad_x[3], quad_y[3] = corners_x[below, c], corners_y[below, c]
+            else:
+                for k in range(4):
+                    quad_x[k], quad_y[k] = _interpolate(pixmap, i + corner_dx[k],
+                                                        j + corner_dy[k])
+            usable = True
+            for k in range(4):
+                if not (np.isfinite(quad_x[k]) and np.isfinite(quad_y[k])):
+                    usable = False
+            if not usable:
+                continue
+            quad_x[4], quad_y[4] = quad_x[0], quad_y[0]
+            jacobian = abs(0.5 * ((quad_x[1] - quad_x[3]) * (quad_y[0] - quad_y[2]) -
+                                  (quad_x[0] - quad_x[2]) * (quad_y[1] - quad_y[3])))
+            if jacobian == 0.0:
+                continue
+            for k in range(4):
+                x1, y1, x2, y2 = quad_x[k], quad_y[k], quad_x[k + 1], quad_y[k + 1]
+                edge_sign[k] = 1.0 if x2 > x1 else -1.0
+                if x2 < x1:
+                    x1, x2, y1, y2 = x2, x1, y2, y1
+                edge_start[k], edge_end[k], edge_y[k] = x1, x2, y1
+                edge_slope[k] = (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
+            ii_lo = max(int(math.floor(quad_x[:4].min() + 0.5)), 0)
+            ii_hi = min(int(math.floor(quad_x[:4].max() + 0.5)), out_nx - 1)
+            jj_lo = max(int(math.floor(quad_y[:4].min() + 0.5)), 0)
+            jj_hi = min(int(math.floor(quad_y[:4].max() + 0.5)), out_ny - 1)
+            for ii in range(ii_lo, ii_hi + 1):
+                bx = ii - box_x0
+                if bx < 0 or bx >= box_nx:
+                    continue
+                for k in range(4):
+                    start = max(edge_start[k], ii - 0.5)
+                    end = min(edge_end[k], ii + 0.5)
+                    cut[k] = start < end
+                    if cut[k]:
+                        cut_start[k], cut_end[k] = start, end
+                        cut_start_y[k] = edge_y[k] + edge_slope[k] * (start - edge_start[k])
+                        cut_end_y[k] = edge_y[k] + edge_slope[k] * (end - edge_start[k])
+                for jj in range(jj_lo, jj_hi + 1):
+                    by = jj - box_y0
+                    if by < 0 or by >= box_ny:
+                        continue
+                    area = 0.0
+                    for k in range(4):
+                        if cut[k]:
+                            area += edge_sign[k] * _band_area(
+                                cut_start[k], cut_end[k], cut_start_y[k], cut_end_y[k],
+                                jj - 0.5)
+                    area = abs(area)
+                    if area <= AREA_FLOOR:
+                        continue
+                    dow = np.float32(area / jacobian * w)
+                    if dow == 0.0:
+                        continue
+                    previous = total[by, bx]
+                    combined = np.float64(previous) + dow
+                    for a in range(n_arrays):
+                        value = arrays[a][j, i]
+                        if as_sigma:
+                            value = math.sqrt(max(value, 0.0))
+                        if previous == 0.0:
+                            means[a, by, bx] = value
+                        else:
+                            means[a, by, bx] = (means[a, by, bx] * np.float64(previous) +
+                                                dow * np.float64(value)) / combined
+                    total[by, bx] = combined
