@@ -22,8 +22,8 @@ import numba
 import numpy as np
 from drizzle.resample import Drizzle
 from drizzle.utils import calc_pixmap
-from numba import njit
-from scipy.interpolate import RectBivariateSpline
+from numba import njit, prange
+from scipy.interpolate import BSpline, RectBivariateSpline
 
 from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
@@ -155,6 +155,7 @@ class PixelMapper:
         self.shape = tuple(int(n) for n in shape)
         self.stepsize, self.order = stepsize, order
         self._splines: list | None = None  # None: not fitted yet; []: exact evaluation
+        self._bases: tuple | None = None  # the splines' B-spline bases on the pixel rows/columns
 
     def serves(self, output_wcs, shape, stepsize: float, order: int) -> bool:
         """True when this map is the one asked for by these arguments (same output grid
@@ -169,15 +170,11 @@ class PixelMapper:
             self._splines = self._fit()
         if not self._splines:
             return calc_pixmap(self.input_wcs, self.output_wcs, self.shape)
-        ny, nx = self.shape
-        x_lo, x_hi, y_lo, y_hi = self._box
-        pixmap = np.empty((ny, nx, 2))
-        for margin in (pixmap[:y_lo], pixmap[y_hi + 1:], pixmap[:, :x_lo],
-                       pixmap[:, x_hi + 1:]):
-            margin[...] = np.nan
-        rows, columns = np.arange(y_lo, y_hi + 1), np.arange(x_lo, x_hi + 1)
-        for axis, spline in enumerate(self._splines):
-            pixmap[y_lo:y_hi + 1, x_lo:x_hi + 1, axis] = spline(rows, columns)
+        if self._bases is None:
+            self._bases = _spline_bases(self._splines[0], self._box)
+        pixmap = np.empty((*self.shape, 2))
+        _fill_pixmap(pixmap, *(_coefficients(spline) for spline in self._splines),
+                     *self._bases, *self._box)
         return pixmap
 
     def _fit(self) -> list:
@@ -212,6 +209,69 @@ class PixelMapper:
                               FAST_MAP_TOLERANCE):
                     return []
         return splines
+
+
+def _coefficients(spline: RectBivariateSpline) -> np.ndarray:
+    """The spline's coefficients as (row basis, column basis)."""
+    row_knots, column_knots, coefficients = spline.tck
+    row_order, column_order = spline.degrees
+    return coefficients.reshape(len(row_knots) - row_order - 1,
+                                len(column_knots) - column_order - 1)
+
+
+def _spline_bases(spline: RectBivariateSpline, box) -> tuple[np.ndarray, ...]:
+    """(first row basis index, row basis values, first column index, column values): the
+    non-zero B-splines (order + 1 consecutive ones) at every pixel row and column of
+    ``box``, so the spline at (row, column) is a small tensor product."""
+    x_lo, x_hi, y_lo, y_hi = box
+    bases = []
+    for knots, order, lo, hi in zip(spline.tck[:2], spline.degrees, (y_lo, x_lo),
+                                    (y_hi, x_hi), strict=True):
+        matrix = BSpline.design_matrix(np.arange(lo, hi + 1, dtype=float), knots, order)
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        width = order + 1
+        if not (np.diff(matrix.indptr) == width).all():
+            raise RuntimeError("unexpected B-spline design matrix layout")
+        columns = matrix.indices.reshape(-1, width)
+        if not (np.diff(columns, axis=1) == 1).all():
+            raise RuntimeError("unexpected B-spline design matrix layout")
+        bases += [np.ascontiguousarray(columns[:, 0]),
+                  np.ascontiguousarray(matrix.data.reshape(-1, width))]
+    return tuple(bases)
+
+
+@njit(cache=True, parallel=True)
+def _fill_pixmap(pixmap, x_coefficients, y_coefficients, row_first, row_values,
+                 column_first, column_values, x_lo, x_hi, y_lo, y_hi):
+    """Fill ``pixmap`` with the two tensor-product splines inside the box, NaN outside."""
+    ny, nx = pixmap.shape[0], pixmap.shape[1]
+    n_columns = x_coefficients.shape[1]
+    for j in prange(ny):
+        if j < y_lo or j > y_hi:
+            pixmap[j, :, :] = np.nan
+            continue
+        row = j - y_lo
+        along_x, along_y = np.zeros(n_columns), np.zeros(n_columns)
+        for a in range(row_values.shape[1]):
+            value, index = row_values[row, a], row_first[row] + a
+            for b in range(n_columns):
+                along_x[b] += value * x_coefficients[index, b]
+                along_y[b] += value * y_coefficients[index, b]
+        for i in range(nx):
+            if i < x_lo or i > x_hi:
+                pixmap[j, i, 0] = np.nan
+                pixmap[j, i, 1] = np.nan
+                continue
+            column = i - x_lo
+            first = column_first[column]
+            out_x = 0.0
+            out_y = 0.0
+            for b in range(column_values.shape[1]):
+                out_x += column_values[column, b] * along_x[first + b]
+                out_y += column_values[column, b] * along_y[first + b]
+            pixmap[j, i, 0] = out_x
+            pixmap[j, i, 1] = out_y
 
 
 def same_grid(first, second) -> bool:
