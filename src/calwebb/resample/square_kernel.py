@@ -189,6 +189,7 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
     edges of ∫ clamp(y(x) − bottom, 0, 1) dx over the output pixel's columns (edges running
     left count positive, right negative), done column by column."""
     n_arrays = len(arrays)
+    values = np.empty(n_arrays)  # the pixel's value in each array
     box_ny, box_nx = total.shape
     quad_x, quad_y = np.empty(5), np.empty(5)
     edge_start, edge_end = np.empty(4), np.empty(4)  # x range of each edge, left to right
@@ -232,6 +233,9 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
             if not usable:
                 continue
             quad_x[4], quad_y[4] = quad_x[0], quad_y[0]
+            for a in range(n_arrays):
+                value = np.float64(arrays[a][j, i])
+                values[a] = math.sqrt(max(value, 0.0)) if as_sigma else value
             jacobian = abs(0.5 * ((quad_x[1] - quad_x[3]) * (quad_y[0] - quad_y[2]) -
                                   (quad_x[0] - quad_x[2]) * (quad_y[1] - quad_y[3])))
             if jacobian == 0.0:
@@ -277,13 +281,11 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
                         continue
                     previous = total[by, bx]
                     combined = np.float64(previous) + dow
-                    for a in range(n_arrays):
-                        value = arrays[a][j, i]
-                        if as_sigma:
-                            value = math.sqrt(max(value, 0.0))
-                        if previous == 0.0:
-                            means[a, by, bx] = value
-                        else:
-                            means[a, by, bx] = (means[a, by, bx] * np.float64(previous) +
-                                                dow * np.float64(value)) / combined
+                    if previous == 0.0:
+                        for a in range(n_arrays):
+                            means[a, by, bx] = values[a]
+                    else:
+                        kept, added = np.float64(previous) / combined, dow / combined
+                        for a in range(n_arrays):
+                            means[a, by, bx] = means[a, by, bx] * kept + values[a] * added
                     total[by, bx] = combined
