@@ -1,6 +1,7 @@
 """calwebb_detector1 at real detector sizes: wall, CPU and peak memory, calwebb vs official.
 
     python benchmarks/detector1.py [--cores N] [--repeat N] [--skip-official]
+                                   [--max-memory SIZE]
 
 Cases: NIRCam full frame (2048 x 2048, 10 groups, 1 integration) and MIRI full frame
 (1024 x 1032, 40 groups), against the same uncal file and reference files (an offline CRDS
@@ -34,13 +35,14 @@ CASES = {
 }
 
 
-def run_calwebb(uncal: str, cache: str, cores: str) -> None:
+def run_calwebb(uncal: str, cache: str, cores: str, max_memory: str | None = None) -> None:
     os.environ.update(CRDS_PATH=cache, STPIPE_DISABLE_CRDS_STEPPARS="true")
     sys.dont_write_bytecode = False  # as an installed package: compiled once, not every run
     from calwebb.pipeline.detector1 import Detector1Pipeline
 
-    Detector1Pipeline.call(uncal, steps={"jump": {"maximum_cores": cores},
-                                         "ramp_fit": {"maximum_cores": cores}})
+    Detector1Pipeline.call(uncal, max_memory=max_memory,
+                           steps={"jump": {"maximum_cores": cores},
+                                  "ramp_fit": {"maximum_cores": cores}})
 
 
 def run_official(uncal: str, cache: str, cores: str) -> None:
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--cores", default="1", help="maximum_cores for jump and ramp_fit")
     parser.add_argument("--repeat", type=int, default=1, help="calwebb runs per case")
     parser.add_argument("--skip-official", action="store_true")
+    parser.add_argument("--max-memory", default=None,
+                        help="calwebb's max_memory (row tiles), e.g. 100MB; default: none")
     args = parser.parse_args()
     official = official_wanted(args.skip_official)
     rows = []
@@ -93,8 +97,9 @@ def main() -> None:
             measure(write_case, directory, case)
             uncal = next(Path(directory).glob("*_uncal.fits"))
             cache = Path(directory) / "crds"
-            measure(run_calwebb, str(uncal), str(cache), args.cores)  # numba cache warm
-            ours = repeated(args.repeat, run_calwebb, str(uncal), str(cache), args.cores)
+            calwebb = (str(uncal), str(cache), args.cores, args.max_memory)
+            measure(run_calwebb, *calwebb)  # numba cache warm
+            ours = repeated(args.repeat, run_calwebb, *calwebb)
             theirs = measure_cpu(run_official, str(uncal), str(cache), args.cores) if official \
                 else (None, None, None)
             rows.append((name, *ours, *theirs))

@@ -251,3 +251,15 @@ def test_dark_current_in_row_bands_is_identical(tmp_path, monkeypatch):
                        .data.copy())
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+def test_gain_scale_scales_shared_planes_once():
+    """One-integration rate and rateints share memory (ramp_fit): each is scaled once."""
+    buffer = np.full((1, 3, 3), 2.0, np.float32)
+    rate = datamodels.ImageModel(data=buffer[0])
+    rateints = datamodels.CubeModel(data=buffer[:])
+    step = GainScaleStep()
+    for model in (rate, rateints):  # in place, as in the pipeline (a step on its own copies)
+        model.meta.exposure.gain_factor = 2.0
+        assert step.process(model).meta.cal_step.gain_scale == "COMPLETE"
+    assert rate.data[0, 0] == 4 and rateints.data[0, 0, 0] == 4 and buffer[0, 0, 0] == 2

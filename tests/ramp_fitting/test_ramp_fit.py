@@ -223,3 +223,63 @@ def test_matches_stcal_special_cases(ngroups, nints, suppress, charge_loss, zero
             np.testing.assert_allclose(getattr(ours, name), theirs[key], rtol=1e-4, atol=1e-7,
                                        err_msg=name)
         np.testing.assert_array_equal(ours.dq, theirs["dq"])
+
+
+def _separate_fit(model, refs, suppress):
+    """The one-integration products fitted into separate rate and rateints arrays."""
+    from calwebb.kernels import sorting_network
+    from calwebb.ramp_fitting.ols import PRODUCT_TYPES, fit_ramps, weight_table
+
+    nints, ngroups, ny, nx = model.data.shape
+    zeroframe = model.zeroframe if model.has_array("zeroframe") else np.zeros((nints, 1, 1),
+                                                                              np.float32)
+    arguments = (model.data, model.groupdq, model.pixeldq, refs["override_gain"].data,
+                 refs["override_readnoise"].data, np.zeros((ny, nx), np.float32), zeroframe,
+                 model.has_array("zeroframe"), weight_table(ngroups),
+                 sorting_network(ngroups - 1), TGROUP, TGROUP, 1, suppress)
+    image = [np.empty((ny, nx), kind) for kind in PRODUCT_TYPES]
+    cube = [np.empty((nints, ny, nx), kind) for kind in PRODUCT_TYPES]
+    fit_ramps(*arguments, 0, *image, *cube)
+    return arguments, image, cube
+
+
+@pytest.mark.parametrize("suppress", [True, False])
+@pytest.mark.parametrize("charge_loss, zeroframe", [(False, False), (True, True)])
+def test_one_integration_shares_only_identical_planes(suppress, charge_loss, zeroframe):
+    from calwebb.ramp_fitting.ols import fit_one_integration
+
+    model, refs = flagged_ramp(6, 1, seed=3, charge_loss=charge_loss, zeroframe=zeroframe)
+    arguments, image, cube = _separate_fit(model, refs, suppress)
+    shared_image, shared_cube = fit_one_integration(arguments, (32, 32), band=5)
+    for ours, theirs in zip([*shared_image, *shared_cube], [*image, *cube], strict=True):
+        assert ours.shape == theirs.shape and ours.tobytes() == theirs.tobytes()
+    for rate, ints in zip(shared_image, shared_cube, strict=True):
+        assert np.shares_memory(rate, ints) == (rate.tobytes() == ints[0].tobytes())
+    assert not np.shares_memory(shared_image[1], shared_cube[1])  # ERR
+    rate, rateints = RampFitStep.call(model, suppress_one_group=suppress, **refs)
+    assert np.shares_memory(rate.data, rateints.data)
+    assert rate.data.tobytes() == image[0].tobytes()
+
+
+def test_one_integration_unshares_a_plane_at_its_first_difference(monkeypatch):
+    """A plane whose rateints values differ from the rate's in a later band gets memory of
+    its own, with the earlier bands' values."""
+    from calwebb.ramp_fitting import ols
+
+    model, refs = flagged_ramp(6, 1, seed=4)
+    arguments, image, cube = _separate_fit(model, refs, True)
+    fit = ols.fit_ramps
+
+    def differing(*args):
+        fit(*args)
+        first, ints_var_p = args[14], args[-2]
+        if first == 10:
+            ints_var_p[0, 1, 3] += 1
+    monkeypatch.setattr(ols, "fit_ramps", differing)
+    shared_image, shared_cube = ols.fit_one_integration(arguments, (32, 32), band=5)
+    expected = cube[3].copy()
+    expected[0, 11, 3] += 1
+    assert shared_cube[3].tobytes() == expected.tobytes()
+    assert shared_image[3].tobytes() == image[3].tobytes()
+    assert not np.shares_memory(shared_image[3], shared_cube[3])
+    assert np.shares_memory(shared_image[0], shared_cube[0])

@@ -19,9 +19,15 @@ class GainScaleStep(Step):
                 factor = datamodels.GainModel(path).meta.exposure.gain_factor
         if factor is None:
             return self.skip_model(model, "no GAINFACT in the data or the GAIN reference")
+        # views may share memory with another product (one-integration rate and rateints):
+        # those are scaled as copies
         arrays = {name: getattr(model, name) for name in
                   ("data", "err", "var_poisson", "var_rnoise") if model.has_array(name)}
+        arrays = {name: array if array.base is None else array.copy()
+                  for name, array in arrays.items()}
         scale_by_gain_factor(arrays, factor)
+        for name, array in arrays.items():
+            setattr(model, name, array)
         model.meta.exposure.gain_factor = factor
         self.set_status(model, "COMPLETE")
         return model

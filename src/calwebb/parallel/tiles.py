@@ -889,18 +889,39 @@ class TiledRun:
             self.products = ()
             return
         if self.products is None:
-            ny, nx = self.frame_shape
-            self.products = tuple(
-                {name: np.empty((*getattr(product, name).shape[:-2], ny, nx),
-                                getattr(product, name).dtype) for name in PRODUCT_ARRAYS}
-                for product in products)
-        for product, arrays in zip(products, self.products, strict=True):
-            for name, full in arrays.items():
-                full[..., tile.core_start:tile.core_stop, :] = getattr(product, name)[
-                    ..., tile.rows, :]
+            self.products = self._frame_products(products)
+        for name in PRODUCT_ARRAYS:
+            (rate, rateints), own = (getattr(product, name) for product in products), tile.rows
+            full_rate, full_rateints = (arrays[name] for arrays in self.products)
+            band = slice(tile.core_start, tile.core_stop)
+            if np.shares_memory(full_rate, full_rateints):
+                if np.shares_memory(rate, rateints):  # ramp_fit found them equal
+                    full_rate[band] = rate[own]
+                    continue
+                # from here on they differ: the rateints plane gets memory of its own
+                self.products[1][name] = full_rateints = full_rateints.copy()
+            full_rate[band] = rate[own]
+            full_rateints[..., band, :] = rateints[..., own, :]
         self.product_trees = [copy.deepcopy(product.tree) for product in products]
         rateints = products[1]
         self.int_times = rateints.int_times if rateints.has_array("int_times") else None
+
+    def _frame_products(self, products: tuple) -> tuple[dict, dict]:
+        """Frame-sized (rate, rateints) arrays for the tiles' products; for one integration,
+        the planes the first tile's products share (see ``RampFitStep``) are shared too, as
+        views of one buffer."""
+        ny, nx = self.frame_shape
+        frame = ({}, {})
+        rate, rateints = products
+        for name in PRODUCT_ARRAYS:
+            plane, planes = getattr(rate, name), getattr(rateints, name)
+            if planes.shape[0] == 1 and np.shares_memory(plane, planes):
+                buffer = np.empty((1, ny, nx), planes.dtype)
+                frame[0][name], frame[1][name] = buffer[0], buffer[:]
+            else:
+                frame[0][name] = np.empty((ny, nx), plane.dtype)
+                frame[1][name] = np.empty((*planes.shape[:-2], ny, nx), planes.dtype)
+        return frame
 
     def _result(self, on_ramp) -> TiledResult:
         ramp = self._final_ramp()

@@ -233,16 +233,20 @@ def _variances(n, t, read_noise, gain, poisson_rate):
 
 @njit(parallel=True, cache=True)
 def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_zeroframe,
-              weights, network, tgroup, tframe, nframes, suppress_one_group, rate, rate_err,
-              rate_dq, rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p, ints_var_r):
-    """Fit every pixel; fills the rate (2-D) and rateints (3-D) output arrays.
+              weights, network, tgroup, tframe, nframes, suppress_one_group, first, rate,
+              rate_err, rate_dq, rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p,
+              ints_var_r):
+    """Fit the pixels of frame rows ``first:first + rate.shape[0]``; fills the rate (2-D)
+    and rateints (3-D) output arrays, which hold just those rows (all rows: ``first`` = 0 and
+    frame-sized outputs).
 
     ``network`` = ``sorting_network(ngroups - 1)``: the median rates behind the Poisson noise
     are found a row at a time (``_row_median_rates``); each pixel's integrations are read once.
     """
     nints, ngroups, ny, nx = data.shape
     one_group_time = (nframes + 1) * tframe / 2.0
-    for y in prange(ny):
+    for row in prange(rate.shape[0]):
+        y = first + row
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
         dq = np.empty((nints, ngroups), np.int64)
@@ -298,9 +302,9 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                     flags |= DO_NOT_USE
                     if all_sat or (groupdq[i, 0, y, x] & SATURATED) != 0:
                         flags |= SATURATED
-                    ints[i, y, x] = np.nan
-                    ints_err[i, y, x] = ints_var_p[i, y, x] = ints_var_r[i, y, x] = 0.0
-                    ints_dq[i, y, x] = flags
+                    ints[i, row, x] = np.nan
+                    ints_err[i, row, x] = ints_var_p[i, row, x] = ints_var_r[i, row, x] = 0.0
+                    ints_dq[i, row, x] = flags
                     rate_flags |= flags & ~DO_NOT_USE
                 else:
                     inv_r = inv_p = inv_c = weighted = 0.0
@@ -321,14 +325,14 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                             inv_p += 1.0 / var_p
                         if var_r + var_p > 0:
                             inv_c += 1.0 / (var_r + var_p)
-                    ints[i, y, x] = weighted / inv_r if inv_r > 0 else np.nan
-                    ints_var_r[i, y, x] = _guarded(1.0 / inv_r if inv_r > 0 else 0.0)
-                    ints_var_p[i, y, x] = _guarded(1.0 / inv_p if inv_p > 0 else 0.0)
-                    ints_err[i, y, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
+                    ints[i, row, x] = weighted / inv_r if inv_r > 0 else np.nan
+                    ints_var_r[i, row, x] = _guarded(1.0 / inv_r if inv_r > 0 else 0.0)
+                    ints_var_p[i, row, x] = _guarded(1.0 / inv_p if inv_p > 0 else 0.0)
+                    ints_err[i, row, x] = np.sqrt(1.0 / inv_c) if inv_c > 0 else 0.0
                     if pixel_flags & SATURATED:  # fitted, but reported as unusable
-                        ints[i, y, x] = np.nan
-                        ints_err[i, y, x] = ints_var_p[i, y, x] = ints_var_r[i, y, x] = 0.0
-                    ints_dq[i, y, x] = flags
+                        ints[i, row, x] = np.nan
+                        ints_err[i, row, x] = ints_var_p[i, row, x] = ints_var_r[i, row, x] = 0.0
+                    ints_dq[i, row, x] = flags
                     rate_flags |= flags
                     exp_inv_r += inv_r
                     exp_weighted += weighted
@@ -341,25 +345,67 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                         var_r, _ = _variances(lengths[s], t, r, g, poisson_rate)
                         if var_r > 0:
                             inv_relaxed += 1.0 / var_r
-                    ints_var_r[i, y, x] = _guarded(1.0 / inv_relaxed if inv_relaxed > 0 else 0.0)
+                    ints_var_r[i, row, x] = _guarded(1.0 / inv_relaxed if inv_relaxed > 0 else 0.0)
                     exp_inv_relaxed += inv_relaxed
                     charge_loss = True
-                elif ints_var_r[i, y, x] > 0:
-                    exp_inv_relaxed += 1.0 / ints_var_r[i, y, x]
+                elif ints_var_r[i, row, x] > 0:
+                    exp_inv_relaxed += 1.0 / ints_var_r[i, row, x]
             var_r = _guarded(1.0 / exp_inv_r if exp_inv_r > 0 else 0.0)
             if usable_ints == 0 or (pixel_flags & (DO_NOT_USE | SATURATED)) != 0:
-                rate[y, x] = np.nan
-                rate_err[y, x] = rate_var_p[y, x] = var_r = 0.0
-                rate_dq[y, x] = rate_flags
+                rate[row, x] = np.nan
+                rate_err[row, x] = rate_var_p[row, x] = var_r = 0.0
+                rate_dq[row, x] = rate_flags
                 if usable_ints == 0 or (pixel_flags & DO_NOT_USE) != 0:
-                    rate_dq[y, x] |= DO_NOT_USE
+                    rate_dq[row, x] |= DO_NOT_USE
             else:
                 var_p = 1.0 / exp_inv_p if exp_inv_p > 0 else 0.0
                 var_p = var_p if 0 <= var_p < LARGE_VARIANCE else 0.0
-                rate[y, x] = exp_weighted / exp_inv_r if exp_inv_r > 0 else np.nan
-                rate_var_p[y, x] = var_p
-                rate_err[y, x] = np.sqrt(var_p + var_r)
-                rate_dq[y, x] = rate_flags
+                rate[row, x] = exp_weighted / exp_inv_r if exp_inv_r > 0 else np.nan
+                rate_var_p[row, x] = var_p
+                rate_err[row, x] = np.sqrt(var_p + var_r)
+                rate_dq[row, x] = rate_flags
             if charge_loss and exp_inv_relaxed > 0:  # the error keeps the fitted read noise
                 var_r = _guarded(1.0 / exp_inv_relaxed)
-            rate_var_r[y, x] = var_r
+            rate_var_r[row, x] = var_r
+
+
+#: the types of the five slope products (data, err, dq, var_poisson, var_rnoise)
+PRODUCT_TYPES = (np.float32, np.float32, np.uint32, np.float32, np.float32)
+#: rows fitted at a time when one integration's rate and rateints share memory
+SHARING_BAND = 128
+
+
+def fit_one_integration(arguments: tuple, shape: tuple[int, int],
+                        band: int = SHARING_BAND) -> tuple[list, list]:
+    """``fit_ramps`` for a ramp of one integration: (rate planes [ny, nx], rateints planes
+    [1, ny, nx]), where each rateints plane whose values are, bit for bit, the rate's is the
+    same memory as the rate plane (both views of one buffer); ``arguments`` are fit_ramps'
+    up to ``suppress_one_group``.
+
+    The rows are fitted ``band`` at a time, the rateints values of the planes still shared
+    into a small scratch band that is compared with the rate's: at the first difference the
+    plane gets memory of its own. ERR is never shared (the rate's is combined from the
+    variances, the integration's per segment).
+    """
+    ny, nx = shape
+    buffers = [np.empty((1, ny, nx), kind) for kind in PRODUCT_TYPES]
+    image = [buffer[0] for buffer in buffers]
+    cube = [buffer[:] for buffer in buffers]
+    shared = [True, False, True, True, True]
+    image[1] = np.empty((ny, nx), PRODUCT_TYPES[1])
+    scratch = [np.empty((1, min(band, ny), nx), kind) for kind in PRODUCT_TYPES]
+    for first in range(0, ny, band):
+        last = min(ny, first + band)
+        ints = [scratch[k][:, :last - first] if shared[k] else cube[k][:, first:last]
+                for k in range(len(cube))]
+        fit_ramps(*arguments, first, *[plane[first:last] for plane in image], *ints)
+        for k in range(len(cube)):
+            if not shared[k]:
+                continue
+            fitted, rows = ints[k][0], image[k][first:last]
+            if not np.array_equal(fitted.view(np.uint32), rows.view(np.uint32)):
+                own = np.empty((1, ny, nx), PRODUCT_TYPES[k])
+                own[0, :first] = image[k][:first]
+                own[0, first:last] = fitted
+                cube[k], shared[k] = own, False
+    return image, cube

@@ -10,7 +10,12 @@ from calwebb import datamodels, dqflags
 from calwebb.errors import DataModelError, ReferenceFileError
 from calwebb.kernels import limited_threads, sorting_network
 from calwebb.ramp_fitting.likely import MIN_NGROUPS, fit_ramps_likely, read_times
-from calwebb.ramp_fitting.ols import fit_ramps, weight_table
+from calwebb.ramp_fitting.ols import (
+    PRODUCT_TYPES,
+    fit_one_integration,
+    fit_ramps,
+    weight_table,
+)
 from calwebb.ramp_fitting.ols_optional import optional_products
 from calwebb.ramp_fitting.prepare import apply_group_range, drop_unusable_miri_groups
 from calwebb.stpipe import Step
@@ -24,6 +29,9 @@ class RampFitStep(Step):
 
     With ``save_opt`` the optional product is written as well (``fitopt`` for OLS_C,
     ``likely_chisq`` for LIKELY) and kept in ``optional_model``.
+
+    For one integration (OLS_C), the rate and rateints arrays whose values are identical
+    are the same memory (views of one buffer): scale or edit them as copies.
     """
 
     class_alias = "ramp_fit"
@@ -126,19 +134,21 @@ class RampFitStep(Step):
         # never read without a ZEROFRAME: a placeholder instead of a frame of zeros
         zeroframe = model.zeroframe if has_zeroframe else np.zeros((nints, 1, 1), np.float32)
         dark = _dark_rate(model)
-        image = [np.empty((ny, nx), t) for t in (np.float32, np.float32, np.uint32, np.float32,
-                                                  np.float32)]
-        cube = [np.empty((nints, ny, nx), t) for t in (np.float32, np.float32, np.uint32,
-                                                        np.float32, np.float32)]
         data = np.ascontiguousarray(data)
         groupdq = np.ascontiguousarray(groupdq)
         gain = gain.astype(np.float32, copy=False)
         readnoise = readnoise.astype(np.float32, copy=False)
+        arguments = (data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
+                     has_zeroframe, weight_table(data.shape[1]),
+                     sorting_network(data.shape[1] - 1), float(exposure.group_time),
+                     float(tframe), nframes, self.suppress_one_group)
         with limited_threads(self.maximum_cores):
-            fit_ramps(data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
-                      has_zeroframe, weight_table(data.shape[1]),
-                      sorting_network(data.shape[1] - 1), float(exposure.group_time),
-                      float(tframe), nframes, self.suppress_one_group, *image, *cube)
+            if nints == 1:  # rate and rateints share the planes where they are equal
+                image, cube = fit_one_integration(arguments, (ny, nx))
+            else:
+                image = [np.empty((ny, nx), kind) for kind in PRODUCT_TYPES]
+                cube = [np.empty((nints, ny, nx), kind) for kind in PRODUCT_TYPES]
+                fit_ramps(*arguments, 0, *image, *cube)
             if self.save_opt:
                 arrays = optional_products(
                     data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
