@@ -422,39 +422,52 @@ class DrizzleSums:
         self.count += 1
 
     def state(self) -> dict[str, np.ndarray]:
-        """The running sums as named arrays (what ``merge`` takes)."""
-        state = {"count": np.array(self.count), "data": self._driz.out_img,
-                 "weight": self._driz.out_wht}
+        """The running sums as named arrays (what ``merge`` takes), cut to ``box`` (y0, y1,
+        x0, x1): the rows and columns where anything was added."""
+        covered = self._driz.out_wht > 0
+        for total in self._sums.values():
+            covered |= total.weight > 0
+        if self._error_driz is not None:
+            covered |= self._error_driz.out_wht > 0
+        rows, columns = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
+        box = (rows[0], rows[-1] + 1, columns[0], columns[-1] + 1) if rows.size else (0, 0, 0, 0)
+        cut = np.s_[box[0]:box[1], box[2]:box[3]]
+        state = {"count": np.array(self.count), "box": np.array(box),
+                 "data": self._driz.out_img[cut], "weight": self._driz.out_wht[cut]}
         if self.enable_context:
-            state["context"] = self._driz.out_ctx
+            state["context"] = self._driz.out_ctx[(slice(None), *cut)]
         dq = self._dq()
         if dq is not None:
-            state["dq"] = dq
+            state["dq"] = dq[cut]
         if self._error_driz is not None:
-            state["error_data"] = self._error_driz.out_img
-            state["error_weight"] = self._error_driz.out_wht
+            state["error_data"] = self._error_driz.out_img[cut]
+            state["error_weight"] = self._error_driz.out_wht[cut]
         for name, total in self._sums.items():
-            state[f"weighted_{name}"] = total.weighted
-            state[f"weight_{name}"] = total.weight
+            state[f"weighted_{name}"] = total.weighted[cut]
+            state[f"weight_{name}"] = total.weight[cut]
         return state
 
     def merge(self, state) -> None:
         """Add the ``state`` of the same drizzle (same grid and options) over other images:
         weighted means combined, weights and variance sums added, context and DQ ORed."""
-        _merge_mean(self._driz.out_img, self._driz.out_wht, state["data"], state["weight"])
+        y0, y1, x0, x1 = (int(n) for n in state["box"])
+        cut = np.s_[y0:y1, x0:x1]
+        _merge_mean(self._driz.out_img[cut], self._driz.out_wht[cut], state["data"],
+                    state["weight"])
         if self.enable_context:
-            self._driz.out_ctx[...] |= state["context"]
+            self._driz.out_ctx[(slice(None), *cut)] |= state["context"]
         if "dq" in state:
-            dq = np.array(state["dq"], np.uint32)
-            self._merged_dq = dq if self._merged_dq is None else self._merged_dq | dq
+            if self._merged_dq is None:
+                self._merged_dq = np.zeros(self.shape, np.uint32)
+            self._merged_dq[cut] |= np.asarray(state["dq"], np.uint32)
         if self._error_driz is not None:
-            _merge_mean(self._error_driz.out_img, self._error_driz.out_wht,
+            _merge_mean(self._error_driz.out_img[cut], self._error_driz.out_wht[cut],
                         state["error_data"], state["error_weight"])
         for name in self.variance_names if self.error == "variances" else ():
             if f"weighted_{name}" in state:
                 total = self._sums.setdefault(name, _VarianceSum(self.shape))
-                total.weighted += state[f"weighted_{name}"]
-                total.weight += state[f"weight_{name}"]
+                total.weighted[cut] += state[f"weighted_{name}"]
+                total.weight[cut] += state[f"weight_{name}"]
         self.count += int(state["count"])
 
     def _dq(self) -> np.ndarray | None:
