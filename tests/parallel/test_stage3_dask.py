@@ -141,7 +141,10 @@ def test_merged_sums_of_single_images_equal_one_drizzle_of_all(options):
     for index, item in enumerate(items):
         single = DrizzleSums(output, n_inputs=3, first_index=index, **options)
         single.add(item)
-        total.merge(single.state())
+        state = single.state()
+        y0, y1, x0, x1 = state["box"]
+        assert state["data"].shape == state["weight"].shape == (y1 - y0, x1 - x0)
+        total.merge(state)
     merged = total.result()
     assert merged.n_inputs == 3
     np.testing.assert_array_equal(merged.context, whole.context)

@@ -8,6 +8,8 @@ of framework.md §6.1 around it.
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 import importlib
 import logging
 import os
@@ -224,6 +226,7 @@ class Step:
             many = isinstance(result, list | tuple) and len(models) > 1
             for index, model in enumerate(models):
                 self.save_model(model, idx=index if many else None)
+        _release_freed_memory()
         self.log.info(
             "Step %s done in %.2f s (peak RSS %.0f MiB, +%.0f MiB)", self.qualified_name,
             time.perf_counter() - started, _peak_rss_mib(), _peak_rss_mib() - rss_before,
@@ -419,6 +422,25 @@ def _loggable(parameters: dict) -> dict:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@functools.cache
+def _c_library():
+    """The C library when it is glibc (None elsewhere)."""
+    try:
+        library = ctypes.CDLL("libc.so.6")
+        return library if hasattr(library, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Hand the pages the C allocator keeps from freed arrays back to the system, so that a
+    step's freed temporaries do not add to the next step's peak (glibc keeps large freed
+    blocks once it has raised its memory-map threshold)."""
+    library = _c_library()
+    if library is not None:
+        library.malloc_trim(0)
 
 
 def _steppars_disabled(explicit: bool | None) -> bool:
