@@ -160,24 +160,31 @@ def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress
     return special_time, flags, any_charge_loss, good_count
 
 
+@njit(cache=True, inline="always")
+def _integration_rate(ramp, dq, i, special_time, one_group_time, tgroup):
+    """Integration i's share of the rate behind the Poisson noise: its median rate, or its
+    first group over the special timing (NaN for a saturated single group)."""
+    if ramp.shape[1] == 1:  # a saturated group spoils the mean
+        return np.nan if dq[i, 0] & SATURATED else ramp[i, 0] / one_group_time
+    if special_time > 0:
+        return ramp[i, 0] / special_time
+    return _median_rate(ramp, dq, i, tgroup)
+
+
 @njit(cache=True)
 def _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x, suppress_one_group, tgroup,
-                  tframe, one_group_time, dark, ramp, dq, relaxed):
+                  tframe, one_group_time, dark, ramp, dq, relaxed, special):
     """Count rate (DN/s) behind a pixel's Poisson variance: dark plus the positive part of the
-    mean over integrations of their median rates. ramp/dq/relaxed are [nints, ngroups] work
-    arrays (``fit_ramps`` does the same from the integrations it has read)."""
-    nints, ngroups = data.shape[:2]
+    mean over integrations of ``_integration_rate``. Loads every integration: ramp/dq/relaxed
+    [nints, ngroups] and the special timings ``special`` [nints] are filled as
+    ``_load_integration`` fills them."""
+    nints = data.shape[0]
     median = 0.0
     for i in range(nints):
-        special_time, _, _, _ = _load_integration(
+        special[i], _, _, _ = _load_integration(
             data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
             one_group_time, ramp, dq, relaxed)
-        if ngroups == 1:  # a saturated group spoils the mean
-            median += np.nan if dq[i, 0] & SATURATED else ramp[i, 0] / one_group_time
-        elif special_time > 0:
-            median += ramp[i, 0] / special_time
-        else:
-            median += _median_rate(ramp, dq, i, tgroup)
+        median += _integration_rate(ramp, dq, i, special[i], one_group_time, tgroup)
     median /= nints
     return dark + (median if median > 0 else 0.0)
 
@@ -268,19 +275,15 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             pixel_flags = pixeldq[y, x]
             if bad_gain:
                 pixel_flags |= DO_NOT_USE | 524288  # NO_GAIN_VALUE
-            median = 0.0  # as _poisson_rate, from the integrations read once
+            median = 0.0  # as _poisson_rate, with the row's median rates where settled
             for i in range(nints):
                 special[i], group_flags[i], charge_losses[i], good[i] = _load_integration(
                     data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
                     one_group_time, ramp, dq, relaxed)
-                if ngroups == 1:
-                    median += np.nan if dq[i, 0] & SATURATED else ramp[i, 0] / one_group_time
-                elif special[i] > 0:
-                    median += ramp[i, 0] / special[i]
-                elif good[i] >= 2 and settled[i, x]:
+                if good[i] >= 2 and settled[i, x]:  # (then no special timing)
                     median += 0.0 if np.isnan(medians[i, x]) else medians[i, x]
                 else:
-                    median += _median_rate(ramp, dq, i, tgroup)
+                    median += _integration_rate(ramp, dq, i, special[i], one_group_time, tgroup)
             median /= nints
             poisson_rate = dark[y, x] + (median if median > 0 else 0.0)
             exp_inv_r = exp_inv_relaxed = exp_inv_p = exp_weighted = 0.0

@@ -108,12 +108,13 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
         dq = np.empty((nints, ngroups), np.int64)
         relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
+        special = np.empty(nints)
         for x in range(nx):
             g = np.float64(gain[y, x])
             r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes)
             rate = _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x,
                                  suppress_one_group, tgroup, tframe, one_group_time, dark[y, x],
-                                 ramp, dq, relaxed)
+                                 ramp, dq, relaxed, special)
             bad_gain = not (g > 0)
             for i in range(nints):
                 jump = 0
@@ -125,9 +126,7 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
                             np.float64(data[i, k - 1, y, x])
                         crmag[i, jump, y, x] = later - earlier
                         jump += 1
-                special_time, _, _, _ = _load_integration(
-                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
-                    one_group_time, ramp, dq, relaxed)
+                special_time = special[i]  # the integration as _poisson_rate loaded it
                 values, group_dq = ramp[i], dq[i]  # views: this pass is not the hot one
                 all_saturated = True
                 for k in range(ngroups):
