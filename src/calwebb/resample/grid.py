@@ -249,9 +249,9 @@ TANGENT_PLANE_PARTS = (models.Shift, models.Shift, models.AffineTransformation2D
 TANGENT_PLANE_OPERATORS = ("|", "|", "|", "&")
 
 
-def grid_key(wcs) -> tuple | None:
-    """Hashable numbers of a grid made by :func:`tangent_plane_wcs` (every transform
-    parameter, array shape, bounding box), equal for equal grids; None for any other WCS."""
+def _tangent_plane_transform(wcs):
+    """The forward transform of a grid made by :func:`tangent_plane_wcs` (its five parts in
+    order: x shift, y shift, CD, TAN, rotation to the sky); None for any other WCS."""
     transform = getattr(wcs, "forward_transform", None)
     operators, node = [], transform
     while getattr(node, "op", None) is not None:
@@ -262,6 +262,15 @@ def grid_key(wcs) -> tuple | None:
     leaves = [transform[index] for index in range(transform.n_submodels)]
     if len(leaves) != 5 or not all(type(leaf) is kind for leaf, kind in
                                    zip(leaves, TANGENT_PLANE_PARTS, strict=True)):
+        return None
+    return transform
+
+
+def grid_key(wcs) -> tuple | None:
+    """Hashable numbers of a grid made by :func:`tangent_plane_wcs` (every transform
+    parameter, array shape, bounding box), equal for equal grids; None for any other WCS."""
+    transform = _tangent_plane_transform(wcs)
+    if transform is None:
         return None
     box = wcs.bounding_box
     return (tuple(float(value) for value in transform.parameters), wcs.array_shape,
@@ -274,17 +283,13 @@ def describe(wcs: WCS) -> GridDescription:
     shape = wcs.array_shape
     if shape is None:
         raise DataModelError("the output WCS has no array_shape")
-    transform = wcs.forward_transform
-    try:
-        parts = {transform[name].name: transform[name] for name in
-                 (CRPIX_X, CRPIX_Y, LINEAR, PROJECTION, CELESTIAL)}
-    except (IndexError, KeyError, ValueError, AttributeError):
-        parts = None
-    if parts is not None and transform.n_submodels == 5:
+    transform = _tangent_plane_transform(wcs)
+    if transform is not None:
+        shift_x, shift_y, linear, _, celestial = (transform[index] for index in range(5))
         return GridDescription(
-            crpix=(-float(parts[CRPIX_X].offset.value), -float(parts[CRPIX_Y].offset.value)),
-            crval=(float(parts[CELESTIAL].lon.value), float(parts[CELESTIAL].lat.value)),
-            cd=np.array(parts[LINEAR].matrix.value, float), shape=tuple(shape))
+            crpix=(-float(shift_x.offset.value), -float(shift_y.offset.value)),
+            crval=(float(celestial.lon.value), float(celestial.lat.value)),
+            cd=np.array(linear.matrix.value, float), shape=tuple(shape))
     ny, nx = shape
     x0, y0 = (nx - 1) / 2.0, (ny - 1) / 2.0
     ra, dec = wcs([x0, x0 + 1, x0, x0 - 1, x0], [y0, y0, y0 + 1, y0, y0 - 1],
