@@ -128,3 +128,21 @@ def test_moving_target_is_drizzled_in_its_own_frame(stage3_observation, tmp_path
     # one source, not three: the flux within 3 px of the mean position is nearly all of it
     near = np.hypot(*np.mgrid[-6:7, -6:7]) <= 3
     assert stamp[near].sum() > 0.9 * stamp.sum()
+
+
+def test_mosaic_reuses_the_outlier_grid_pixel_maps(stage3_observation, tmp_path, monkeypatch):
+    """Outlier detection's median grid is the mosaic grid by default: the library keeps each
+    member's pixel map, so its WCS is fitted once for drizzle, blot and mosaic."""
+    from calwebb.resample.drizzle_images import PixelMapper
+
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    fitted = []
+    original = PixelMapper._fit
+    monkeypatch.setattr(PixelMapper, "_fit", lambda self: fitted.append(self) or original(self))
+    cals = [cal.copy() for cal in stage3_observation.cals]
+    mosaic = Image3Pipeline.call(cals, output_dir=str(tmp_path), steps={
+        "tweakreg": {"skip": True}, "skymatch": {"skip": True},
+        "source_catalog": {"skip": True}})
+    assert mosaic.meta.cal_step.outlier_detection == "COMPLETE"
+    assert mosaic.meta.cal_step.resample == "COMPLETE"
+    assert len(fitted) == len(cals)

@@ -66,6 +66,9 @@ class ModelLibrary:
         self._borrowed: set[int] = set()
         self._open = False
         self.group_ids = [self._group_id(index) for index in range(len(sources))]
+        #: {member index: PixelMapper} a step made for the members on its grid (outlier
+        #: detection's median grid), for a later step drizzling onto the same grid
+        self.pixel_mappers: dict = {}
 
     # -- construction --------------------------------------------------------------------------
     def _members(self, init, roles) -> tuple[Association, list]:

@@ -115,8 +115,8 @@ class OutlierDetectionStep(Step):
     mode: str | None = None
     #: the association id used in output names (None: none known)
     _asn_id: str | None = None
-    #: {member index: PixelMapper} of the last imaging run on its median grid, for the blot
-    #: and for a mosaic drizzled on the same grid (``Image3Pipeline`` hands them on)
+    #: {member index: PixelMapper} on the median grid: the library's, which keeps them for
+    #: a mosaic drizzled onto the same grid
     pixel_mappers: dict | None = None
 
     # -- inputs --------------------------------------------------------------------------------
@@ -218,7 +218,8 @@ class OutlierDetectionStep(Step):
             self._finish_library(library, "SKIPPED")
             return library
         members = self._describe_members(library)
-        self.pixel_mappers = {}
+        self.pixel_mappers = library.pixel_mappers
+        self.pixel_mappers.clear()
         executor = current()
         if executor is not None and self.resample_data:
             with executor.scratch("calwebb_outlier_") as directory:

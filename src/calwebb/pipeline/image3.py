@@ -57,12 +57,7 @@ class Image3Pipeline(Pipeline):
             library = self.tweakreg.run(library)
         library = self.skymatch.run(library)
         library = self.outlier_detection.run(library)
-        # the pixel maps of the outlier median grid serve the mosaic when its grid is the same
-        self.resample.pixel_mappers = self.outlier_detection.pixel_mappers
-        try:
-            mosaic = self.resample.run(library)
-        finally:
-            self.resample.pixel_mappers = self.outlier_detection.pixel_mappers = None
+        mosaic = self.resample.run(library)  # (with the library's pixel maps on its grid)
         if not isinstance(mosaic, datamodels.ImageModel):
             raise DataModelError("calwebb_image3: resample did not produce a 2-D mosaic")
         mosaic.meta.filename = f"{self.output_file or _root(mosaic.meta.filename)}_i2d.fits"

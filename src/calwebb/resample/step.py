@@ -57,10 +57,6 @@ class ResampleStep(Step):
         suffix = string(default='i2d')  # suffix of the output file name
     """  # noqa: E501 - the kernel option list
 
-    #: {input index: PixelMapper} already made (by outlier detection) for the inputs of a
-    #: library; used where the output grid is the same
-    pixel_mappers: dict | None = None
-
     # -- inputs --------------------------------------------------------------------------------
     def prepare_input(self, value):
         """Files stay paths (each is read when drizzled); models are used as given, never
@@ -85,6 +81,7 @@ class ResampleStep(Step):
             if value.asn.table_name:
                 self._association = (value.asn, value.asn.table_name)
             self._group_ids = value.group_ids
+            self._pixel_mappers = value.pixel_mappers
             return [value.source(index) for index in range(len(value))]
         if isinstance(value, str) and value.lower().endswith(".json"):
             from calwebb.associations import load_association
@@ -105,6 +102,7 @@ class ResampleStep(Step):
     def process(self, value):
         self._association = None
         self._group_ids = None  # an association's grouping, when the input is a library
+        self._pixel_mappers = {}  # a library's pixel maps (used where the grid is the same)
         sources = self._sources(value)
         if not sources:
             raise DataModelError("resample got an empty list of inputs")
@@ -213,13 +211,11 @@ class ResampleStep(Step):
             propagate_dq=self.propagate_dq, pixmap_stepsize=self.pixmap_stepsize,
             pixmap_order=self.pixmap_order, n_inputs=len(sources))
 
-        mappers = self.pixel_mappers or {}
-
         def stream():
             for source, info in zip(sources, described, strict=True):
                 self.log.info("Drizzling %s", info["name"])
                 item = drizzle_input(self._open(source), task_info(info))
-                item.pixel_mapper = mappers.get(info["index"])
+                item.pixel_mapper = self._pixel_mappers.get(info["index"])
                 yield item
 
         self.log.info("Drizzling %d image(s) onto %d x %d pixels: pixfrac %g, %s kernel, "
