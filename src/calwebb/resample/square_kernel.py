@@ -37,18 +37,33 @@ def footprint_box(pixmap: np.ndarray, pixfrac: float, x_range: tuple[int, int],
     inclusive ``x_range``/``y_range`` reach. None unless every mapped pixel centre lies
     inside the output image by EDGE_MARGIN (otherwise ``drizzle``'s scan of the output edge
     decides which pixels count), or when no centre is mapped."""
-    section = pixmap[y_range[0]:y_range[1] + 1, x_range[0]:x_range[1] + 1]
-    if not np.isfinite(section).any():
+    x_low, x_high, y_low, y_high = _mapped_extent(pixmap, x_range[0], x_range[1], y_range[0],
+                                                  y_range[1])
+    if not x_low <= x_high:
         return None
     ny, nx = out_shape
     limits = []
-    for axis, size in ((1, ny), (0, nx)):
-        low, high = np.nanmin(section[..., axis]), np.nanmax(section[..., axis])
+    for low, high, size in ((y_low, y_high, ny), (x_low, x_high, nx)):
         if low < EDGE_MARGIN - 0.5 or high > size - 0.5 - EDGE_MARGIN:
             return None
         reach = math.ceil(pixfrac) + 1.0  # corners lie within this of the mapped centres
         limits += [max(int(np.floor(low - reach)), 0), min(int(np.ceil(high + reach)) + 1, size)]
     return tuple(limits)
+
+
+@njit(cache=True, nogil=True)
+def _mapped_extent(pixmap, x_lo, x_hi, y_lo, y_hi):
+    """(x min, x max, y min, y max) of the finite mapped centres of the pixels in the range
+    (inf, -inf, ... when there are none)."""
+    x_low = y_low = np.inf
+    x_high = y_high = -np.inf
+    for j in range(y_lo, y_hi + 1):
+        for i in range(x_lo, x_hi + 1):
+            x, y = pixmap[j, i, 0], pixmap[j, i, 1]
+            if np.isfinite(x) and np.isfinite(y):
+                x_low, x_high = min(x_low, x), max(x_high, x)
+                y_low, y_high = min(y_low, y), max(y_high, y)
+    return x_low, x_high, y_low, y_high
 
 
 class TogetherDrizzle:
