@@ -90,3 +90,37 @@ def test_record_outliers_sets_flags_and_nans_everywhere():
                                        dqflags.DO_NOT_USE, 4 | dqflags.DO_NOT_USE])
     for array in (sci, err, var):
         np.testing.assert_array_equal(np.isnan(array), [False, True, True, True])
+
+
+def _numpy_derivative_test(data, err, blot, snr1, snr2, scale1, scale2, background):
+    """The derivative test written with whole-array numpy operations (the oracle)."""
+    from scipy import ndimage
+
+    sigma = np.nan_to_num(err)
+    rows, columns = np.abs(np.diff(blot, axis=0)), np.abs(np.diff(blot, axis=1))
+    rows, columns = np.nan_to_num(rows), np.nan_to_num(columns)
+    gradient = np.zeros(blot.shape, np.float32)
+    for part, values in ((np.s_[1:], rows), (np.s_[:-1], rows), (np.s_[:, 1:], columns),
+                         (np.s_[:, :-1], columns)):
+        np.maximum(gradient[part], values, out=gradient[part])
+    gradient[np.isnan(blot)] = np.nan
+    difference = np.abs(data - blot - np.float32(background))
+    first = difference > scale1 * gradient + snr1 * sigma
+    second = difference > scale2 * gradient + snr2 * sigma
+    return ndimage.binary_dilation(first, structure=np.ones((3, 3), bool)) & second
+
+
+def test_derivative_test_equals_the_whole_array_formulation_bit_for_bit():
+    rng = np.random.default_rng(11)
+    shape = (64, 57)
+    blot = rng.normal(10.0, 3.0, shape).astype(np.float32)
+    data = (blot + rng.normal(0.0, 1.0, shape)).astype(np.float32)
+    data[rng.random(shape) < 0.03] += 40.0
+    err = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    for array, fraction in ((blot, 0.02), (err, 0.02), (data, 0.01)):
+        array[rng.random(shape) < fraction] = np.nan
+    with np.errstate(invalid="ignore"):
+        expected = _numpy_derivative_test(data, err, blot, 5.0, 4.0, 1.2, 0.7, 0.3)
+    np.testing.assert_array_equal(
+        flag_against_blot(data, err, blot, 5.0, 4.0, 1.2, 0.7, background=0.3), expected)
+    assert 10 < expected.sum() < 200

@@ -5,7 +5,7 @@ science, error and variance arrays."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from numba import njit, prange
 
 from calwebb import dqflags
 
@@ -26,19 +26,43 @@ def absolute_gradient(image: np.ndarray) -> np.ndarray:
     """For each pixel the largest |difference| to its 4-connected neighbours (neighbours
     that are NaN are ignored; a pixel with no finite neighbour gets 0); NaN where ``image``
     is NaN."""
-    image = np.asarray(image, np.float32)
-    gradient = np.zeros(image.shape, np.float32)
-    with np.errstate(invalid="ignore"):
-        rows = np.abs(np.diff(image, axis=0))
-        columns = np.abs(np.diff(image, axis=1))
-    rows = np.nan_to_num(rows, nan=0.0)  # a NaN difference does not raise the gradient
-    columns = np.nan_to_num(columns, nan=0.0)
-    np.maximum(gradient[1:], rows, out=gradient[1:])
-    np.maximum(gradient[:-1], rows, out=gradient[:-1])
-    np.maximum(gradient[:, 1:], columns, out=gradient[:, 1:])
-    np.maximum(gradient[:, :-1], columns, out=gradient[:, :-1])
-    gradient[np.isnan(image)] = np.nan
+    image = np.ascontiguousarray(image, np.float32)
+    gradient = np.empty(image.shape, np.float32)
+    _absolute_gradient(image, gradient)
     return gradient
+
+
+@njit(cache=True, parallel=True)
+def _absolute_gradient(image, gradient):
+    ny, nx = image.shape
+    for y in prange(ny):
+        for x in range(nx):
+            gradient[y, x] = _gradient_at(image, y, x)
+
+
+@njit(cache=True, inline="always")
+def _gradient_at(image, y, x):
+    """``absolute_gradient`` of one pixel (a NaN difference does not raise it)."""
+    value = image[y, x]
+    if np.isnan(value):
+        return np.float32(np.nan)
+    ny, nx = image.shape
+    largest = np.float32(0.0)
+    if y > 0:
+        largest = _larger_step(largest, value, image[y - 1, x])
+    if y < ny - 1:
+        largest = _larger_step(largest, value, image[y + 1, x])
+    if x > 0:
+        largest = _larger_step(largest, value, image[y, x - 1])
+    if x < nx - 1:
+        largest = _larger_step(largest, value, image[y, x + 1])
+    return largest
+
+
+@njit(cache=True, inline="always")
+def _larger_step(largest, value, neighbour):
+    step = abs(neighbour - value)
+    return step if step > largest else largest  # False for NaN: ignored
 
 
 def flag_against_blot(data: np.ndarray, err: np.ndarray, blot: np.ndarray, snr1: float,
@@ -49,17 +73,46 @@ def flag_against_blot(data: np.ndarray, err: np.ndarray, blot: np.ndarray, snr1:
     D = |data − blot − background|, G = ``absolute_gradient(blot)``, σ = ``err`` with NaN
     → 0. A pixel is an outlier when D > scale2·G + snr2·σ and some pixel of its 3×3
     neighbourhood (itself included) has D > scale1·G + snr1·σ. Pixels where the blot is
-    NaN are never outliers.
+    NaN are never outliers. float32 arithmetic throughout.
     """
-    sigma = np.nan_to_num(np.asarray(err, np.float32))
-    blot = np.asarray(blot, np.float32)
-    gradient = absolute_gradient(blot)
-    with np.errstate(invalid="ignore"):
-        difference = np.abs(np.asarray(data, np.float32) - blot - np.float32(background))
-        first = difference > scale1 * gradient + snr1 * sigma
-        second = difference > scale2 * gradient + snr2 * sigma
-    grown = ndimage.binary_dilation(first, structure=np.ones((3, 3), bool))
-    return grown & second
+    data, err, blot = (np.ascontiguousarray(array, np.float32) for array in (data, err, blot))
+    first = np.empty(data.shape, np.bool_)
+    second = np.empty(data.shape, np.bool_)
+    _derivative_tests(data, err, blot, *(np.float32(value) for value in
+                                          (background, snr1, snr2, scale1, scale2)),
+                      first, second)
+    outliers = np.empty(data.shape, np.bool_)
+    _grown_and(first, second, outliers)
+    return outliers
+
+
+@njit(cache=True, parallel=True)
+def _derivative_tests(data, err, blot, background, snr1, snr2, scale1, scale2, first, second):
+    """first/second: D > scale·G + snr·σ with the first and second thresholds."""
+    ny, nx = data.shape
+    for y in prange(ny):
+        for x in range(nx):
+            gradient = _gradient_at(blot, y, x)
+            sigma = err[y, x]
+            if np.isnan(sigma):
+                sigma = np.float32(0.0)
+            difference = abs(data[y, x] - blot[y, x] - background)
+            first[y, x] = difference > scale1 * gradient + snr1 * sigma
+            second[y, x] = difference > scale2 * gradient + snr2 * sigma
+
+
+@njit(cache=True, parallel=True)
+def _grown_and(first, second, out):
+    """out = (``first`` dilated by a 3×3 square) & ``second``."""
+    ny, nx = first.shape
+    for y in prange(ny):
+        for x in range(nx):
+            hit = False
+            if second[y, x]:
+                for row in range(max(y - 1, 0), min(y + 2, ny)):
+                    for column in range(max(x - 1, 0), min(x + 2, nx)):
+                        hit |= first[row, column]
+            out[y, x] = hit
 
 
 def flag_against_reference(data: np.ndarray, err: np.ndarray, reference: np.ndarray,
