@@ -217,6 +217,48 @@ def test_tile_height_and_plan():
     assert plan[0].with_halo(3, 100).start == 0 and plan[2].with_halo(3, 100).stop == 100
 
 
+def test_tile_reference_parts_are_read_through_the_reference_loader(tmp_path):
+    """A tile's reference arrays read only the tile's rows (and, as the dark step asks, the
+    leading planes and a band of them); a private DQ layout is translated once."""
+    from calwebb.datamodels.reference import DQ_DEF_DTYPE
+
+    sci = np.arange(3 * 8 * 6, dtype=np.float32).reshape(3, 8, 6)
+    raw_dq = np.zeros((8, 6), np.uint32)
+    raw_dq[3, 2] = 8  # a private bit for HOT
+    table = np.array([(3, 8, "HOT", "hot pixel")], dtype=DQ_DEF_DTYPE)
+    path = tmp_path / "dark.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(raw_dq, name="DQ"),
+                  fits.BinTableHDU(table, name="DQ_DEF")]).writeto(path)
+    reference = datamodels.DarkModel(str(path))
+    cut = datamodels.DarkModel()
+    cut.set_loader("data", tiles._CutLoader(reference, "data", (2, 6), (1, 5)))
+    cut.set_loader("dq", tiles._CutLoader(reference, "dq", (2, 6), (1, 5)))
+    assert cut.array_shape("data") == (3, 4, 4)
+    np.testing.assert_array_equal(cut.leading_planes("data", 2, (1, 3)), sci[:2, 3:5, 1:5])
+    assert cut.has_array("data") and callable(cut._arrays["data"])  # still not loaded
+    np.testing.assert_array_equal(cut.data, sci[:, 2:6, 1:5])
+    expected = np.zeros((4, 4), np.uint32)
+    expected[1, 1] = dqflags.PIXEL["HOT"]
+    np.testing.assert_array_equal(cut.dq, expected)
+    reference.dq  # noqa: B018 - loaded: cuts are then taken from memory
+    np.testing.assert_array_equal(tiles._CutLoader(reference, "dq", (2, 6), (1, 5))(),
+                                  expected)
+
+
+def test_barriers_on_do_not_use_join_stages_that_keep_it(nircam):
+    uncal, _ = nircam
+    pipeline = Detector1Pipeline()
+    with datamodels.open(str(uncal)) as model:
+        names = ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity",
+                 "dark_current", "jump", "ramp_fit")
+        run = tiles.TiledRun(pipeline, model, [getattr(pipeline, name) for name in names],
+                             10**9, uncal)
+        assert [[step.name for step in stage.steps] for stage in run.stages] == [
+            list(names[:4]), list(names[4:])]
+        assert run.stages[1].measures_refpix and run.stages[1].halo == 1
+
+
 def test_fits_rows_and_frame_store_round_trip(tmp_path):
     data = np.arange(2 * 3 * 10 * 7, dtype=np.uint16).reshape(2, 3, 10, 7) * 97
     model = datamodels.Level1bModel(data=data)

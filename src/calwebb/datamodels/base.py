@@ -146,12 +146,24 @@ class DataModel:
         """Array ``name`` cut to its first ``count`` planes along the third-from-last axis
         (and to the ``rows`` range of the second-from-last, if given); when not loaded yet,
         only those are read (and the model keeps its lazy array)."""
+        return self.array_part(name, planes=count, rows=rows)
+
+    def array_part(self, name: str, rows: tuple[int, int] | None = None,
+                   columns: tuple[int, int] | None = None,
+                   planes: int | None = None) -> np.ndarray:
+        """Array ``name`` cut to the ``rows``/``columns`` ranges of its last two axes and its
+        first ``planes`` along the third-from-last (None: all); when not loaded yet, only
+        that part is read (and the model keeps its lazy array). May be a view of the array."""
         value = self._arrays.get(name)
         read = getattr(value, "read", None)
         if callable(value) and read is not None:
-            return read(planes=count) if rows is None else read(planes=count, rows=rows)
-        band = slice(None) if rows is None else slice(*rows)
-        return getattr(self, name)[..., :count, band, :]
+            parts = {"rows": rows, "columns": columns, "planes": planes}
+            return read(**{key: part for key, part in parts.items() if part is not None})
+        array = getattr(self, name)
+        if planes is not None:
+            array = array[..., :planes, :, :]
+        return array[..., slice(*rows) if rows else slice(None),
+                     slice(*columns) if columns else slice(None)]
 
     def set_loader(self, name: str, loader: Loader) -> None:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""

@@ -15,7 +15,10 @@ whole-frame run:
   are DO_NOT_USE on every pixel of the frame; snowballs are flagged on the whole frame's
   group DQ (one byte per sample) after the per-pixel jump detection; counts (cosmic-ray
   rates, RSCD statistics) are summed over the tiles' own rows. Steps that cannot be tiled
-  run on the whole frame (with a warning) between stages.
+  run on the whole frame (with a warning) between stages. A barrier that only needs the
+  frame's DO_NOT_USE groups (jump, MIRI ramp fitting) joins the stage before it when that
+  stage's steps never change DO_NOT_USE; the refpix measurement is gathered from the tiles of
+  the stage before it; the last stage stores no rows once rate products are certain.
 * Between stages the partly corrected ramp lives in files in a temporary directory
   (``TMPDIR``); when the input was already in memory it stays there, corrected in place.
 
@@ -50,7 +53,6 @@ from astropy.io import fits
 from calwebb import datamodels, dqflags
 from calwebb.datamodels import DataModel
 from calwebb.datamodels.io import ImageLoader
-from calwebb.datamodels.reference import translate_dq
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe.progress import progress_bar
 
@@ -403,11 +405,10 @@ class TileReferences:
         cls = type(reference)
         if cls.primary_array is None or not _is_fits(path):
             return datamodels.cutout_reference(reference, model)
-        images = self.images(path)
-        extname = cls.arrays[cls.primary_array].extname
-        if extname not in images or len(images.shape(extname)) < reference.image_min_ndim:
+        primary = reference.array_shape(cls.primary_array)
+        if primary is None or len(primary) < reference.image_min_ndim:
             return reference  # not a detector image (a single IPC kernel, a table)
-        ref_shape = tuple(images.shape(extname)[-2:])
+        ref_shape = tuple(primary[-2:])
         rows, columns = self._window(reference, ref_shape, model)
         cut = self._empty_cut(reference, model)
         for name, spec in cls.arrays.items():
@@ -416,10 +417,11 @@ class TileReferences:
             if spec.is_table:
                 setattr(cut, name, getattr(reference, name))
                 continue
-            is_image = tuple(images.shape(spec.extname)[-2:]) == ref_shape
-            cut.set_loader(name, _reference_loader(
-                images, spec, rows if is_image else None, columns if is_image else None,
-                reference, name))
+            shape = reference.array_shape(name)
+            if len(shape) >= 2 and tuple(shape[-2:]) == ref_shape:
+                cut.set_loader(name, _CutLoader(reference, name, rows, columns))
+            else:
+                cut.set_loader(name, _CutLoader(reference, name, None, None))
         return cut
 
     def cut_model(self, reference, model: DataModel):
@@ -481,14 +483,33 @@ def _bound_open(references: TileReferences, step) -> Callable:
     return open_reference
 
 
-def _reference_loader(images: FitsImages, spec, rows, columns, reference, name) -> Callable:
-    def load() -> np.ndarray:
-        values = images.read(spec.extname, spec.dtype, rows, columns)
-        if name == "dq" and reference.has_array("dq_def") and len(reference.dq_def):
-            values = translate_dq(values, reference.dq_def, reference.meta.filename)
-        return values
+class _CutLoader:
+    """An array of a reference (opened lazily from its file) cut to a tile's ``rows`` and
+    ``columns`` (None: all), read on first access (called) or in part (``read``, as
+    ``DataModel.leading_planes`` asks): only those rows, columns and planes are read, through
+    the reference's own loader (which also translates a private DQ layout)."""
 
-    return load
+    def __init__(self, reference, name: str, rows: tuple[int, int] | None,
+                 columns: tuple[int, int] | None):
+        self.reference, self.name, self.rows, self.columns = reference, name, rows, columns
+        shape = reference.array_shape(name)
+        if rows is not None:
+            shape = (*shape[:-2], rows[1] - rows[0], columns[1] - columns[0])
+        self.shape = tuple(shape)
+
+    def __call__(self) -> np.ndarray:
+        return self.read()
+
+    def read(self, rows: tuple[int, int] | None = None, planes: int | None = None
+             ) -> np.ndarray:
+        """The cut, or its first ``planes`` along the third-from-last axis and its ``rows``
+        (counted within the cut)."""
+        cut_rows, columns = self.rows, self.columns
+        if rows is not None:
+            first = 0 if cut_rows is None else cut_rows[0]
+            cut_rows = (first + rows[0], first + rows[1])
+        return np.array(self.reference.array_part(self.name, rows=cut_rows, columns=columns,
+                                                  planes=planes))
 
 
 # -- what a tile-aware step is told ----------------------------------------------------------
@@ -524,6 +545,16 @@ TILE_REFERENCES = {
     "superbias": ("superbias",), "linearity": ("linearity",), "dark_current": ("dark",),
     "reset": ("reset",), "jump": ("gain", "readnoise"), "ramp_fit": ("readnoise", "gain"),
 }
+
+
+#: barriers that only need the groups DO_NOT_USE on every pixel of the frame before them
+NEEDS_ONLY_DO_NOT_USE = ("jump", "ramp_fit")
+#: steps that never change the DO_NOT_USE flag of the group DQ: the groups DO_NOT_USE over
+#: the whole frame when a stage of these starts still hold after them, so a barrier of
+#: NEEDS_ONLY_DO_NOT_USE joins their stage instead of starting one (a round trip of the ramp
+#: through the store less)
+KEEP_DO_NOT_USE = ("group_scale", "ipc", "superbias", "refpix", "linearity", "dark_current",
+                   "jump")
 
 
 @dataclass
@@ -590,7 +621,9 @@ class TiledRun:
         current = Stage("tiles")
         for step in self.steps:
             kind, radius = self._classify(step)
-            if kind != "local" and current.steps:
+            if kind != "local" and current.steps and not (
+                    kind == "barrier" and step.name in NEEDS_ONLY_DO_NOT_USE
+                    and all(earlier.name in KEEP_DO_NOT_USE for earlier in current.steps)):
                 stages.append(current)
                 current = Stage("tiles")
             if kind == "frame":
@@ -732,6 +765,7 @@ class TiledRun:
         self.products: tuple | None = None
         self.flags: dict = {}
         self.primary, self.jump_facts = 0, None
+        self.refpix: list | None = None  # measured by the stage before refpix's
         with ExitStack() as stack:
             if self.path is not None:  # the ramp stays on disk between stages
                 directory = stack.enter_context(tempfile.TemporaryDirectory(
@@ -747,9 +781,11 @@ class TiledRun:
             for logger in {step.log for step in self.steps}:
                 logger.addFilter(duplicates)
                 stack.callback(logger.removeFilter, duplicates)
-            for stage in self.stages:
+            for index, stage in enumerate(self.stages):
                 if stage.kind == "tiles":
-                    self._run_tiles(stage)
+                    following = self.stages[index + 1:index + 2]
+                    self._run_tiles(stage, following[0] if following else None,
+                                    final=index == len(self.stages) - 1 and on_ramp is None)
                 elif stage.kind == "jump_events":
                     self._run_jump_events(stage.steps[0])
                 else:
@@ -769,8 +805,17 @@ class TiledRun:
             self.all_do_not_use = facts
         return self.all_do_not_use
 
-    def _run_tiles(self, stage: Stage) -> None:
-        """The stage's steps on every tile; each tile's own rows go back to the store."""
+    def _run_tiles(self, stage: Stage, following: Stage | None = None,
+                   final: bool = False) -> None:
+        """The stage's steps on every tile; each tile's own rows go back to the store.
+
+        When the ``following`` stage starts with the refpix measurement, the reference pixels
+        are gathered from the tiles' own rows here (no pass over the stored frame for it).
+        In the ``final`` stage, a tile's rows are not stored once the run is sure to have
+        rate products (the corrected ramp is then not returned).
+        """
+        from calwebb.refpix.step import correctable_ramps
+
         steps = stage.steps
         names = ", ".join(step.name for step in steps)
         log.info("Steps %s, tile by tile (halo of %d rows)", names, stage.halo)
@@ -778,8 +823,15 @@ class TiledRun:
             else np.zeros(self.shape[:2], bool)
         if any(step.name == "jump" for step in steps):
             self.jump_facts = facts
-        refpix = self._measure_refpix(steps[0]) if stage.measures_refpix else None
+        refpix = None
+        if stage.measures_refpix:
+            refpix = self.refpix if self.refpix is not None else self._measure_refpix(steps[0])
+        self.refpix = None
+        pixels = None
+        if following is not None and following.kind == "tiles" and following.measures_refpix:
+            pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
         counts, flags = Counter(), {}
+        skipped = False
         after = np.ones(self.shape[:2], bool)
         pending = None
         with progress_bar(len(self.tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
@@ -800,12 +852,24 @@ class TiledRun:
                 own = {name: getattr(model, name)[..., tile.rows, :]
                        for name in TILE_ARRAYS if model.has_array(name)}
                 after &= ((own["groupdq"] & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
-                pending = self._write_own_rows(tile, own, stage.halo)
+                if pixels is not None:
+                    pixels.add([ramp[:, tile.rows] for ramp in correctable_ramps(model)],
+                               own["pixeldq"], tile.core_start)
+                if final and self.products and not flags.get(
+                        "ramp_fit.first_group_saturated", False):
+                    skipped = True
+                else:
+                    pending = self._write_own_rows(tile, own, stage.halo)
                 self._keep_meta(model)
                 del model, own
                 bar.update(1)
         if pending is not None:
             self.store.write(*pending)
+        if skipped and (not self.products or flags.get("ramp_fit.first_group_saturated")):
+            raise RuntimeError("tiled run: the corrected ramp was not kept but there are no "
+                               "rate products")
+        if pixels is not None:
+            self.refpix = following.steps[0].measure(pixels)
         self.source = self.store
         self.all_do_not_use = after
         self.primary += counts["jump.primary"]
