@@ -35,7 +35,7 @@ CASES = {
 }
 
 
-def run_calwebb(uncal: str, cache: str, cores: str, max_memory: str | None = None) -> None:
+def run_calwebb(uncal: str, cache: str, cores: str, max_memory: str | None = "auto") -> None:
     os.environ.update(CRDS_PATH=cache, STPIPE_DISABLE_CRDS_STEPPARS="true")
     sys.dont_write_bytecode = False  # as an installed package: compiled once, not every run
     from calwebb.pipeline.detector1 import Detector1Pipeline
@@ -87,8 +87,9 @@ def main() -> None:
     parser.add_argument("--cores", default="1", help="maximum_cores for jump and ramp_fit")
     parser.add_argument("--repeat", type=int, default=1, help="calwebb runs per case")
     parser.add_argument("--skip-official", action="store_true")
-    parser.add_argument("--max-memory", default=None,
-                        help="calwebb's max_memory (row tiles), e.g. 100MB; default: none")
+    parser.add_argument("--max-memory", default="auto",
+                        help="calwebb's max_memory (row tiles), e.g. 100MB or None; default: "
+                             "auto, the pipeline's default")
     args = parser.parse_args()
     official = official_wanted(args.skip_official)
     rows = []

@@ -135,6 +135,29 @@ def test_nircam_tiles_give_the_whole_frame_products(nircam, tmp_path, caplog):
     assert ((flags & dqflags.SATURATED) != 0).sum() > 50
 
 
+def test_automatic_max_memory_tiles_only_large_ramps(nircam, tmp_path, caplog, monkeypatch):
+    """The default max_memory='auto': small ramps run whole; above the threshold the ramp is
+    tiled (here the threshold and smallest budget are lowered to fit the test exposure), with
+    the same products; an option that needs the whole ramp makes it run whole, no error."""
+    assert tiles.automatic_budget((1, 10, 2048, 2048)) == 100 * 2**20  # 160 MiB ramp
+    assert tiles.automatic_budget((2, 20, 2048, 2048)) == 320 * 2**20  # half of the ramp
+    assert tiles.automatic_budget((1, 10, 256, 256)) is None
+    assert tiles.automatic_budget((1, 2, 2048, 2048)) is None
+    uncal, whole = nircam
+    untiled = run_detector1(str(uncal), tmp_path / "default", caplog, steps=nircam_steps())
+    assert untiled["tiles"] == 1
+    monkeypatch.setattr(tiles, "AUTO_TILE_ABOVE", 0)
+    monkeypatch.setattr(tiles, "AUTO_SMALLEST_BUDGET", 12_000_000)
+    caplog.clear()
+    tiled = run_detector1(str(uncal), tmp_path / "auto", caplog, steps=nircam_steps())
+    assert tiled["tiles"] >= 4
+    assert_identical(whole, tiled)
+    caplog.clear()
+    steps = nircam_steps()
+    steps["ramp_fit"]["save_opt"] = True
+    assert run_detector1(str(uncal), tmp_path / "opt", caplog, steps=steps)["tiles"] == 1
+
+
 def test_nircam_tiles_of_a_model_in_memory_with_zeroframe(nircam, tmp_path, caplog):
     """A model already in memory is corrected in place, tile by tile; ZEROFRAME goes along
     (and is used by ramp fitting where no group is good)."""

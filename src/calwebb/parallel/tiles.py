@@ -1081,22 +1081,55 @@ def _restore_window(tree: dict, window: dict) -> None:
         tree["meta"].pop("subarray")
 
 
-def plan_run(pipeline, model: DataModel, steps: list, max_memory: str,
-             input_path: str | os.PathLike | None = None) -> TiledRun | None:
+#: ``max_memory='auto'`` tiles a ramp whose float32 samples take more than this ...
+AUTO_TILE_ABOVE = 64 * 2**20
+#: ... within the larger of this and half the float32 ramp
+AUTO_SMALLEST_BUDGET = 100 * 2**20
+
+
+def automatic_budget(shape: tuple[int, ...]) -> int | None:
+    """The ``max_memory='auto'`` budget (bytes) for a ramp of ``shape``, None when it is
+    small enough to run whole."""
+    ramp_bytes = 4 * math.prod(shape)
+    if ramp_bytes <= AUTO_TILE_ABOVE:
+        return None
+    return max(AUTO_SMALLEST_BUDGET, ramp_bytes // 2)
+
+
+def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
+             input_path: str | os.PathLike | None = None,
+             automatic: bool = False) -> TiledRun | None:
     """A tiled run of ``steps`` (children of ``pipeline`` in order, ramp_fit last) on
-    ``model`` within ``max_memory``, or None when the whole frame fits in one tile."""
+    ``model`` within ``max_memory``, or None when the whole frame fits in one tile.
+
+    ``automatic`` (``max_memory='auto'``): also None, without an error or warning, when
+    tiling cannot help or is not possible (a step that runs only on the whole frame, a
+    feature that needs the whole ramp, a budget too small for snowball flagging)."""
     budget = parse_memory(max_memory, f"{pipeline.qualified_name}.max_memory")
-    run = TiledRun(pipeline, model, steps, budget, input_path)
+    try:
+        run = TiledRun(pipeline, model, steps, budget, input_path)
+    except ParameterError:
+        if automatic:
+            return None
+        raise
     if len(run.tiles) == 1:
         log.info("max_memory %s: the whole frame fits; processed without tiles",
                  _size(budget))
         return None
+    if automatic and (_unsupported(steps) or any(stage.kind == "frame"
+                                                 for stage in run.stages)):
+        log.info("max_memory auto: processed without tiles (a step or option needs the "
+                 "whole frame)")
+        return None
     _check_supported(pipeline, steps)
+    if automatic:
+        log.info("max_memory auto: the %s ramp is processed in bands of rows",
+                 _size(4 * math.prod(run.shape)))
     return run
 
 
-def _check_supported(pipeline, steps) -> None:
-    """Features that need a whole step result at once cannot be combined with max_memory."""
+def _unsupported(steps) -> list[str]:
+    """The options of ``steps`` that need a whole step result at once."""
     problems = []
     for step in steps:
         if step.save_results or step.output_file:
@@ -1108,6 +1141,12 @@ def _check_supported(pipeline, steps) -> None:
             problems.append("steps.persistence persistence files")
         if step.name == "ramp_fit" and step.save_opt:
             problems.append("steps.ramp_fit.save_opt")
+    return problems
+
+
+def _check_supported(pipeline, steps) -> None:
+    """Features that need a whole step result at once cannot be combined with max_memory."""
+    problems = _unsupported(steps)
     if problems:
         raise ParameterError(
             f"{pipeline.qualified_name}.max_memory cannot be combined with "

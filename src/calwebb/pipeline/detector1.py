@@ -27,6 +27,8 @@ NIR_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix
              "dark_current")
 MIRI_ORDER = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe",
               "lastframe", "reset", "linearity", "rscd", "dark_current", "refpix")
+#: ``max_memory`` value that tiles large ramps only (see ``parallel.tiles.automatic_budget``)
+AUTO = "auto"
 SHARED_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
                "persistence")
 
@@ -35,13 +37,15 @@ class Detector1Pipeline(Pipeline):
     """Detector-level corrections and ramp fitting for one exposure.
 
     With ``max_memory`` the ramp is processed in bands of rows sized to that memory
-    (``calwebb.parallel.tiles``); the products are the same as without it.
+    (``calwebb.parallel.tiles``); the products are the same as without it. The default
+    'auto' does so for a ramp of more than 64 MB (float32), within half of it (at least
+    100 MB), unless a step or option needs the whole frame; None processes the whole ramp.
     """
 
     class_alias = "calwebb_detector1"
     spec = """
         save_calibrated_ramp = boolean(default=False)  # save the corrected ramp before fitting
-        max_memory = string(default=None)  # work in bands of rows within this memory ('4GB')
+        max_memory = string(default='auto')  # work in row bands within this size, 'auto', None
     """
     step_defs = {
         "group_scale": GroupScaleStep, "dq_init": DQInitStep, "emicorr": EmiCorrStep,
@@ -58,15 +62,21 @@ class Detector1Pipeline(Pipeline):
 
     def apply_config(self, config: dict) -> None:
         super().apply_config(config)
-        if self.max_memory is not None:
+        if self._memory_limit not in (None, AUTO):
             from calwebb.parallel.tiles import parse_memory
 
-            parse_memory(self.max_memory, f"{self.qualified_name}.max_memory")
+            parse_memory(self._memory_limit, f"{self.qualified_name}.max_memory")
+
+    @property
+    def _memory_limit(self) -> str | None:
+        """``max_memory`` with 'None' (as a command line gives it) read as None."""
+        value = self.max_memory
+        return None if value is None or str(value).strip().lower() == "none" else value
 
     def process(self, model):
         is_miri = (model.meta.instrument.name or "").upper() == "MIRI"
         names = (MIRI_ORDER if is_miri else NIR_ORDER) + SHARED_TAIL
-        tiled = self._tiled_run(model, names) if self.max_memory is not None else None
+        tiled = self._tiled_run(model, names) if self._memory_limit is not None else None
         if tiled is None:
             for name in names:
                 model = getattr(self, name).run(model)
@@ -93,14 +103,21 @@ class Detector1Pipeline(Pipeline):
 
     def _tiled_run(self, model, names):
         """The ramp steps planned tile by tile within max_memory (None: one tile will do)."""
-        from calwebb.parallel.tiles import plan_run
+        from calwebb.parallel.tiles import automatic_budget, plan_run
 
+        budget = self._memory_limit
+        if budget == AUTO:
+            shape = model.array_shape("data")  # (without reading the ramp)
+            budget = automatic_budget(shape) if shape else None
+            if budget is None:
+                return None
         steps = [getattr(self, name) for name in (*names, "ramp_fit")]
         active = [step for step in steps if not step.skip]
         path = self._input_filename
         if path is not None:
             path = self._resolve_input_path(path)
-        return plan_run(self, model, active, self.max_memory, path)
+        return plan_run(self, model, active, budget, path,
+                        automatic=self._memory_limit == AUTO)
 
     def _save_ramp(self, model) -> None:
         self.save_model(model, suffix="ramp")
