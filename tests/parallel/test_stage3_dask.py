@@ -1,7 +1,7 @@
 """Stage 3 on Dask: calwebb_image3 with its per-exposure work (source finding, sky
-statistics, drizzling, median bands, blot and flag) as tasks on a LocalCluster of 2 workers
-gives the products of the serial run; drizzle sums of separate images merge into the drizzle
-of all of them."""
+statistics, drizzling, median bands, blot and flag) as tasks on a LocalCluster of 2 worker
+processes (inputs and results pickled, as on a real cluster) gives the products of the
+serial run; drizzle sums of separate images merge into the drizzle of all of them."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ TASKS = {"find_sources_in_file", "measure_sky_file", "drizzle_group_files", "med
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         yield client
