@@ -159,3 +159,39 @@ def test_only_a_whole_association_keeps_its_exposures_in_the_client(tmp_path):
     assert not spreads_exposures(task("calwebb_image3", "jw_a_cal.fits"))
     assert not spreads_exposures(task("calwebb_image2", "jw_image2_asn.json", product=0))
     assert not spreads_exposures(task("calwebb_detector1", "jw_level2_asn.json"))
+
+
+def test_one_pool_of_local_processes_serves_every_task_and_association(tmp_path, monkeypatch):
+    """With --jobs, the file tasks and the per-exposure work of every Level 3 association
+    share one pool (not a pool per association)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import contextmanager
+
+    from calwebb.parallel import many
+    from calwebb.parallel.executor import current
+    from calwebb.parallel.tasks import DONE, Task, TaskResult
+
+    opened, executors = [], []
+
+    @contextmanager
+    def pool_of_threads(jobs):  # stands in for the process pool
+        with ThreadPoolExecutor(jobs) as pool:
+            opened.append(pool)
+            yield pool
+
+    def fake_run(task):
+        executors.append((task.label, current()))
+        return TaskResult(task.input, [], DONE)
+
+    monkeypatch.setattr(many, "process_pool", pool_of_threads)
+    monkeypatch.setattr(many, "run_task", fake_run)
+    tasks = [Task(step=step, input=str(tmp_path / name), label=name, parameters={
+        "output_dir": str(tmp_path)}) for step, name in (
+        ("calwebb_image3", "a_image3_asn.json"), ("resample", "a_cal.fits"),
+        ("resample", "b_cal.fits"), ("calwebb_image3", "b_image3_asn.json"))]
+    done = dict(many._execute(tasks, 2, None, None))
+    assert sorted(done) == [0, 1, 2, 3] and len(opened) == 1
+    spread = {label: executor for label, executor in executors if label.endswith(".json")}
+    assert set(spread) == {"a_image3_asn.json", "b_image3_asn.json"}
+    assert all(executor is not None and executor.description == "local processes"
+               for executor in spread.values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor as FuturesExecutor
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -82,14 +83,19 @@ def using(scheduler: Any = None, *, jobs: int = 1,
     """Run Stage 3 per-exposure work inside the block as tasks.
 
     ``scheduler``: a ``distributed.Client``, a Dask cluster, a scheduler address, or
-    ``"local"`` (a ``LocalCluster`` of ``jobs`` single-threaded workers, stopped at the end);
-    None: ``jobs`` local processes, or (``jobs`` 1) this process, as outside the block.
+    ``"local"`` (a ``LocalCluster`` of ``jobs`` single-threaded workers, stopped at the end),
+    or a pool of local processes (a ``concurrent.futures.Executor``, used as given); None:
+    ``jobs`` local processes, or (``jobs`` 1) this process, as outside the block.
     ``directory``: where tasks keep temporary files (default: the current directory).
     """
     if jobs < 1:
         raise ParameterError(f"jobs must be at least 1, got {jobs}")
     directory = Path(directory or Path.cwd())
-    if scheduler is not None:
+    if isinstance(scheduler, FuturesExecutor):
+        executor = Executor(scheduler.submit, directory, "local processes")
+        with _active(executor):
+            yield executor
+    elif scheduler is not None:
         with dask_client(scheduler, jobs) as client:
             executor = Executor(partial(client.submit, pure=False), directory,
                                 f"Dask scheduler {client.scheduler.address}")

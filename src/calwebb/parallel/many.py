@@ -103,12 +103,24 @@ def _execute(tasks: list[Task], jobs: int, scheduler: Any,
             yield from _in_client(tasks, here, client, jobs)
             yield from ((there[index], result) for index, result in running)
         return
-    if jobs > 1 and len(workers) > 1:
-        yield from ((there[index], result) for index, result in _on_process_pool(workers, jobs))
-    else:
-        for position in there:
-            yield position, run_task(tasks[position])
+    if jobs > 1 and (len(workers) > 1 or here):  # one pool for every task and its exposures
+        with process_pool(jobs) as pool:
+            yield from _here_or_on_pool(tasks, there, workers, pool)
+            yield from _in_client(tasks, here, pool, jobs)
+        return
+    yield from _here_or_on_pool(tasks, there, workers, None)
     yield from _in_client(tasks, here, None, jobs)
+
+
+def _here_or_on_pool(tasks: list[Task], there: list[int], workers: list[Task],
+                     pool) -> Iterator[tuple[int, TaskResult]]:
+    """The tasks at positions ``there`` (as ``workers``) on ``pool`` when there are several
+    and a pool, else one after the other in this process."""
+    if pool is not None and len(workers) > 1:
+        yield from ((there[index], result) for index, result in _on_pool(workers, pool))
+        return
+    for position in there:
+        yield position, run_task(tasks[position])
 
 
 def spreads_exposures(task: Task) -> bool:
@@ -122,7 +134,8 @@ def spreads_exposures(task: Task) -> bool:
 def _in_client(tasks: list[Task], positions: list[int], scheduler: Any,
                jobs: int) -> Iterator[tuple[int, TaskResult]]:
     """Run these tasks in this process, their per-exposure work as tasks of the scheduler
-    (or of ``jobs`` local processes); temporary files go to each task's output directory."""
+    (a Dask client or a pool of local processes; None: ``jobs`` local processes); temporary
+    files go to each task's output directory."""
     for position in positions:
         task = tasks[position]
         with using(scheduler, jobs=jobs, directory=task.parameters["output_dir"]):
@@ -133,16 +146,15 @@ def _for_workers(tasks: list[Task], worker_logging: dict | None) -> list[Task]:
     return [replace(task, worker_logging=worker_logging) for task in tasks]
 
 
-def _on_process_pool(tasks: list[Task], jobs: int) -> Iterator[tuple[int, TaskResult]]:
-    """Tasks on ``jobs`` local processes (``executor.process_pool``)."""
-    with process_pool(min(jobs, len(tasks))) as pool:
-        futures = {pool.submit(run_task, task): position for position, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            position = futures[future]
-            try:
-                yield position, future.result()
-            except Exception as error:  # noqa: BLE001 - a worker died (killed, out of memory)
-                yield position, _no_result(tasks[position], error)
+def _on_pool(tasks: list[Task], pool) -> Iterator[tuple[int, TaskResult]]:
+    """Tasks on a pool of local processes (``executor.process_pool``)."""
+    futures = {pool.submit(run_task, task): position for position, task in enumerate(tasks)}
+    for future in as_completed(futures):
+        position = futures[future]
+        try:
+            yield position, future.result()
+        except Exception as error:  # noqa: BLE001 - a worker died (killed, out of memory)
+            yield position, _no_result(tasks[position], error)
 
 
 def _on_dask(tasks: list[Task], client) -> Iterator[tuple[int, TaskResult]]:
