@@ -38,6 +38,16 @@ class ArraySpec:
 Loader = Callable[[], np.ndarray]
 
 
+def array_cut(array: np.ndarray, rows: tuple[int, int] | None = None,
+              columns: tuple[int, int] | None = None, planes: int | None = None) -> np.ndarray:
+    """A view of ``array``: the ``rows``/``columns`` ranges of its last two axes and its
+    first ``planes`` along the third-from-last (None: all)."""
+    if planes is not None and array.ndim >= 3:
+        array = array[..., :planes, :, :]
+    return array[..., slice(*rows) if rows else slice(None),
+                  slice(*columns) if columns else slice(None)]
+
+
 def _check_integer_range(model: DataModel, name: str, spec: ArraySpec, array: np.ndarray) -> None:
     """Refuse integer values that the declared integer dtype cannot hold (no silent wrap)."""
     target = np.dtype(spec.dtype)
@@ -159,11 +169,7 @@ class DataModel:
         if callable(value) and read is not None:
             parts = {"rows": rows, "columns": columns, "planes": planes}
             return read(**{key: part for key, part in parts.items() if part is not None})
-        array = getattr(self, name)
-        if planes is not None:
-            array = array[..., :planes, :, :]
-        return array[..., slice(*rows) if rows else slice(None),
-                     slice(*columns) if columns else slice(None)]
+        return array_cut(getattr(self, name), rows, columns, planes)
 
     def set_loader(self, name: str, loader: Loader) -> None:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""

@@ -34,6 +34,7 @@ from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
 from astropy.io import fits
 
 from calwebb.datamodels import keywords
+from calwebb.datamodels.base import array_cut
 from calwebb.datamodels.tree import get_path, set_path
 from calwebb.errors import DataModelError
 
@@ -444,14 +445,9 @@ class ImageLoader:
         parts = {key: value for key, value in parts.items() if value is not None}
         if self.layout is not None:
             return self.layout.read(dtype, **parts)
-        rows, columns = parts.get("rows") or (None, None), parts.get("columns") or (None, None)
-        planes = parts.get("planes")
         with fits.open(self.path, do_not_scale_image_data=True) as hdul:  # compressed
             hdu = hdul[self.index]
-            raw = hdu.data
-            if raw.ndim >= 3 and planes is not None:
-                raw = raw[..., :planes, :, :]
-            raw = raw[..., slice(*rows), slice(*columns)]  # cut before converting
+            raw = array_cut(hdu.data, **parts)  # cut before converting
             return scaled(raw, hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0), dtype)
 
 

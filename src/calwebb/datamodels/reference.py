@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from calwebb import dqflags
-from calwebb.datamodels.base import ArraySpec, DataModel
+from calwebb.datamodels.base import ArraySpec, DataModel, array_cut
 from calwebb.errors import DataModelError, ReferenceFileError
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ class _TranslatingLoader:
         return self.read()
 
     def read(self, **parts: Any) -> np.ndarray:
-        if callable(self.raw):
-            raw = self.raw.read(**parts) if parts else self.raw()
-        else:
-            raw = self.raw[..., :parts["planes"], :, :] if parts else self.raw
+        raw = self.raw.read(**parts) if callable(self.raw) else array_cut(self.raw, **parts)
         return translate_dq(raw, self.table, self.source)
 
 

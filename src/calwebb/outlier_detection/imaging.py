@@ -68,11 +68,8 @@ def blot_median(median: np.ndarray, median_wcs, input_wcs, shape: tuple[int, int
     linear interpolation at each input pixel's position on the median grid; NaN where the
     input pixel does not map onto the grid or the median there is NaN. float32.
     ``pixel_mapper``: the input's pixel map on the median grid, when already made."""
-    if pixel_mapper is None or not pixel_mapper.serves(median_wcs, shape, pixmap_stepsize,
-                                                       pixmap_order):
-        pixel_mapper = PixelMapper(input_wcs, median_wcs, shape, pixmap_stepsize,
-                                   pixmap_order)
-    pixmap = pixel_mapper.pixmap()
+    pixmap = PixelMapper.reused(pixel_mapper, input_wcs, median_wcs, shape, pixmap_stepsize,
+                                pixmap_order).pixmap()
     unmapped = _mark_unmapped(pixmap)
     blot = np.full(shape, np.nan, np.float32)
     blot_image(np.ascontiguousarray(median, np.float32), np.ascontiguousarray(pixmap),

@@ -183,7 +183,7 @@ class ImageStack:
         depth, rows, columns = self.shape
         if not self.on_disk:
             return rows
-        return max(1, min(rows, self.section_bytes // max(1, depth * columns * 4)))
+        return row_bands(depth, (rows, columns), self.section_bytes)[0][1]
 
     def median(self) -> np.ndarray:
         """float32 NaN-median over the images, computed one row section at a time."""

@@ -115,9 +115,6 @@ class OutlierDetectionStep(Step):
     mode: str | None = None
     #: the association id used in output names (None: none known)
     _asn_id: str | None = None
-    #: {member index: PixelMapper} on the median grid: the library's, which keeps them for
-    #: a mosaic drizzled onto the same grid
-    pixel_mappers: dict | None = None
 
     # -- inputs --------------------------------------------------------------------------------
     def prepare_input(self, value):
@@ -218,8 +215,7 @@ class OutlierDetectionStep(Step):
             self._finish_library(library, "SKIPPED")
             return library
         members = self._describe_members(library)
-        self.pixel_mappers = library.pixel_mappers
-        self.pixel_mappers.clear()
+        library.pixel_mappers.clear()  # (kept there for a mosaic on the same grid)
         executor = current()
         if executor is not None and self.resample_data:
             with executor.scratch("calwebb_outlier_") as directory:
@@ -240,7 +236,8 @@ class OutlierDetectionStep(Step):
                 if directory is not None:
                     directory.cleanup()
             total = self._record(library, members, lambda model, index: self._outliers(
-                model, index, members[index], median, median_wcs, options))
+                model, members[index], median, median_wcs, options,
+                library.pixel_mappers.get(index)))
         self.log.info("Outlier detection flagged %d pixels in %d images", total, count)
         return library
 
@@ -330,7 +327,7 @@ class OutlierDetectionStep(Step):
                 model = library.borrow(index)
                 mapper = PixelMapper(model.meta.wcs, output_wcs, model.data.shape,
                                      self.pixmap_stepsize, self.pixmap_order)
-                self.pixel_mappers[index] = mapper
+                library.pixel_mappers[index] = mapper
                 try:
                     yield image_input(model, members[index], mapper)
                 finally:
@@ -427,13 +424,14 @@ class OutlierDetectionStep(Step):
 
         return outliers_of
 
-    def _outliers(self, model, index, info, median, median_wcs, options) -> np.ndarray:
-        """Boolean outlier mask of member ``index`` against the median."""
+    def _outliers(self, model, info, median, median_wcs, options, mapper) -> np.ndarray:
+        """Boolean outlier mask of a member against the median (``mapper``: its pixel map on
+        the median grid, when made)."""
         if median_wcs is None:
             return flag_against_reference(model.data, model.err, median, options["snr1"])
         blot, outliers = blot_and_test(model, median, median_wcs,
                                        self._flag_settings(info, options),
-                                       self.pixel_mappers.get(index))
+                                       mapper)
         if self.save_intermediate_results:
             self._save_blot(blot, model, info)
         return outliers

@@ -100,16 +100,15 @@ def _execute(tasks: list[Task], jobs: int, scheduler: Any,
     if scheduler is not None:
         with dask_client(scheduler, jobs) as client:
             running = _on_dask(workers, client) if workers else iter(())
-            yield from _in_client(tasks, here, client, jobs)
+            yield from _in_client(tasks, here, client)
             yield from ((there[index], result) for index, result in running)
         return
     if jobs > 1 and (len(workers) > 1 or here):  # one pool for every task and its exposures
         with process_pool(jobs) as pool:
             yield from _here_or_on_pool(tasks, there, workers, pool)
-            yield from _in_client(tasks, here, pool, jobs)
+            yield from _in_client(tasks, here, pool)
         return
-    yield from _here_or_on_pool(tasks, there, workers, None)
-    yield from _in_client(tasks, here, None, jobs)
+    yield from _here_or_on_pool(tasks, there, workers, None)  # (here is empty: no workers)
 
 
 def _here_or_on_pool(tasks: list[Task], there: list[int], workers: list[Task],
@@ -131,14 +130,14 @@ def spreads_exposures(task: Task) -> bool:
             and getattr(resolve(task.step)[0], "exposure_tasks", False))
 
 
-def _in_client(tasks: list[Task], positions: list[int], scheduler: Any,
-               jobs: int) -> Iterator[tuple[int, TaskResult]]:
+def _in_client(tasks: list[Task], positions: list[int],
+               scheduler: Any) -> Iterator[tuple[int, TaskResult]]:
     """Run these tasks in this process, their per-exposure work as tasks of the scheduler
-    (a Dask client or a pool of local processes; None: ``jobs`` local processes); temporary
-    files go to each task's output directory."""
+    (a Dask client or a pool of local processes); temporary files go to each task's output
+    directory."""
     for position in positions:
         task = tasks[position]
-        with using(scheduler, jobs=jobs, directory=task.parameters["output_dir"]):
+        with using(scheduler, directory=task.parameters["output_dir"]):
             yield position, run_task(task)
 
 

@@ -1106,6 +1106,9 @@ def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
     tiling cannot help or is not possible (a step that runs only on the whole frame, a
     feature that needs the whole ramp, a budget too small for snowball flagging)."""
     budget = parse_memory(max_memory, f"{pipeline.qualified_name}.max_memory")
+    if automatic and _unsupported(steps):
+        log.info("max_memory auto: processed without tiles (an option needs the whole ramp)")
+        return None
     try:
         run = TiledRun(pipeline, model, steps, budget, input_path)
     except ParameterError:
@@ -1116,10 +1119,8 @@ def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
         log.info("max_memory %s: the whole frame fits; processed without tiles",
                  _size(budget))
         return None
-    if automatic and (_unsupported(steps) or any(stage.kind == "frame"
-                                                 for stage in run.stages)):
-        log.info("max_memory auto: processed without tiles (a step or option needs the "
-                 "whole frame)")
+    if automatic and any(stage.kind == "frame" for stage in run.stages):
+        log.info("max_memory auto: processed without tiles (a step needs the whole frame)")
         return None
     _check_supported(pipeline, steps)
     if automatic:

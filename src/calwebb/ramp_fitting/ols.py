@@ -396,7 +396,8 @@ def fit_one_integration(arguments: tuple, shape: tuple[int, int],
     cube = [buffer[:] for buffer in buffers]
     shared = [True, False, True, True, True]
     image[1] = np.empty((ny, nx), PRODUCT_TYPES[1])
-    scratch = [np.empty((1, min(band, ny), nx), kind) for kind in PRODUCT_TYPES]
+    scratch = [np.empty((1, min(band, ny), nx), kind) if sharing else None
+               for kind, sharing in zip(PRODUCT_TYPES, shared, strict=True)]
     for first in range(0, ny, band):
         last = min(ny, first + band)
         ints = [scratch[k][:, :last - first] if shared[k] else cube[k][:, first:last]

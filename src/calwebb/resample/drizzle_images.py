@@ -29,7 +29,7 @@ from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
 from calwebb.kernels import in_thread
 from calwebb.resample.grid import bounding_box_of, grid_key
-from calwebb.resample.square_kernel import TogetherDrizzle
+from calwebb.resample.square_kernel import TogetherDrizzle, merge_means
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 #: input pixels with any of these flags are left out; every other flag counts as good
@@ -163,6 +163,16 @@ class PixelMapper:
         return (tuple(shape) == self.shape and stepsize == self.stepsize and
                 order == self.order and (output_wcs is self.output_wcs or
                                          same_grid(output_wcs, self.output_wcs)))
+
+    @classmethod
+    def reused(cls, mapper: PixelMapper | None, input_wcs, output_wcs, shape,
+               stepsize: float = 1.0, order: int = 1) -> PixelMapper:
+        """``mapper`` when it maps the same input WCS object and ``serves`` these arguments,
+        else a new map."""
+        if mapper is not None and mapper.input_wcs is input_wcs and \
+                mapper.serves(output_wcs, shape, stepsize, order):
+            return mapper
+        return cls(input_wcs, output_wcs, shape, stepsize, order)
 
     def pixmap(self) -> np.ndarray:
         """A new (ny, nx, 2) float64 map."""
@@ -391,12 +401,8 @@ class DrizzleSums:
         data = np.asarray(item.data, np.float32)
         if item.background:
             data = data - np.float32(item.background)
-        mapper = item.pixel_mapper
-        if mapper is None or not mapper.serves(self.output_wcs, data.shape,
-                                               self.pixmap_stepsize, self.pixmap_order):
-            mapper = PixelMapper(item.wcs, self.output_wcs, data.shape, self.pixmap_stepsize,
-                                 self.pixmap_order)
-        pixmap = mapper.pixmap()
+        pixmap = PixelMapper.reused(item.pixel_mapper, item.wcs, self.output_wcs, data.shape,
+                                    self.pixmap_stepsize, self.pixmap_order).pixmap()
         x_lo, x_hi, y_lo, y_hi = pixel_range(item.wcs, data.shape)
         exposure = float(item.exposure_time) if item.exposure_time and \
             item.exposure_time > 0 else 1.0
@@ -452,8 +458,7 @@ class DrizzleSums:
         weighted means combined, weights and variance sums added, context and DQ ORed."""
         y0, y1, x0, x1 = (int(n) for n in state["box"])
         cut = np.s_[y0:y1, x0:x1]
-        _merge_mean(self._driz.out_img[cut], self._driz.out_wht[cut], state["data"],
-                    state["weight"])
+        _merge_state_mean(self._driz, state["data"], state["weight"], y0, x0)
         if self.enable_context:
             self._driz.out_ctx[(slice(None), *cut)] |= state["context"]
         if "dq" in state:
@@ -461,8 +466,8 @@ class DrizzleSums:
                 self._merged_dq = np.zeros(self.shape, np.uint32)
             self._merged_dq[cut] |= np.asarray(state["dq"], np.uint32)
         if self._error_driz is not None:
-            _merge_mean(self._error_driz.out_img[cut], self._error_driz.out_wht[cut],
-                        state["error_data"], state["error_weight"])
+            _merge_state_mean(self._error_driz, state["error_data"], state["error_weight"],
+                              y0, x0)
         for name in self.variance_names if self.error == "variances" else ():
             if f"weighted_{name}" in state:
                 total = self._sums.setdefault(name, _VarianceSum(self.shape))
@@ -499,17 +504,11 @@ class DrizzleSums:
                              out_dq, self.count)
 
 
-def _merge_mean(data: np.ndarray, weight: np.ndarray, other_data, other_weight) -> None:
-    """In place: ``data`` becomes the weighted mean of itself and ``other_data`` where
-    ``other_weight`` > 0, ``weight`` the summed weight."""
-    other_weight = np.asarray(other_weight)
-    adds = other_weight > 0
-    mine = weight[adds].astype(np.float64)
-    theirs = other_weight[adds].astype(np.float64)
-    total = mine + theirs
-    mean = np.where(mine > 0, data[adds], 0.0) * mine + np.asarray(other_data)[adds] * theirs
-    data[adds] = mean / total
-    weight[adds] = total
+def _merge_state_mean(driz: Drizzle, data, weight, row: int, column: int) -> None:
+    """Fold a state's weighted mean ``data`` and summed ``weight`` (placed at ``row``,
+    ``column``) into a drizzle's output image and weights."""
+    merge_means(driz.out_img[None], driz.out_wht, np.asarray(data, np.float32)[None],
+                np.asarray(weight, np.float32), row, column)
 
 
 def _fill_value(fillval) -> str:

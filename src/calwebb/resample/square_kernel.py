@@ -104,7 +104,7 @@ class TogetherDrizzle:
         self._drizzle_parts(parts)
         _, (y0, _, x0, _), means, weight = parts[0]
         for _, (part_y0, _, part_x0, _), part_means, part_weight in parts[1:]:
-            _merge_part(means, weight, part_means, part_weight, part_y0 - y0, part_x0 - x0)
+            merge_means(means, weight, part_means, part_weight, part_y0 - y0, part_x0 - x0)
         _mark_empty(means, weight)
         self.means, self.weight = means, weight
 
@@ -121,8 +121,10 @@ class TogetherDrizzle:
 
 
 @njit(cache=True, nogil=True)
-def _merge_part(means, weight, part_means, part_weight, row, column):
-    """Fold a part's weighted means (at ``row``, ``column`` of the whole box) into the whole."""
+def merge_means(means, weight, part_means, part_weight, row, column):
+    """In place: fold weighted means ``part_means`` [k, ny, nx] with summed weights
+    ``part_weight`` (placed at ``row``, ``column`` of ``means``/``weight``) into them; where
+    ``weight`` is 0 the part's values are taken as they are."""
     for y in range(part_weight.shape[0]):
         for x in range(part_weight.shape[1]):
             added = part_weight[y, x]

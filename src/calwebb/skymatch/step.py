@@ -126,9 +126,9 @@ class SkyMatchStep(Step):
                     finally:
                         library.shelve(model, index, modify=False)
         polygons = [[members[index].polygon for index in indices] for indices in groups]
+        do_match = "match" in self.skymethod
         settings = dict(good_bits=self._good_bits, do_local=self.skymethod != "match",
-                        do_match="match" in self.skymethod)
-        do_match = settings["do_match"]
+                        do_match=do_match)
         executor = current()
         if executor is not None:
             self._measure_by_tasks(executor, library, groups, members, statistic, polygons,
@@ -184,7 +184,7 @@ class SkyMatchStep(Step):
         except ValueError as exc:
             raise DataModelError(f"{name}: cannot compute the footprint: {exc}") from None
         return _Member(index=index, name=name, shape=shape, polygon=polygon, base_level=base,
-                       inverse=lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False))
+                       inverse=_inverse(wcs))
 
     def _previous_level(self, model, name: str) -> float:
         """The sky level already subtracted from SCI (0 when none or when not subtracting);
@@ -304,12 +304,16 @@ def measure_sky(model, member: _Member, statistic: SkyStatistic, polygons, posit
         member.overlaps[other] = (sky, npix, area)
 
 
+def _inverse(wcs):
+    """(ra, dec) → (x, y) of ``wcs``, outside its bounding box too."""
+    return lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
+
+
 def measure_sky_file(path: str, member: _Member, statistic: SkyStatistic, polygons,
                      position: int, settings: dict) -> tuple[float | None, dict]:
     """Task: ``measure_sky`` of the image in ``path``; returns (local sky, overlaps)."""
     model = datamodels.open(path)
-    wcs = model.meta.wcs
-    member.inverse = lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
+    member.inverse = _inverse(model.meta.wcs)
     measure_sky(model, member, statistic, polygons, position, **settings)
     return member.local, member.overlaps
 
