@@ -1,9 +1,17 @@
-"""Shared numba building blocks: the column sort and its median."""
+"""Shared numba building blocks: the column sort and its median; work run in threads."""
+
+import threading
 
 import numpy as np
 import pytest
 
-from calwebb.kernels import column_median, median_small, sort_columns, sorting_network
+from calwebb.kernels import (
+    column_median,
+    in_threads,
+    median_small,
+    sort_columns,
+    sorting_network,
+)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 9, 16, 39, 70])
@@ -24,3 +32,22 @@ def test_column_median_matches_median_small():
     for count in range(1, 13):
         expected = median_small(np.sort(values[:, 3])[:count].astype(np.float64), count)
         assert column_median(ordered, count, 3) == expected
+
+
+def test_in_threads_runs_the_calls_beside_the_block_and_raises_their_error():
+    released, results = threading.Event(), []
+
+    def waits_for_the_block(label):
+        assert released.wait(timeout=30)  # deadlocks unless the block runs meanwhile
+        results.append(label)
+
+    with in_threads([(waits_for_the_block, ("a",)), (waits_for_the_block, ("b",))]):
+        released.set()
+    assert sorted(results) == ["a", "b"]  # both finished when the block ended
+
+    def fails():
+        raise ValueError("kernel failed")
+
+    with pytest.raises(ValueError, match="kernel failed"):
+        with in_threads([(fails, ())]):
+            pass

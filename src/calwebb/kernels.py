@@ -100,23 +100,34 @@ def limited_threads(maximum_cores: str):
 
 
 @contextmanager
-def in_thread(function, *args, **kwargs):
-    """Run ``function(*args, **kwargs)`` in another thread for the duration of the block (a
-    kernel compiled with ``nogil=True`` or a C routine runs truly side by side with the
-    block); its exception, if any, is raised when the block ends."""
-    failure = []
+def in_threads(calls):
+    """Run each ``(function, args)`` of ``calls`` in a thread of its own for the duration of
+    the block, which begins once every thread is making its call. Kernels compiled with
+    ``nogil=True`` hold no interpreter lock once called, so a C routine that holds it for its
+    whole run (the ``drizzle`` package's) can run in the block side by side with them; started
+    the other way round, they would wait for it. The first exception of a call, if any, is
+    raised when the block ends."""
+    failures, threads = [], []
+    for function, args in calls:
+        calling = threading.Event()
 
-    def target():
-        try:
-            function(*args, **kwargs)
-        except BaseException as error:  # re-raised in the calling thread
-            failure.append(error)
+        def target(function=function, args=args, calling=calling):
+            calling.set()
+            try:
+                function(*args)
+            except BaseException as error:  # re-raised in the calling thread
+                failures.append(error)
 
-    thread = threading.Thread(target=target, name=f"calwebb-{function.__name__}")
-    thread.start()
+        thread = threading.Thread(target=target, name=f"calwebb-{function.__name__}")
+        thread.start()
+        threads.append((thread, calling))
     try:
+        for _, calling in threads:
+            calling.wait()
         yield
     finally:
-        thread.join()
-    if failure:
-        raise failure[0]
+        for thread, _ in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+

@@ -27,7 +27,6 @@ from scipy.interpolate import BSpline, RectBivariateSpline
 
 from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
-from calwebb.kernels import in_thread
 from calwebb.resample.grid import bounding_box_of, grid_key
 from calwebb.resample.square_kernel import TogetherDrizzle, merge_means
 
@@ -416,8 +415,8 @@ class DrizzleSums:
         if together is None:
             self._driz.add_image(data, dq=dq, **options)
         else:  # SCI by the drizzle package while the variances are drizzled here
-            with in_thread(self._driz.add_image, data, dq=dq, **options):
-                together.run()
+            with together.running():
+                self._driz.add_image(data, dq=dq, **options)
         del data
         if self._error_driz is not None and item.err is not None:
             self._error_driz.add_image(np.asarray(item.err, np.float32), **options)

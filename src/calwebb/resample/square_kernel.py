@@ -16,11 +16,12 @@ weight is positive and its centre maps inside the output image.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 from numba import njit
 
-from calwebb.kernels import in_thread
+from calwebb.kernels import in_threads
 
 #: overlaps below this (in output pixels²) are rounding of an empty intersection
 AREA_FLOOR = 1e-12
@@ -74,10 +75,9 @@ class TogetherDrizzle:
     are the weighted means in it (float32, NaN where nothing contributed) and ``weight`` the
     summed weights (float32).
 
-    ``run`` splits the input rows into ``parts`` bands drizzled side by side in threads
-    (the kernel holds no interpreter lock, so other threads also go on meanwhile), the first
-    onto the whole box, the others onto their own small boxes merged into it as weighted
-    means."""
+    ``run`` (or ``running``) splits the input rows into ``parts`` bands drizzled side by
+    side in threads, the first onto the whole box, the others onto their own small boxes
+    merged into it as weighted means."""
 
     def __init__(self, arrays, weights: np.ndarray, pixmap: np.ndarray, pixfrac: float,
                  x_range: tuple[int, int], y_range: tuple[int, int],
@@ -92,6 +92,15 @@ class TogetherDrizzle:
         self.means = self.weight = None
 
     def run(self) -> None:
+        """Drizzle now (``running`` with nothing beside it)."""
+        with self.running():
+            pass
+
+    @contextmanager
+    def running(self):
+        """Drizzle during the block, each band in a thread of its own (``in_threads``: a C
+        routine called in the block runs beside them even when it holds the interpreter
+        lock); ``means`` and ``weight`` are set when the block ends."""
         n_arrays = len(self._inputs[0])
         parts = []
         for index, band in enumerate(self._bands):
@@ -101,23 +110,16 @@ class TogetherDrizzle:
                 y0, y1, x0, x1 = box
                 parts.append((band, box, np.zeros((n_arrays, y1 - y0, x1 - x0), np.float32),
                               np.zeros((y1 - y0, x1 - x0), np.float32)))
-        self._drizzle_parts(parts)
+        calls = [(_square_kernel, (*self._inputs, *self._x_range, y_lo, y_hi, y0, x0,
+                                   *self._out_shape, means, weight))
+                 for (y_lo, y_hi), (y0, _, x0, _), means, weight in parts]
+        with in_threads(calls):
+            yield
         _, (y0, _, x0, _), means, weight = parts[0]
         for _, (part_y0, _, part_x0, _), part_means, part_weight in parts[1:]:
             merge_means(means, weight, part_means, part_weight, part_y0 - y0, part_x0 - x0)
         _mark_empty(means, weight)
         self.means, self.weight = means, weight
-
-    def _drizzle_parts(self, parts) -> None:
-        """Drizzle the first part here and the others in threads, all at once."""
-        (y_lo, y_hi), (y0, _, x0, _), means, weight = parts[-1]
-        arguments = (*self._inputs, self._x_range[0], self._x_range[1], y_lo, y_hi, y0, x0,
-                     *self._out_shape, means, weight)
-        if len(parts) == 1:
-            _square_kernel(*arguments)
-            return
-        with in_thread(_square_kernel, *arguments):
-            self._drizzle_parts(parts[:-1])
 
 
 @njit(cache=True, nogil=True)
