@@ -266,10 +266,14 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
                     x1, x2, y1, y2 = x2, x1, y2, y1
                 edge_start[k], edge_end[k], edge_y[k] = x1, x2, y1
                 edge_slope[k] = (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
-            ii_lo = max(int(math.floor(quad_x[:4].min() + 0.5)), 0)
-            ii_hi = min(int(math.floor(quad_x[:4].max() + 0.5)), out_nx - 1)
-            jj_lo = max(int(math.floor(quad_y[:4].min() + 0.5)), 0)
-            jj_hi = min(int(math.floor(quad_y[:4].max() + 0.5)), out_ny - 1)
+            x_min = min(min(quad_x[0], quad_x[1]), min(quad_x[2], quad_x[3]))
+            x_max = max(max(quad_x[0], quad_x[1]), max(quad_x[2], quad_x[3]))
+            y_min = min(min(quad_y[0], quad_y[1]), min(quad_y[2], quad_y[3]))
+            y_max = max(max(quad_y[0], quad_y[1]), max(quad_y[2], quad_y[3]))
+            ii_lo = max(int(math.floor(x_min + 0.5)), 0)
+            ii_hi = min(int(math.floor(x_max + 0.5)), out_nx - 1)
+            jj_lo = max(int(math.floor(y_min + 0.5)), 0)
+            jj_hi = min(int(math.floor(y_max + 0.5)), out_ny - 1)
             for ii in range(ii_lo, ii_hi + 1):
                 bx = ii - box_x0
                 if bx < 0 or bx >= box_nx:
