@@ -123,3 +123,32 @@ def test_drizzle_sums_variances_match_the_drizzle_package_and_fall_back_at_edges
                            in_units="cps")
             np.testing.assert_allclose(result.variances[name], driz.out_img**2, rtol=5e-6,
                                        equal_nan=True)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_science_here_equals_the_drizzle_package(cut):
+    """SCI/WHT of images drizzled with ``science_here`` (two images, one with a sky level and
+    exposure-time weights) equal the drizzle package's within float32 rounding; on a grid
+    cutting the image the package does them."""
+    wcs = distorted_wcs(SHAPE, distortion=2e-5)
+    output, _ = grid.output_grid([wcs], [SHAPE], rotation=17.0)
+    if cut:
+        ny, nx = output.array_shape
+        output = grid.output_grid([wcs], [SHAPE], rotation=17.0, output_shape=(nx, ny // 2))[0]
+    rng = np.random.default_rng(9)
+    items = [DrizzleInput(data=rng.uniform(1, 2, SHAPE).astype(np.float32), wcs=wcs,
+                          exposure_time=time, background=sky)
+             for time, sky in ((100.0, 0.0), (300.0, 0.4))]
+    items[0].data[5, 7] = np.nan  # no weight
+    results = []
+    for here in (False, True):
+        sums = DrizzleSums(output, weight_type="exptime", enable_context=False,
+                           variance_names=(), error=None, science_here=here)
+        for item in items:
+            sums.add(item)
+        results.append(sums.result())
+    package, kernel = results
+    np.testing.assert_allclose(kernel.weight, package.weight, rtol=2e-6)
+    np.testing.assert_allclose(kernel.data, package.data, rtol=2e-6, equal_nan=True)
+    assert (package.weight > 0).sum() > 0.5 * SHAPE[0] * SHAPE[1]
+    assert DrizzleSums(output, enable_context=True, science_here=True).science_here is False

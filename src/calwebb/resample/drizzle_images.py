@@ -360,7 +360,10 @@ class DrizzleSums:
     into the context of one drizzle over all of them). ``variance_names`` are resampled as
     in the module docstring; ``error`` is 'variances' (ERR = √ of their sum, NaN where all
     are NaN), 'err' (each input's ERR drizzled like SCI, divided by the pixel-scale ratio)
-    or None. ``propagate_dq`` ORs the DQ of contributing pixels.
+    or None. ``propagate_dq`` ORs the DQ of contributing pixels. ``science_here``: SCI and
+    WHT of images that bring nothing else to drizzle (no DQ, context, ERR or variances) come
+    from this package's square kernel (``square_kernel``: equal to the drizzle package's
+    within float32 rounding, its row bands in parallel threads) where it applies.
     """
 
     def __init__(self, output_wcs, *, pixfrac: float = 1.0, kernel: str = "square",
@@ -368,7 +371,8 @@ class DrizzleSums:
                  pixel_scale_ratio: float = 1.0, enable_context: bool = True,
                  variance_names: tuple[str, ...] = VARIANCES, error: str | None = "variances",
                  propagate_dq: bool = False, pixmap_stepsize: float = 1.0,
-                 pixmap_order: int = 1, n_inputs: int | None = None, first_index: int = 0):
+                 pixmap_order: int = 1, n_inputs: int | None = None, first_index: int = 0,
+                 science_here: bool = False):
         if kernel not in KERNELS:
             raise ParameterError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if not 0.0 < pixfrac <= 1.0:
@@ -383,6 +387,8 @@ class DrizzleSums:
         self.pixel_scale_ratio, self.enable_context = pixel_scale_ratio, enable_context
         self.variance_names, self.error, self.propagate_dq = variance_names, error, propagate_dq
         self.pixmap_stepsize, self.pixmap_order = pixmap_stepsize, pixmap_order
+        self.science_here = science_here and kernel == "square" and not enable_context and \
+            error is None and not propagate_dq
         self._driz = Drizzle(kernel=kernel, fillval=_fill_value(fillval), out_shape=self.shape,
                              disable_ctx=not enable_context, begin_ctx_id=first_index,
                              max_ctx_id=None if not n_inputs else n_inputs - 1)
@@ -411,13 +417,18 @@ class DrizzleSums:
         dq = np.asarray(item.dq, np.uint32) if self.propagate_dq and item.dq is not None \
             else None
         names = _variances_of(item, self.variance_names) if self.error == "variances" else []
-        together = _together(item, names, self.kernel, self.shape, options)
-        if together is None:
+        here = _one_pass([data], options, self.shape) if self.science_here else None
+        together = _one_pass([item.variances[name] for name in names], options, self.shape,
+                             as_sigma=True) if self.kernel == "square" else None
+        if here is not None:
+            here.run()
+            _merge_state_mean(self._driz, here.means[0], here.weight, here.box[0], here.box[2])
+        elif together is None:
             self._driz.add_image(data, dq=dq, **options)
         else:  # SCI by the drizzle package while the variances are drizzled here
             with together.running():
                 self._driz.add_image(data, dq=dq, **options)
-        del data
+        del data, here
         if self._error_driz is not None and item.err is not None:
             self._error_driz.add_image(np.asarray(item.err, np.float32), **options)
         if names:
@@ -534,16 +545,17 @@ def _sigma(item: DrizzleInput, name: str) -> np.ndarray:
     return np.sqrt(sigma, out=sigma)
 
 
-def _together(item: DrizzleInput, names, kernel, shape, options) -> TogetherDrizzle | None:
-    """The one-pass drizzle of the σ arrays of ``names`` (not run yet): square kernel, every
-    input pixel landing inside the output; None otherwise (or without variances)."""
-    if kernel != "square" or not names:
+def _one_pass(arrays: list, options: dict, shape,
+              as_sigma: bool = False) -> TogetherDrizzle | None:
+    """The square-kernel drizzle of ``arrays`` in one pass with the pixel map and weights of
+    the drizzle ``options`` (not run yet), when every input pixel lands inside the output;
+    None otherwise or without arrays."""
+    if not arrays:
         return None
     together = TogetherDrizzle(
-        [item.variances[name] for name in names], options["weight_map"],
-        options["pixmap"], options["pixfrac"], (options["xmin"], options["xmax"]),
-        (options["ymin"], options["ymax"]), shape, parts=numba.get_num_threads(),
-        as_sigma=True)
+        arrays, options["weight_map"], options["pixmap"], options["pixfrac"],
+        (options["xmin"], options["xmax"]), (options["ymin"], options["ymax"]), shape,
+        parts=numba.get_num_threads(), as_sigma=as_sigma)
     return None if together.box is None else together
 
 
