@@ -7,7 +7,6 @@ background removed, the noise fitted on background pixels and subtracted.
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,6 +20,7 @@ from calwebb.clean_flicker_noise.masking import scene_mask
 from calwebb.clean_flicker_noise.median_image import integration_scale, scaled_median_image
 from calwebb.errors import DataModelError
 from calwebb.stpipe import Step
+from calwebb.stpipe.log import quiet
 
 #: exposure types the 'fft' (NSClean) fit applies to
 FFT_EXP_TYPES = ("NRS_MSASPEC", "NRS_IFU", "NRS_FIXEDSLIT", "NRS_BRIGHTOBJ")
@@ -34,18 +34,6 @@ MAX_THREADS = 4
 MASK_SUFFIX, BACKGROUND_SUFFIX, NOISE_SUFFIX = "mask", "flicker_bkg", "flicker_noise"
 
 
-@contextmanager
-def _quiet(*names: str):
-    """Raise the named loggers to WARNING for the duration (helper steps run silently)."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 class CleanFlickerNoiseStep(Step):
@@ -233,7 +221,7 @@ class CleanFlickerNoiseStep(Step):
             from calwebb.ramp_fitting.step import RampFitStep
 
             self.log.info("Fitting a draft rate for scene masking")
-            with _quiet("calwebb.step.RampFitStep", "calwebb.ramp_fitting"):
+            with quiet("calwebb.step.RampFitStep", "calwebb.ramp_fitting"):
                 self._drafts = RampFitStep(name="ramp_fit").process(model)
         rate, rateints = self._drafts
         return rateints if per_integration else rate
@@ -243,7 +231,7 @@ class CleanFlickerNoiseStep(Step):
         from calwebb.flat_field.step import FlatFieldStep
 
         self.log.info("Retrieving flat DQ for scene masking")
-        with _quiet("calwebb.step.FlatFieldStep", "calwebb.flat_field"):
+        with quiet("calwebb.step.FlatFieldStep", "calwebb.flat_field"):
             flattened = FlatFieldStep(name="flat_field").process(rates.copy())
         if flattened.meta.cal_step.flat_field == "COMPLETE":
             rates.dq |= flattened.dq

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -12,6 +10,7 @@ from calwebb import datamodels
 from calwebb.picture_frame.correct import background_mask, region_masks, subtract_picture_frame
 from calwebb.ramp_fitting.step import RampFitStep
 from calwebb.stpipe import Step
+from calwebb.stpipe.log import quiet
 
 
 class PictureFrameStep(Step):
@@ -86,7 +85,7 @@ class PictureFrameStep(Step):
         if not is_ramp:
             return model.data, model.dq
         self.log.info("Creating draft rate file for scene masking")
-        with _quiet("calwebb.step.RampFitStep", "calwebb.references"):
+        with quiet("calwebb.step.RampFitStep", "calwebb.references"):
             rate, _ = RampFitStep(parent=self).run(model)
         if rate is None:
             return None, None
@@ -100,15 +99,3 @@ class PictureFrameStep(Step):
         self.log.info("Saved %s file %s", suffix, path)
 
 
-@contextmanager
-def _quiet(*names: str):
-    """Only warnings and errors from these loggers for the duration."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)

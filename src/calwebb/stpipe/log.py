@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import contextmanager
 
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 #: loggers that carry pipeline messages (calwebb's own and the libraries it drives)
@@ -57,3 +58,18 @@ def reset() -> None:
             logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
         logger.propagate = True
+
+
+@contextmanager
+def quiet(*names: str):
+    """Only warnings and errors from the named loggers for the duration (helper steps that a
+    step runs inside itself stay silent)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
