@@ -24,7 +24,6 @@ from calwebb.resample.drizzle_images import (
     PixelMapper,
     drizzle_images,
     excluded_pixels,
-    pixel_map,
     pixel_weights,
 )
 
@@ -274,13 +273,13 @@ def test_interpolated_pixel_map_is_close_to_the_exact_one():
     output, _ = grid.output_grid([wcs_in], [(200, 230)], rotation=0.0)
     exact = calc_pixmap(wcs_in, output, (200, 230))
     # the default (verified bicubic) map is exact to the tolerance it checks
-    assert np.abs(pixel_map(wcs_in, output, (200, 230)) - exact).max() < 1e-4
-    linear = pixel_map(wcs_in, output, (200, 230), stepsize=10, order=1)
-    cubic = pixel_map(wcs_in, output, (200, 230), stepsize=10, order=3)
+    assert np.abs(PixelMapper(wcs_in, output, (200, 230)).pixmap() - exact).max() < 1e-4
+    linear = PixelMapper(wcs_in, output, (200, 230), stepsize=10, order=1).pixmap()
+    cubic = PixelMapper(wcs_in, output, (200, 230), stepsize=10, order=3).pixmap()
     assert np.abs(linear - exact).max() < 0.01
     assert np.abs(cubic - exact).max() < 1e-4
     with pytest.raises(ParameterError, match="pixmap_order"):
-        pixel_map(wcs_in, output, (200, 230), stepsize=10, order=2)
+        PixelMapper(wcs_in, output, (200, 230), stepsize=10, order=2).pixmap()
 
 
 def test_pixel_mapper_serves_equal_grids_with_the_same_map(monkeypatch):
@@ -324,7 +323,7 @@ def test_default_pixel_map_falls_back_to_the_exact_one_for_a_wiggly_wcs():
                   (smooth.output_frame, None)])
     wcs_in.bounding_box = ((-0.5, 127.5), (-0.5, 127.5))
     exact = calc_pixmap(wcs_in, smooth, shape)
-    np.testing.assert_array_equal(pixel_map(wcs_in, smooth, shape), exact)
+    np.testing.assert_array_equal(PixelMapper(wcs_in, smooth, shape).pixmap(), exact)
 
 
 def test_bad_inputs_name_the_image_and_array():

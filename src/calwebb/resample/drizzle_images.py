@@ -125,13 +125,6 @@ FAST_MAP_STEP = 16
 FAST_MAP_TOLERANCE = 1e-4
 
 
-def pixel_map(input_wcs, output_wcs, shape: tuple[int, int], stepsize: float = 1.0,
-              order: int = 1) -> np.ndarray:
-    """(ny, nx, 2) output-grid (x, y) of every input pixel centre (NaN outside the input's
-    bounding box); see ``PixelMapper``."""
-    return PixelMapper(input_wcs, output_wcs, shape, stepsize, order).pixmap()
-
-
 class PixelMapper:
     """The pixel map of an input image (``input_wcs``, ``shape``) on ``output_wcs``, made
     again on demand from a few hundred kB of splines, so drizzle and blot of one image on one
