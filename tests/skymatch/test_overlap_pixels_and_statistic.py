@@ -1,5 +1,5 @@
 """The scanline polygon fill and the numba sky statistic against their reference answers:
-matplotlib's point-in-path test and ``stsci.imagestats.ImageStats``."""
+matplotlib's point-in-path test, ``stsci.imagestats.ImageStats`` and plain numpy."""
 
 import contextlib
 import io
@@ -9,7 +9,7 @@ import pytest
 from matplotlib.path import Path
 
 from calwebb.skymatch.matching import pixels_in_polygon
-from calwebb.skymatch.statistics import SkyStatistic
+from calwebb.skymatch.statistics import SkyStatistic, _clipped_moments
 
 
 def _random_polygon(rng, shape):
@@ -106,3 +106,74 @@ def test_statistic_with_nan_values():
     assert SkyStatistic()(values) == (None, 0)
     statistic = SkyStatistic("mean", lower=0.0, upper=10.0)
     assert statistic(values) == statistic(values[np.isfinite(values)])
+
+
+def test_statistic_of_constant_values_equals_imagestats():
+    """A one-bin histogram of zero width (all values equal) as imagestats: mode is the value,
+    midpt 0."""
+    values = np.full(1000, 0.25, np.float32)
+    for skystat in ("mode", "midpt", "median", "mean"):
+        statistic = SkyStatistic(skystat)
+        assert statistic(values) == _imagestats(statistic, values)
+
+
+def _outlier_sky(rng, size):
+    values = rng.normal(rng.uniform(-3, 3), rng.uniform(1e-3, 5), size)
+    values[rng.integers(0, size, size // 40 + 1)] += rng.uniform(10, 100) * values.std()
+    values = values.astype(np.float32)
+    values[rng.integers(0, size, 5)] = np.nan
+    return values
+
+
+def test_clipped_moments_equal_numpy():
+    """One vectorised pass (selection mask, limits, NaN values) against numpy on the selected
+    values: the same count, min and max, and mean and standard deviation equal to float32
+    rounding."""
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        size = int(rng.integers(2, 50000))
+        values = _outlier_sky(rng, size)
+        where = rng.random(size) < 0.8
+        low, high = np.nanquantile(values, [rng.uniform(0, 0.3), rng.uniform(0.7, 1)])
+        count, mean, deviation, least, most = _clipped_moments(values, where.view(np.uint8),
+                                                               low, high)
+        chosen = values[where & (values >= np.float32(low)) & (values <= np.float32(high))]
+        assert count == chosen.size
+        assert (least, most) == (chosen.min(), chosen.max())
+        assert mean == pytest.approx(chosen.mean(dtype=np.float64), rel=1e-7, abs=1e-9)
+        assert deviation == pytest.approx(chosen.std(dtype=np.float64, ddof=1), rel=1e-6)
+
+
+def _numpy_clipped_mean(values, statistic):
+    """The iterated clipping of imagestats written plainly on the selected values."""
+    values = values[np.isfinite(values)]
+    lower, upper = values.min(), values.max()
+    low, high = lower, upper
+    for iteration in range(statistic.nclip + 1):
+        chosen = values[(values >= np.float32(low)) & (values <= np.float32(high))]
+        mean = float(np.float32(chosen.mean(dtype=np.float64)))
+        deviation = float(np.float32(chosen.std(dtype=np.float64, ddof=1)))
+        if iteration < statistic.nclip:
+            low = max(lower, mean - statistic.lsigma * deviation)
+            high = min(upper, mean + statistic.usigma * deviation)
+    return mean, chosen.size
+
+
+@pytest.mark.parametrize("skystat", ["mode", "midpt", "median", "mean"])
+def test_statistic_of_selected_pixels(skystat):
+    """``statistic(values, where)`` reads the values in place: it equals the statistic of the
+    copied selection, and its clipped mean and pixel count equal plain numpy's."""
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        shape = tuple(int(n) for n in rng.integers(2, 200, 2))
+        values = _outlier_sky(rng, shape[0] * shape[1]).reshape(shape)
+        where = (rng.random(shape) < 0.9) & np.isfinite(values)
+        statistic = SkyStatistic(skystat, nclip=int(rng.integers(0, 6)))
+        value, npix = statistic(values, where)
+        copied_value, copied_npix = statistic(values[where])
+        assert npix == copied_npix
+        assert value == pytest.approx(copied_value, rel=1e-6, abs=1e-6)
+        if skystat == "mean":
+            expected, expected_npix = _numpy_clipped_mean(values[where], statistic)
+            assert npix == expected_npix
+            assert value == pytest.approx(expected, rel=1e-6)

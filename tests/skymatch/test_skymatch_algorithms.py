@@ -93,24 +93,69 @@ def test_pixels_in_polygon_selects_pixel_centres():
     assert np.array_equal(mask, expected)
     assert not matching.pixels_in_polygon(np.array([20.0, 30, 30]), np.array([0.0, 0, 5]),
                                           (6, 8)).any()
+    # with ``out`` the pixels are added to the given mask, in place
+    out = np.zeros((6, 8), bool)
+    out[5, 7] = True
+    union = matching.pixels_in_polygon(np.array([1.5, 5.5, 5.5, 1.5]),
+                                       np.array([-3.0, -3.0, 2.5, 2.5]), (6, 8), out=out)
+    assert union is out and union.sum() == expected.sum() + 1 and union[5, 7]
+
+
+def _footprints(*wcses):
+    return [matching.footprint(lambda x, y, w=w: w(x, y, with_bounding_box=False), SHAPE)
+            for w in wcses]
+
+
+def _inverse(wcs):
+    return lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
 
 
 def test_overlap_mask_of_shifted_images():
     """Image B is shifted 3 arcsec (30 px) east of A: A's overlap is the 60 columns on its
     east side (x decreases eastwards with parity -1): columns 0-59."""
     wcs_a, wcs_b = offset_wcs(0.0, 0.0, distortion=0.0), offset_wcs(3.0, 0.0, distortion=0.0)
-    polygons = [matching.footprint(lambda x, y, w=w: w(x, y, with_bounding_box=False), SHAPE)
-                for w in (wcs_a, wcs_b)]
-    mask, area = matching.overlap_mask(
-        polygons[0], [polygons[1]], lambda r, d: wcs_a.invert(r, d, with_bounding_box=False),
-        SHAPE)
+    overlaps = matching.overlaps_by_group(_footprints(wcs_a, wcs_b), [0, 1])
+    (polygon, area), = overlaps[0][1]
+    assert overlaps[1][0] == [(polygon, area)]  # one intersection serves both images
     assert area == pytest.approx(SHAPE[0] * 60 * PIXEL_SR, rel=0.01)
+    (key, mask), = matching.overlap_masks({1: [polygon]}, _inverse(wcs_a), SHAPE)
+    assert key == 1
     assert mask.sum() == pytest.approx(SHAPE[0] * 60, rel=0.01)
     assert mask[:, :59].all() and not mask[:, 61:].any()
     far = offset_wcs(30.0, 0.0, distortion=0.0)
-    polygon = matching.footprint(lambda x, y: far(x, y, with_bounding_box=False), SHAPE)
-    mask, area = matching.overlap_mask(polygons[0], [polygon], lambda r, d: (r, d), SHAPE)
-    assert area == 0.0 and not mask.any()
+    assert matching.overlaps_by_group(_footprints(wcs_a, far), [0, 1]) == [{1: []}, {0: []}]
+    (_, mask), = matching.overlap_masks({1: []}, _inverse(wcs_a), SHAPE)
+    assert not mask.any()
+
+
+def test_overlap_masks_equal_each_image_intersected_on_its_own():
+    """Three distorted, rotated images, two of them one group: each image's masks (all
+    polygons mapped in one WCS call, each pair intersected once) equal the straightforward
+    computation: its own footprint intersected with every other footprint, each intersection
+    mapped and filled separately."""
+    wcses = [offset_wcs(0.0, 0.0), offset_wcs(2.0, 1.0, angle=10.0),
+             offset_wcs(-1.5, 2.0, angle=-20.0)]
+    footprints = _footprints(*wcses)
+    groups = [0, 1, 1]
+    overlaps = matching.overlaps_by_group(footprints, groups)
+    for own, wcs in enumerate(wcses):
+        masks = dict(matching.overlap_masks(
+            {group: [polygon for polygon, _ in found] for group, found in overlaps[own].items()},
+            _inverse(wcs), SHAPE))
+        assert sorted(masks) == sorted(set(groups) - {groups[own]})
+        for group, mask in masks.items():
+            expected = np.zeros(SHAPE, bool)
+            area = 0.0
+            for other in np.flatnonzero(np.array(groups) == group):
+                common = matching.intersection(footprints[own], footprints[other])
+                area += abs(common.area())
+                (ra, dec), = common.to_radec()
+                x, y = wcs.invert(ra, dec, with_bounding_box=False)
+                expected |= matching.pixels_in_polygon(x, y, SHAPE)
+            assert expected.sum() > 1000
+            assert np.array_equal(mask, expected)
+            found_area = sum(found for _, found in overlaps[own][group])
+            assert found_area == pytest.approx(area, rel=1e-6)
 
 
 # -- groups, equations and methods ---------------------------------------------------------------

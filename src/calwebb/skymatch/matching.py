@@ -4,8 +4,9 @@ Pure functions on arrays and simple objects:
 
 * :func:`footprint` — an image's outline (pixel-edge bounding box) on the sky as a
   ``spherical_geometry`` polygon;
-* :func:`overlap_mask` — the pixels of one image that fall inside its intersections with
-  other footprints, and the solid angle of those intersections;
+* :func:`overlaps_by_group` — every image's intersections with the footprints of the other
+  groups and their solid angles, each pair intersected once;
+* :func:`overlap_masks` — the pixels of one image inside those intersections;
 * :func:`group_local_sky`, :func:`group_overlap_sky` — combining the members of a sky group
   (all detectors of one exposure);
 * :func:`solve_sky_deltas` — the pairwise matching equations solved by pseudo-inverse;
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import combinations, islice
 
 import numpy as np
+from numba import njit
 from spherical_geometry.polygon import MalformedPolygonError, SphericalPolygon
 
 from calwebb.errors import ParameterError
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 COMPUTED_METHODS = ("local", "global", "match", "global+match")
 #: tolerance of the pseudo-inverse and of the rank test of the matching equations
 RCOND = 1.0e-12
+#: an intersection of two footprints and its solid angle (sr)
+Overlap = tuple[SphericalPolygon, float]
 
 
 def footprint(forward: Callable, shape: tuple[int, int],
@@ -66,12 +71,44 @@ def intersection(first: SphericalPolygon, second: SphericalPolygon) -> Spherical
         return first.copy()
 
 
-def pixels_in_polygon(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def overlaps_by_group(footprints: Sequence[SphericalPolygon],
+                      groups: Sequence[int]) -> list[dict[int, list[Overlap]]]:
+    """For each footprint (of a member of group ``groups[i]``), its overlaps with the
+    footprints of every other group: ``{group: [(intersection, solid angle in sr), ...]}``,
+    in footprint order and with only the intersections of non-zero area (an empty list: no
+    overlap). Each pair of footprints is intersected once."""
+    overlaps = [{group: [] for group in sorted(set(groups)) if group != own} for own in groups]
+    for first, second in combinations(range(len(groups)), 2):
+        if groups[first] == groups[second]:
+            continue
+        seen_from = _pair_overlap(footprints[first], footprints[second])
+        for own, other, (polygon, area) in zip((first, second), (second, first), seen_from,
+                                               strict=True):
+            if area > 0.0:
+                overlaps[own][groups[other]].append((polygon, area))
+    return overlaps
+
+
+def _pair_overlap(first: SphericalPolygon, second: SphericalPolygon) -> list[Overlap]:
+    """(overlap, its solid angle) as seen from each of two footprints: their intersection,
+    computed once; when ``spherical_geometry`` fails on it, each one's :func:`intersection`."""
+    try:
+        common = first.intersection(second)
+    except MalformedPolygonError:
+        return [(polygon, abs(float(polygon.area())))
+                for polygon in (intersection(first, second), intersection(second, first))]
+    area = abs(float(common.area()))
+    return [(common, area), (common, area)]
+
+
+def pixels_in_polygon(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
+                      out: np.ndarray | None = None) -> np.ndarray:
     """True at the pixels of a ``shape`` image whose centres lie inside the polygon with
     vertices (``x``, ``y``) in pixel coordinates (even-odd rule; non-finite vertices are
     dropped). A scanline fill: each pixel row's edge crossings, sorted and paired, bound the
-    runs of inside pixels; a centre exactly on an edge may fall on either side."""
-    mask = np.zeros(shape, dtype=bool)
+    runs of inside pixels; a centre exactly on an edge may fall on either side. With ``out``
+    (a boolean ``shape`` array) those pixels are set in it, in place, and it is returned."""
+    mask = np.zeros(shape, dtype=bool) if out is None else out
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = np.asarray(x, float)[finite], np.asarray(y, float)[finite]
     if x.size < 3:
@@ -92,35 +129,48 @@ def pixels_in_polygon(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> n
     left, right = pairs[..., 0], pairs[..., 1]
     runs = np.isfinite(right)
     # run of pixel centres c with left <= c < right, clipped to the image
-    start = np.clip(np.ceil(left[runs]), 0, nx).astype(int)
-    stop = np.clip(np.ceil(right[runs]), 0, nx).astype(int)
-    row = np.nonzero(runs)[0]
-    edges = np.zeros((rows.size, nx + 1), dtype=np.int8)  # runs are disjoint: sums are 0 or 1
-    np.add.at(edges, (row, start), 1)
-    np.add.at(edges, (row, stop), -1)
-    mask[y0:y1 + 1] = np.cumsum(edges, axis=1, dtype=np.int8)[:, :nx] > 0
+    start = np.clip(np.ceil(left[runs]), 0, nx).astype(np.int64)
+    stop = np.clip(np.ceil(right[runs]), 0, nx).astype(np.int64)
+    _fill_runs(mask, np.nonzero(runs)[0] + y0, start, stop)
     return mask
 
 
-def overlap_mask(own: SphericalPolygon, others: Sequence[SphericalPolygon],
-                 inverse: Callable, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Pixels of an image (footprint ``own``, ``inverse(ra, dec) -> (x, y)``) inside its
-    intersection with any of ``others``, and the summed solid angle (sr) of those
-    intersections; an all-False mask and 0 when there is no overlap."""
-    mask = np.zeros(shape, dtype=bool)
-    area = 0.0
-    for other in others:
-        common = intersection(own, other)
-        common_area = abs(float(common.area()))
-        if common_area == 0.0:
-            continue
-        area += common_area
-        for ra, dec in common.to_radec():
-            if len(ra) < 4:  # fewer than three distinct vertices
-                continue
-            x, y = inverse(np.asarray(ra, float), np.asarray(dec, float))
-            mask |= pixels_in_polygon(np.asarray(x), np.asarray(y), shape)
-    return mask, area
+@njit(cache=True, nogil=True)
+def _fill_runs(mask, rows, starts, stops):
+    """Set ``mask[row, start:stop]`` for every run."""
+    for run in range(rows.size):
+        mask[rows[run], starts[run]:stops[run]] = True
+
+
+def overlap_masks(overlaps: Mapping[int, Sequence[SphericalPolygon]], inverse: Callable,
+                  shape: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(key, mask) for every entry of ``overlaps``, made one at a time: the pixels of a
+    ``shape`` image inside any of the key's polygons, whose vertices ``inverse(ra, dec) ->
+    (x, y)`` maps to pixels."""
+    outlines_of = {key: [(np.asarray(ra, float), np.asarray(dec, float))
+                         for polygon in polygons for ra, dec in polygon.to_radec()
+                         if len(ra) >= 4]  # at least three distinct vertices
+                   for key, polygons in overlaps.items()}
+    pixel_outlines = iter(_to_pixels([outline for outlines in outlines_of.values()
+                                      for outline in outlines], inverse))
+    for key, outlines in outlines_of.items():
+        mask = np.zeros(shape, dtype=bool)
+        for x, y in islice(pixel_outlines, len(outlines)):
+            pixels_in_polygon(x, y, shape, out=mask)
+        yield key, mask
+
+
+def _to_pixels(outlines: list[tuple[np.ndarray, np.ndarray]],
+               inverse: Callable) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ra, dec) outlines mapped to (x, y) by a single call of ``inverse`` (building a WCS
+    inverse costs far more than evaluating it)."""
+    if not outlines:
+        return []
+    x, y = inverse(np.concatenate([ra for ra, _ in outlines]),
+                   np.concatenate([dec for _, dec in outlines]))
+    ends = np.cumsum([ra.size for ra, _ in outlines])[:-1]
+    return list(zip(np.split(np.asarray(x, float), ends), np.split(np.asarray(y, float), ends),
+                    strict=True))
 
 
 def group_local_sky(values: Sequence[float | None]) -> float | None:

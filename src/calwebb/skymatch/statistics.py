@@ -4,8 +4,8 @@ The statistic follows ``stsci.imagestats.ImageStats`` (the field's implementatio
 ``imstatistics`` semantics the official step uses): float32 values, ``nclip`` iterations of
 mean ± ``lsigma``/``usigma`` standard deviations (sums in double precision), and ``mode`` and
 ``midpt`` read from a histogram whose bin width is ``binwidth`` times the clipped standard
-deviation. It runs as a few numba passes over the values; results equal ImageStats' to the
-float32 rounding of the deviation.
+deviation. It runs as a few vectorised numba passes over the values and a selection mask
+(no copies); results equal ImageStats' to the float32 rounding of the deviation.
 """
 
 from __future__ import annotations
@@ -57,23 +57,40 @@ class SkyStatistic:
         if self.lower is not None and self.upper is not None and self.lower >= self.upper:
             raise ParameterError(f"lower ({self.lower}) must be below upper ({self.upper})")
 
-    def __call__(self, values: np.ndarray) -> tuple[float | None, int]:
-        """(statistic, number of pixels used after clipping) of ``values``; ``(None, 0)`` when
-        there are too few usable values or the statistic is not finite."""
+    def __call__(self, values: np.ndarray,
+                 where: np.ndarray | None = None) -> tuple[float | None, int]:
+        """(statistic, number of pixels used after clipping) of ``values[where]`` (all values
+        when ``where`` is None); ``(None, 0)`` when there are too few usable values or the
+        statistic is not finite. The passes read ``values`` and ``where`` in place (only
+        ``median`` copies the clipped values)."""
         values = np.ascontiguousarray(values, dtype=np.float32).ravel()
-        if values.size == 0:
+        if where is None:
+            where = np.ones(values.size, dtype=bool)
+        where = np.ascontiguousarray(where, dtype=bool).ravel()
+        if where.size != values.size:
+            raise ValueError(f"where has {where.size} elements, values {values.size}")
+        available = int(np.count_nonzero(where))
+        if available == 0:
             return None, 0
-        smallest, largest, has_nan = _extremes(values)
-        if has_nan and (self.lower is None or self.upper is None):
-            return None, 0  # imagestats: NaN limits, which select nothing
+        selected = where.view(np.uint8)  # numba vectorises byte loads, not boolean ones
+        moments = _clipped_moments(values, selected, -np.inf, np.inf)
+        npix, _, _, smallest, largest = moments
+        if npix < available and (self.lower is None or self.upper is None):
+            return None, 0  # NaN values: imagestats' default limits are NaN, selecting nothing
+        if npix == 0:
+            return None, 0
         lower = smallest if self.lower is None else self.lower
         upper = largest if self.upper is None else self.upper
         if lower > largest or upper < smallest:
             return None, 0
+        # without NaN values or limits, the first clipping pass (over [smallest, largest])
+        # selects what this one did
+        first_pass_done = npix == available and self.lower is None and self.upper is None
         low, high = lower, upper
         for iteration in range(int(self.nclip) + 1):
-            npix, mean, deviation, least, most = _clipped_moments(values, np.float32(low),
-                                                                  np.float32(high))
+            if iteration > 0 or not first_pass_done:
+                moments = _clipped_moments(values, selected, low, high)
+            npix, mean, deviation, least, most = moments
             if npix == 0:
                 return None, 0
             if iteration < self.nclip:  # a NaN deviation (one value) keeps the limits
@@ -82,18 +99,21 @@ class SkyStatistic:
         if self.skystat == "mean":
             value = mean
         elif self.skystat == "median":
-            selected = values
             if self.nclip > 0:
-                selected = values[(values >= np.float32(low)) & (values <= np.float32(high))]
-            value = float(np.median(selected))
+                where = where & (values >= np.float32(low)) & (values <= np.float32(high))
+            value = float(np.median(values[where]))
         else:
-            value = self._from_histogram(values, deviation, least, most)
+            # imagestats starts its minimum and maximum from the first value clamped into the
+            # limits
+            start = min(max(values[np.argmax(where)], np.float32(low)), np.float32(high))
+            value = self._from_histogram(values, selected, deviation, float(min(start, least)),
+                                         float(max(start, most)))
         if value is None or not np.isfinite(value):
             return None, 0
         return float(value), int(npix)
 
-    def _from_histogram(self, values, deviation, least, most) -> float:
-        """``mode`` or ``midpt`` from the histogram of all values between the last
+    def _from_histogram(self, values, selected, deviation, least, most) -> float:
+        """``mode`` or ``midpt`` from the histogram of all selected values between the last
         clipped minimum and maximum (imagestats' binning and interpolation)."""
         width = self.binwidth * deviation
         spread = most - least
@@ -102,7 +122,7 @@ class SkyStatistic:
         else:
             nbins = int(spread / width) + 1
             step = spread / (nbins - 1)
-        counts = _histogram(values, nbins, np.float32(least), np.float32(step))
+        counts = _histogram(values, selected, nbins, np.float32(least), np.float32(step))
         if self.skystat == "mode":
             return _histogram_mode(counts, least, width)
         return _histogram_midpoint(counts, least, width)
@@ -144,61 +164,80 @@ def _histogram_midpoint(counts: np.ndarray, start: float, width: float) -> float
     return edge + float((0.5 - below) / inside * width)  # the offset in float32, as imagestats
 
 
-@njit(cache=True, nogil=True)
-def _extremes(values):
-    """(min, max, any NaN) of the values."""
-    smallest = np.float32(np.inf)
-    largest = np.float32(-np.inf)
-    has_nan = False
-    for value in values:
-        if np.isnan(value):
-            has_nan = True
-        elif value < smallest:
-            smallest = value
-        if value > largest:
-            largest = value
-    return smallest, largest, has_nan
+def _clipped_moments(values, selected, low, high) -> tuple[int, float, float, float, float]:
+    """(count, mean, standard deviation, min, max) of the selected values within [low, high]
+    (limits rounded to float32); mean and deviation are rounded to float32 as imagestats'
+    ``computeMean``. NaN statistics when no value is left."""
+    count, total, squares, least_key, most_key = _clipped_sums(
+        values, selected, np.float32(low), np.float32(high))
+    if count == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    mean = total / count
+    variance = (squares - count * mean * mean) / (count - 1) if count > 1 else math.nan
+    deviation = math.sqrt(max(variance, 0.0)) if count > 1 else math.nan
+    least, most = _float32_of_keys(np.array([least_key, most_key], np.int32))
+    return (count, float(np.float32(mean)), float(np.float32(deviation)), float(least),
+            float(most))
 
 
-@njit(cache=True, nogil=True)
-def _clipped_moments(values, low, high):
-    """(count, mean, standard deviation, min, max) of the (non-empty) values within [low,
-    high]; mean and deviation are rounded to float32, and min and max start from the first
-    value clamped into the limits (imagestats' ``computeMean``)."""
+#: the order keys (see :func:`_clipped_sums`) beyond those of any float32 value
+_LARGEST_KEY = np.int32(0x7FFFFFFF)
+_SMALLEST_KEY = np.int32(-0x80000000)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _clipped_sums(values, selected, low, high):
+    """(count, sum, sum of squares, smallest and largest order key) of the values with
+    ``selected`` != 0 within [low, high]; sums in double precision.
+
+    One branch-free pass that numba vectorises: the sums are reassociated (they differ from a
+    sequential sum in the last bits, far below the float32 rounding of the mean), and the
+    extremes are taken on integer order keys (float32 bits with the negative values' order
+    reversed, so that integer and float order agree), since float min/max do not vectorise.
+    """
+    keys = values.view(np.int32)
     count = 0
     total = 0.0
     squares = 0.0
-    least = most = min(max(values[0], low), high)
-    for value in values:
-        if low <= value <= high:
-            count += 1
-            total += value
-            squares += np.float64(value) * value
-            least = min(least, value)
-            most = max(most, value)
-    if count == 0:
-        return 0, np.nan, np.nan, np.nan, np.nan
-    mean = total / count
-    variance = (squares - count * mean * mean) / (count - 1) if count > 1 else np.nan
-    deviation = math.sqrt(max(variance, 0.0)) if count > 1 else np.nan
-    return (count, np.float64(np.float32(mean)), np.float64(np.float32(deviation)),
-            np.float64(least), np.float64(most))
+    least = _LARGEST_KEY
+    most = _SMALLEST_KEY
+    for i in range(values.size):
+        value = values[i]
+        inside = (value >= low) & (value <= high) & (selected[i] != 0)
+        wide = np.float64(value) if inside else 0.0
+        count += np.int64(inside)
+        total += wide
+        squares += wide * wide
+        key = keys[i] ^ ((keys[i] >> 31) & _LARGEST_KEY)
+        least = min(least, key if inside else _LARGEST_KEY)
+        most = max(most, key if inside else _SMALLEST_KEY)
+    return count, total, squares, least, most
+
+
+def _float32_of_keys(keys: np.ndarray) -> np.ndarray:
+    """The float32 values of order keys (the key mapping is its own inverse)."""
+    return (keys ^ ((keys >> 31) & _LARGEST_KEY)).view(np.float32)
 
 
 @njit(cache=True, nogil=True)
-def _histogram(values, nbins, start, width):
-    """Counts of the values in ``nbins`` bins of ``width`` from ``start`` (float32
-    arithmetic, multiplying by the reciprocal width as imagestats; values outside the bins are
-    ignored)."""
-    counts = np.zeros(nbins, np.int64)
+def _histogram(values, selected, nbins, start, width):
+    """Counts of the selected values in ``nbins`` bins of ``width`` from ``start`` (float32
+    arithmetic, multiplying by the reciprocal width as imagestats; values outside the bins, and
+    every value when the width is 0, are ignored). The bin of every value is found in one
+    vectorised pass, then counted."""
+    counts = np.zeros(nbins + 1, np.int64)  # the last bin collects the ignored values
+    if width == 0:
+        return counts[:nbins]
     stop = start + width * np.float32(nbins)
     scale = np.float32(1.0) / width
-    for value in values:
-        if start <= value < stop:
-            index = int((value - start) * scale)
-            if index < nbins:
-                counts[index] += 1
-    return counts
+    bins = np.empty(values.size, np.int32)
+    for i in range(values.size):
+        value = values[i]
+        inside = (value >= start) & (value < stop) & (selected[i] != 0)
+        bins[i] = min(np.int32((value - start) * scale), nbins) if inside else nbins
+    for i in range(values.size):
+        counts[bins[i]] += 1
+    return counts[:nbins]
 
 
 def good_bits(dqbits: str | int | None) -> int | None:

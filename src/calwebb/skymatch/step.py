@@ -35,6 +35,7 @@ class _Member:
     polygon: object  # spherical footprint
     base_level: float  # sky already subtracted from SCI (counts toward the recorded level)
     local: float | None = None
+    intersections: dict = field(default_factory=dict)  # group position -> [(polygon, area)]
     overlaps: dict = field(default_factory=dict)  # group position -> (sky, npix, area)
 
 
@@ -125,22 +126,26 @@ class SkyMatchStep(Step):
                         members[index] = self._describe(model, index)
                     finally:
                         library.shelve(model, index, modify=False)
-        polygons = [[members[index].polygon for index in indices] for indices in groups]
         do_match = "match" in self.skymethod
+        if do_match:
+            order = [index for indices in groups for index in indices]
+            positions = [position for position, indices in enumerate(groups) for _ in indices]
+            overlaps = matching.overlaps_by_group([members[index].polygon for index in order],
+                                                  positions)
+            for index, intersections in zip(order, overlaps, strict=True):
+                members[index].intersections = intersections
         settings = dict(good_bits=self._good_bits, do_local=self.skymethod != "match",
                         do_match=do_match)
         executor = current()
         if executor is not None:
-            self._measure_by_tasks(executor, library, groups, members, statistic, polygons,
-                                   settings)
+            self._measure_by_tasks(executor, library, groups, members, statistic, settings)
         else:
             with library:
-                for position, indices in enumerate(groups):
+                for indices in groups:
                     for index in indices:
                         model = library.borrow(index)
                         try:
-                            measure_sky(model, members[index], statistic, polygons, position,
-                                        **settings)
+                            measure_sky(model, members[index], statistic, **settings)
                         finally:
                             library.shelve(model, index, modify=False)
 
@@ -206,20 +211,18 @@ class SkyMatchStep(Step):
                 f"{bool(self.subtract)}")
         return float(background.level) if self.subtract else 0.0
 
-    def _measure_by_tasks(self, executor, library, groups, members, statistic, polygons,
+    def _measure_by_tasks(self, executor, library, groups, members, statistic,
                           settings) -> None:
         """``measure_sky`` of every member, one task each."""
         self.log.info("Sky measuring tasks on %s", executor.description)
-        order = [(position, index) for position, indices in enumerate(groups)
-                 for index in indices]
+        order = [index for indices in groups for index in indices]
         with executor.scratch("calwebb_skymatch_") as directory:
-            paths = as_files([library.source(index) for _, index in order], directory)
+            paths = as_files([library.source(index) for index in order], directory)
             done = executor.map(
                 measure_sky_file, paths, [replace(members[index], inverse=None)
-                                          for _, index in order],
-                repeat(statistic), repeat(polygons), [position for position, _ in order],
-                repeat(settings))
-            for (_, index), (local, overlaps) in zip(order, done, strict=True):
+                                          for index in order],
+                repeat(statistic), repeat(settings))
+            for index, (local, overlaps) in zip(order, done, strict=True):
                 members[index].local, members[index].overlaps = local, overlaps
 
     # -- user skies -------------------------------------------------------------------------------
@@ -284,24 +287,27 @@ class SkyMatchStep(Step):
                 library.shelve(model, index, modify=True)
 
 
-def measure_sky(model, member: _Member, statistic: SkyStatistic, polygons, position: int,
-                good_bits, do_local: bool, do_match: bool) -> None:
+def measure_sky(model, member: _Member, statistic: SkyStatistic, good_bits, do_local: bool,
+                do_match: bool) -> None:
     """The image's sky over all its good pixels (``member.local``) and inside its overlap
-    with every other group (``member.overlaps``: pixels, statistic, solid angle)."""
+    with every other group (``member.overlaps``: statistic, pixels, solid angle), the overlap
+    given by ``member.intersections``."""
     data = model.data
     good = good_pixel_mask(data, model.dq if model.has_array("dq") else None, good_bits)
     if do_local:
-        member.local, _ = statistic(data[good])
+        member.local, _ = statistic(data, good)
         log.debug("%s: sky %s", member.name, member.local)
     if not do_match:
         return
-    for other, others in enumerate(polygons):
-        if other == position:
+    polygons = {other: [polygon for polygon, _ in found]
+                for other, found in member.intersections.items()}
+    for other, mask in matching.overlap_masks(polygons, member.inverse, member.shape):
+        area = sum(area for _, area in member.intersections[other])
+        if area == 0.0:
+            member.overlaps[other] = (None, 0, 0.0)
             continue
-        mask, area = matching.overlap_mask(member.polygon, others, member.inverse,
-                                           member.shape)
-        sky, npix = (None, 0) if area == 0.0 else statistic(data[mask & good])
-        member.overlaps[other] = (sky, npix, area)
+        mask &= good
+        member.overlaps[other] = (*statistic(data, mask), area)
 
 
 def _inverse(wcs):
@@ -309,12 +315,12 @@ def _inverse(wcs):
     return lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
 
 
-def measure_sky_file(path: str, member: _Member, statistic: SkyStatistic, polygons,
-                     position: int, settings: dict) -> tuple[float | None, dict]:
+def measure_sky_file(path: str, member: _Member, statistic: SkyStatistic,
+                     settings: dict) -> tuple[float | None, dict]:
     """Task: ``measure_sky`` of the image in ``path``; returns (local sky, overlaps)."""
     model = datamodels.open(path)
     member.inverse = _inverse(model.meta.wcs)
-    measure_sky(model, member, statistic, polygons, position, **settings)
+    measure_sky(model, member, statistic, **settings)
     return member.local, member.overlaps
 
 
