@@ -1,6 +1,7 @@
-"""The fast parts of source finding against the photutils code they replace: the mesh
+"""The fast parts of source finding against the straightforward code they replace: the mesh
 expansion (photutils' spline zoom), the circular peak search (photutils ``find_peaks`` with
-``min_separation``) and whole star-finder runs."""
+``min_separation``, and a circular maximum filter), the threshold median and whole
+star-finder runs."""
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from calwebb.tweakreg.detection import (
     expand_mesh,
     find_peaks,
     find_sources,
+    median_unmasked,
 )
 
 
@@ -90,3 +92,52 @@ def test_star_finder_equals_photutils_run(finder_class, starfinder):
     np.testing.assert_allclose(detection.sources["ycentroid"], expected["y_centroid"],
                                rtol=0, atol=1e-9)
     np.testing.assert_allclose(detection.sources["flux"], expected["flux"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 2.5, 3, 4.5])
+def test_find_peaks_equals_circular_maximum_filter(radius):
+    """Only pixels above the threshold are compared with their neighbours: the same peaks as
+    comparing the whole image with its maximum filter (0 outside the image), ties and
+    peaks at the edges included."""
+    rng = np.random.default_rng(3)
+    image = np.round(ndimage.gaussian_filter(rng.normal(0.0, 1.0, (120, 150)), 1.0), 2)
+    image[0, 40:43] = 3.0  # flat-topped peak on the edge
+    image[-2:, -1] = -0.5  # negative corner, to be compared with the 0 outside the image
+    mask = rng.random(image.shape) < 0.05
+    steps = np.arange(-radius, radius + 1)
+    circle = steps[:, None] ** 2 + steps[None, :] ** 2 <= radius ** 2
+    maximum = ndimage.maximum_filter(image, footprint=circle, mode="constant", cval=0.0)
+    for threshold in (-0.6, 0.0, 0.2):
+        expected = (image == maximum) & (image > threshold) & ~mask
+        y, x = np.nonzero(expected)
+        np.testing.assert_array_equal(find_peaks(image, threshold, mask, radius),
+                                      np.column_stack([x, y]))
+
+
+@pytest.mark.parametrize("shape", [(31, 42), (30, 41)])  # odd and even unmasked counts
+def test_median_unmasked_equals_numpy_median(shape):
+    rng = np.random.default_rng(4)
+    image = rng.normal(5.0, 1.0, shape)
+    mask = np.zeros(shape, bool)
+    mask[:, 0] = True
+    expected = np.median((10.0 * image)[~mask])
+    assert median_unmasked(image, mask, scale=10.0) == expected
+    assert median_unmasked(image, mask) == np.median(image[~mask])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_find_sources_leaves_its_input_alone_and_masks_non_finite_pixels(dtype):
+    """The image is processed in place on a private copy; NaNs count as masked."""
+    image = _star_field().astype(dtype)
+    image[10:20, 30:40] = np.nan
+    before = image.copy()
+    options = FinderOptions(bkg_boxsize=64, snr_threshold=5.0)
+    detection = find_sources(image, None, options)
+    np.testing.assert_array_equal(image, before)
+    mask = ~np.isfinite(image)
+    filled = np.where(mask, 0.0, image.astype(float))
+    same = find_sources(filled, mask, options)
+    np.testing.assert_array_equal(detection.background, same.background)
+    assert np.all(detection.background[mask] == 0.0)
+    np.testing.assert_array_equal(detection.sources["xcentroid"], same.sources["xcentroid"])
+    np.testing.assert_array_equal(detection.sources["flux"], same.sources["flux"])
