@@ -27,18 +27,66 @@ def test_weight_threshold_is_maskpt_times_clipped_mean_of_finite_nonzero_weights
     assert np.isnan(weight_threshold(np.zeros((4, 4)), 0.7))  # nothing usable
 
 
+def plain_weight_threshold(weight, maskpt):
+    """The weight threshold computed the straightforward way: boolean selections, np.median
+    and np.std on the kept values in their original order."""
+    values = np.asarray(weight).ravel()
+    values = values[np.isfinite(values) & (values != 0)]
+    for _ in range(5):
+        if values.size == 0:
+            return np.nan
+        centre, spread = np.median(values), np.std(values)
+        kept = values[(values >= centre - spread * 3.0) & (values <= centre + spread * 3.0)]
+        changed, values = kept.size != values.size, kept
+        if not changed:
+            break
+    return np.nan if values.size == 0 else float(np.mean(values, dtype=np.float64)) * maskpt
+
+
+def random_weights(rng, shape, dtype):
+    """Weights about a random level with wild values, NaN, infinities and zeros."""
+    weights = (rng.normal(10.0, 2.0, shape) * rng.uniform(0.5, 2.0)).astype(dtype)
+    for value, fraction in ((1e4, 0.05), (0.01, 0.02), (np.nan, 0.03), (np.inf, 0.01),
+                            (-np.inf, 0.01), (0.0, 0.1), (-0.0, 0.01)):
+        weights[rng.random(shape) < fraction] = value
+    return weights
+
+
+def drizzle_like_weights(rng, shape=(300, 400)):
+    """A weight map as drizzling gives it: zero outside the footprint, lower on its edges
+    and in a gap, noisy inside (float32)."""
+    weights = rng.normal(1100.0, 40.0, shape).astype(np.float32)
+    weights[:, :30] = 0.0
+    weights[:20] *= np.float32(0.5)
+    weights[150:155] = rng.uniform(0.0, 300.0, (5, shape[1])).astype(np.float32)
+    return weights
+
+
 def test_weight_threshold_matches_astropy_sigma_clip_value_for_value():
     from astropy.stats import sigma_clip
 
     rng = np.random.default_rng(3)
-    for size in (1, 2, 3, 10, 501, 5000):
+    for size in (1, 2, 3, 10, 501, 5000, 100_000):
         for dtype in (np.float32, np.float64):
-            weights = (rng.normal(10.0, 2.0, size) * rng.uniform(0.5, 2.0)).astype(dtype)
-            weights[rng.random(size) < 0.05] = 1e4  # clipped in the first round
+            weights = random_weights(rng, size, dtype)
+            usable = weights[np.isfinite(weights) & (weights != 0)]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kept = sigma_clip(weights, sigma=3.0, maxiters=5, masked=False)
+                kept = sigma_clip(usable, sigma=3.0, maxiters=5, masked=False)
             assert weight_threshold(weights, 0.7) == float(np.mean(kept, dtype=np.float64)) * 0.7
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weight_threshold_equals_the_straightforward_computation(seed):
+    rng = np.random.default_rng(seed)
+    cases = [random_weights(rng, (37, 53), np.float32), random_weights(rng, 20_001, np.float64),
+             drizzle_like_weights(rng), rng.integers(0, 50, 999),
+             drizzle_like_weights(rng).astype(">f4")]
+    for weights in cases:
+        expected = plain_weight_threshold(weights, 0.7)
+        assert weight_threshold(weights, 0.7) == expected
+    for weights in (np.zeros(5, np.float32), np.full(3, np.nan), np.array([np.inf, 0.0])):
+        assert np.isnan(weight_threshold(weights, 0.7))
 
 
 def test_mask_low_weight_sets_nan_below_threshold_only():
@@ -51,19 +99,48 @@ def test_mask_low_weight_sets_nan_below_threshold_only():
     assert not np.isnan(mask_low_weight(data, weights, np.nan)).any()
 
 
-@pytest.mark.parametrize("depth", [1, 2, 5, 6, 40])
+def stable_nanmedian(stack):
+    """The per-pixel median the straightforward way: the non-NaN values in plane order,
+    stably sorted, the middle one or the float64 mean of the middle two; float32."""
+    out = np.full(stack.shape[1:], np.nan, np.float32)
+    for index in np.ndindex(*stack.shape[1:]):
+        values = stack[(slice(None), *index)].astype(np.float64)
+        values = np.sort(values[~np.isnan(values)], kind="stable")
+        middle = values.size // 2
+        if values.size % 2:
+            out[index] = values[middle]
+        elif values.size:
+            out[index] = 0.5 * (values[middle - 1] + values[middle])
+    return out
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 6, 8, 33, 40])
 def test_nanmedian_matches_numpy(depth):
     rng = np.random.default_rng(depth)
-    stack = rng.normal(size=(depth, 17, 13)).astype(np.float32)
+    stack = rng.normal(size=(depth, 17, 130)).astype(np.float32)
     stack[rng.random(stack.shape) < 0.3] = np.nan
+    stack[rng.random(stack.shape) < 0.05] = np.inf
+    stack[:, :, 5] = np.round(stack[:, :, 5])  # ties
     stack[:, 0, 0] = np.nan  # a pixel without any value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nanmedian(stack.astype(np.float64), axis=0)
+        expected = np.nanmedian(stack.astype(np.float64), axis=0).astype(np.float32)
     result = nanmedian(stack)
     assert result.dtype == np.float32
-    np.testing.assert_allclose(result, expected, rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(nanmedian(stack.astype(np.float64)), expected)
     assert np.isnan(result[0, 0])
+
+
+def test_nanmedian_is_bit_for_bit_the_stable_per_pixel_median():
+    rng = np.random.default_rng(11)
+    # zeros of both signs among the values: a zero median keeps the sign a stable sort gives
+    stack = rng.choice(np.array([0.0, -0.0, 1.0, -2.0, np.nan], np.float32), (8, 40, 50))
+    result = nanmedian(stack)
+    expected = stable_nanmedian(stack)
+    np.testing.assert_array_equal(result.view(np.uint32), expected.view(np.uint32))
+    assert np.signbit(nanmedian(np.array([[[0.0]], [[-0.0]], [[5.0]]], np.float32)))[0, 0]
+    assert not np.signbit(nanmedian(np.array([[[-0.0]], [[0.0]], [[5.0]]], np.float32)))[0, 0]
 
 
 def test_nanmedian_hand_values():
@@ -92,6 +169,17 @@ def test_on_disk_stack_in_row_sections_matches_memory(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
     with pytest.raises(DataModelError, match="shape"):
         ImageStack(2, (3, 3))[0] = np.zeros((3, 4))
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_stack_images_never_filled_count_as_nan(tmp_path, on_disk):
+    images = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
+    images[0, 0, 0] = np.nan
+    with ImageStack(3, (4, 3), directory=tmp_path if on_disk else None) as stack:
+        stack[0] = images[0]
+        stack[-1] = images[1]  # the second image is never given
+        result = stack.median()
+    np.testing.assert_array_equal(result, nanmedian(images))
 
 
 def test_rolling_median_centres_windows_and_copies_edges():

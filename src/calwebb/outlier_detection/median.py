@@ -11,15 +11,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from calwebb.errors import DataModelError, ParameterError
-from calwebb.kernels import median_small
+from calwebb.kernels import column_median, median_small, sort_columns, sorting_network
 
 #: bytes of stack data read per row section when the stack is on disk
 SECTION_BYTES = 64 << 20
-#: above this many values per pixel a full sort beats the insertion sort of ``median_small``
-SMALL_COUNT = 32
 #: clipping of the weights before their mean sets the low-weight threshold
 CLIP_SIGMA, CLIP_ITERATIONS = 3.0, 5
 
@@ -27,66 +25,68 @@ CLIP_SIGMA, CLIP_ITERATIONS = 3.0, 5
 def weight_threshold(weight: np.ndarray, maskpt: float) -> float:
     """``maskpt`` × the mean of the finite, non-zero ``weight`` values after 3σ clipping about
     the median (at most 5 iterations, astropy ``sigma_clip`` value for value); NaN when there
-    is no such value (then nothing is masked)."""
-    values = np.asarray(weight).ravel()
-    values = values[np.isfinite(values) & (values != 0)]
+    is no such value (then nothing is masked).
+
+    The kept values stay in their original order (``np.std`` and ``np.mean`` sum them in that
+    order); a sorted copy gives each median and the number a clip keeps without a pass."""
+    values = _finite_nonzero(_native_float(weight).ravel())
+    ordered = np.sort(values)
+    low, high = 0, ordered.size  # the kept values are ordered[low:high]
     for _ in range(CLIP_ITERATIONS):
-        if values.size == 0:
+        if high == low:
             return math.nan
-        centre, spread = _median(values), np.std(values)
-        kept = values[(values >= centre - spread * CLIP_SIGMA) &
-                      (values <= centre + spread * CLIP_SIGMA)]
-        changed = kept.size != values.size
-        values = kept
-        if not changed:
+        kept = ordered[low:high]
+        centre, spread = _sorted_median(kept), np.std(values)
+        lower, upper = centre - spread * CLIP_SIGMA, centre + spread * CLIP_SIGMA
+        low, high = (low + np.searchsorted(kept, lower, "left"),
+                     low + np.searchsorted(kept, upper, "right"))
+        if high - low == kept.size:
             break
-    if values.size == 0:
+        values = values[:_keep_within(values, lower, upper)]
+    if high == low:
         return math.nan
     return float(np.mean(values, dtype=np.float64)) * float(maskpt)
 
 
-def _median(values: np.ndarray):
-    """``np.median`` of a 1-D array without NaN or zeros; float32 by radix selection."""
-    if values.dtype != np.float32:
-        return np.median(values)
-    middle = values.size // 2
-    bits = values.view(np.uint32)
-    high = np.array(_select_float32(bits, middle), np.uint32).view(np.float32)
-    if values.size % 2:
-        return high[()]
-    low = np.array(_select_float32(bits, middle - 1), np.uint32).view(np.float32)
-    return (low + high)[()] / np.float32(2)
+def _native_float(array) -> np.ndarray:
+    """``array`` as float32 or float64 in native byte order; integers (whose median and
+    standard deviation numpy takes in float64) and any other type as float64."""
+    array = np.asarray(array)
+    if array.dtype.kind == "f" and array.dtype.itemsize in (4, 8):
+        return array.astype(array.dtype.newbyteorder("="), copy=False)
+    return array.astype(np.float64)
+
+
+def _sorted_median(ordered: np.ndarray):
+    """``np.median`` of a sorted, non-empty 1-D array, in its dtype."""
+    middle = ordered.size // 2
+    if ordered.size % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @njit(cache=True)
-def _order_key(bits):
-    """Non-negative int64 whose order is the order of the float32 with these ``bits``."""
-    value = np.int64(bits)
-    return ~value & 0xFFFFFFFF if value & 0x80000000 else value | 0x80000000
+def _finite_nonzero(values):
+    """The finite, non-zero ``values`` (1-D) in their order."""
+    kept = np.empty(values.size, values.dtype)
+    count = 0
+    for value in values:
+        if np.isfinite(value) and value != 0:
+            kept[count] = value
+            count += 1
+    return kept[:count]
 
 
 @njit(cache=True)
-def _select_float32(bits, rank):
-    """Bits of the ``rank``-th smallest (0-based) of the float32 values whose bit patterns
-    are ``bits``: two passes of 16-bit histograms of their order keys."""
-    counts = np.zeros(1 << 16, np.int64)
-    for value in bits:
-        counts[_order_key(value) >> 16] += 1
-    high = 0
-    while rank >= counts[high]:
-        rank -= counts[high]
-        high += 1
-    counts[:] = 0
-    for value in bits:
-        key = _order_key(value)
-        if key >> 16 == high:
-            counts[key & 0xFFFF] += 1
-    low = 0
-    while rank >= counts[low]:
-        rank -= counts[low]
-        low += 1
-    key = (high << 16) | low
-    return key & 0x7FFFFFFF if key & 0x80000000 else ~key & 0xFFFFFFFF
+def _keep_within(values, lower, upper):
+    """In place: the ``values`` within [``lower``, ``upper``] moved to the front in their
+    order; returns how many there are."""
+    count = 0
+    for value in values:
+        if lower <= value <= upper:
+            values[count] = value
+            count += 1
+    return count
 
 
 def mask_low_weight(data: np.ndarray, weight: np.ndarray, threshold: float) -> np.ndarray:
@@ -96,25 +96,46 @@ def mask_low_weight(data: np.ndarray, weight: np.ndarray, threshold: float) -> n
     return masked
 
 
-@njit(cache=True)
-def _nanmedian_first_axis(stack, out):
-    """out[y, x] = median of the non-NaN stack[:, y, x] (NaN when there is none)."""
+@njit(cache=True, parallel=True)
+def _nanmedian_first_axis(stack, network, out):
+    """out[y, x] = median of the non-NaN stack[:, y, x] (NaN when there is none), row by row
+    in parallel: each row's columns sorted at once by the sorting ``network``, NaN sorted
+    last as +inf. A zero median is taken again by a stable per-pixel sort, which gives it the
+    sign of zero the plain computation gives."""
     depth, rows, columns = stack.shape
-    for row in range(rows):
-        values = np.empty(depth, np.float64)
-        for column in range(columns):
-            count = 0
-            for plane in range(depth):
+    for row in prange(rows):
+        values = np.empty((depth, columns), stack.dtype)
+        counts = np.zeros(columns, np.int64)
+        for plane in range(depth):
+            for column in range(columns):
                 value = stack[plane, row, column]
-                if not np.isnan(value):
-                    values[count] = value
-                    count += 1
+                if np.isnan(value):
+                    values[plane, column] = np.inf
+                else:
+                    values[plane, column] = value
+                    counts[column] += 1
+        sort_columns(values, network)
+        for column in range(columns):
+            count = counts[column]
             if count == 0:
                 out[row, column] = np.nan
-            elif count <= SMALL_COUNT:
-                out[row, column] = median_small(values, count)
-            else:
-                out[row, column] = np.median(values[:count])
+                continue
+            median = column_median(values, count, column)
+            if median == 0:
+                median = _stable_nanmedian(stack[:, row, column])
+            out[row, column] = median
+
+
+@njit(cache=True)
+def _stable_nanmedian(pixel):
+    """Median of the non-NaN ``pixel`` values (at least one) by an insertion sort (float64)."""
+    values = np.empty(pixel.size, np.float64)
+    count = 0
+    for value in pixel:
+        if not np.isnan(value):
+            values[count] = value
+            count += 1
+    return median_small(values, count)
 
 
 def nanmedian(stack: np.ndarray) -> np.ndarray:
@@ -127,7 +148,7 @@ def nanmedian(stack: np.ndarray) -> np.ndarray:
         stack = stack.astype(np.float32)
     out = np.empty(stack.shape[1:], np.float32)
     if stack.shape[0] and out.size:
-        _nanmedian_first_axis(np.ascontiguousarray(stack), out)
+        _nanmedian_first_axis(np.ascontiguousarray(stack), sorting_network(stack.shape[0]), out)
     else:
         out[...] = np.nan
     return out
@@ -144,8 +165,9 @@ def row_bands(depth: int, shape: tuple[int, int],
 
 class ImageStack:
     """``depth`` images of one shape, filled one at a time, then reduced by a per-pixel
-    NaN-median. In memory, or (``directory`` given) in a temporary memory-mapped file in
-    that directory, read back in row sections of about ``section_bytes``."""
+    NaN-median (an image never filled counts as all NaN). In memory, or (``directory`` given)
+    in a temporary memory-mapped file in that directory, read back in row sections of about
+    ``section_bytes``."""
 
     def __init__(self, depth: int, shape: tuple[int, int], directory: str | os.PathLike |
                  None = None, section_bytes: int = SECTION_BYTES):
@@ -154,8 +176,9 @@ class ImageStack:
         self.shape = (int(depth), *(int(n) for n in shape))
         self.section_bytes = int(section_bytes)
         self._path: Path | None = None
+        self._unfilled = set(range(self.shape[0]))  # made NaN only when the median is taken
         if directory is None:
-            self._planes = np.full(self.shape, np.nan, np.float32)
+            self._planes = np.empty(self.shape, np.float32)
         else:
             handle, name = tempfile.mkstemp(prefix="calwebb_median_", suffix=".f32",
                                             dir=directory)
@@ -163,7 +186,6 @@ class ImageStack:
             self._path = Path(name)
             self._planes = np.lib.format.open_memmap(self._path, mode="w+", dtype=np.float32,
                                                      shape=self.shape)
-            self._planes[...] = np.nan
 
     @property
     def on_disk(self) -> bool:
@@ -174,6 +196,10 @@ class ImageStack:
         if image.shape != self.shape[1:]:
             raise DataModelError(f"median stack image {index} has shape {image.shape}, "
                                  f"expected {self.shape[1:]}")
+        self._store(index, image)
+        self._unfilled.discard(range(self.shape[0])[index])
+
+    def _store(self, index: int, image) -> None:
         self._planes[index] = image
         if self.on_disk:
             self._planes.flush()
@@ -187,6 +213,9 @@ class ImageStack:
 
     def median(self) -> np.ndarray:
         """float32 NaN-median over the images, computed one row section at a time."""
+        for index in self._unfilled:
+            self._store(index, np.nan)
+        self._unfilled.clear()
         _, rows, columns = self.shape
         out = np.empty((rows, columns), np.float32)
         step = self.rows_per_section()
