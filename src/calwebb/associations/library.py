@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from calwebb import datamodels
 from calwebb.associations.association import (
@@ -59,7 +64,7 @@ class ModelLibrary:
         if not sources:
             raise AssociationError(f"{self.asn.table_name or 'input'}: no "
                                    f"{'/'.join(asn_exptypes)} members")
-        self._sources: list = sources  # path (original or temporary) or model per member
+        self._sources: list = sources  # path, model or _Shelved per member
         self.names = [_name(source) for source in sources]  # members' own file names
         self._loaded: dict[int, datamodels.DataModel] = {}
         self._owned = [not isinstance(source, datamodels.DataModel) for source in sources]
@@ -134,9 +139,10 @@ class ModelLibrary:
         return groups
 
     def source(self, index: int):
-        """What member ``index`` currently is: a file path (original or temporary) or a model;
-        for readers that stream members without borrowing them."""
-        return self._loaded.get(index, self._sources[index])
+        """What member ``index`` currently is: a file path (original or temporary) or a
+        model; for readers that stream members without borrowing them."""
+        source = self._loaded.get(index, self._sources[index])
+        return source.fits_file(self.names[index]) if isinstance(source, _Shelved) else source
 
     # -- borrowing -----------------------------------------------------------------------------
     def __enter__(self) -> ModelLibrary:
@@ -162,8 +168,12 @@ class ModelLibrary:
         model = self._loaded.get(index)
         if model is None:
             source = self._sources[index]
-            model = source if isinstance(source, datamodels.DataModel) else \
-                self._read(index, source)
+            if isinstance(source, _Shelved):
+                model = source.model(self.names[index])
+            elif isinstance(source, datamodels.DataModel):
+                model = source
+            else:
+                model = self._read(index, source)
             if not self.on_disk:
                 self._loaded[index] = model
         self._borrowed.add(index)
@@ -195,10 +205,8 @@ class ModelLibrary:
             self._loaded[index] = model
             self._sources[index] = model
             return
-        temporary = self._temporary_directory() / f"member{index:05d}.fits"
-        model.save(temporary)
-        model.meta.filename = self.names[index]
-        self._sources[index] = temporary
+        self._sources[index] = _Shelved.store(
+            model, self._temporary_directory() / f"member{index:05d}")
         self._owned[index] = True
 
     def writable(self, index: int) -> datamodels.DataModel:
@@ -238,6 +246,52 @@ class ModelLibrary:
 
     def __del__(self):
         self.close()
+
+
+@dataclass(frozen=True)
+class _Shelved:
+    """A changed member waiting in the library's temporary ``directory``: each array a
+    ``.npy`` file (raw, as in memory) and the metadata tree pickled here (kilobytes), so
+    keeping a member costs no FITS or ASDF serialisation and borrowing it reads only the
+    arrays used. A FITS file of it is written only when a reader asks for a file."""
+
+    model_class: type
+    tree: bytes
+    arrays: tuple[tuple[str, Path], ...]
+    directory: Path
+
+    @classmethod
+    def store(cls, model: datamodels.DataModel, directory: Path) -> _Shelved:
+        directory.mkdir(exist_ok=True)
+        for written in directory.iterdir():  # a file of the member as shelved before
+            if written.suffix != ".npy":
+                written.unlink()
+        arrays = []
+        for name in type(model).arrays:
+            if model.has_array(name):
+                path = directory / f"{name}.npy"
+                np.save(path, getattr(model, name), allow_pickle=False)
+                arrays.append((name, path))
+        return cls(type(model), pickle.dumps(model.tree, protocol=pickle.HIGHEST_PROTOCOL),
+                   tuple(arrays), directory)
+
+    def model(self, name: str) -> datamodels.DataModel:
+        """A new model of the stored member, ``name`` its file name (its arrays read when
+        first used)."""
+        model = self.model_class()
+        model.tree.clear()
+        model.tree.update(pickle.loads(self.tree))
+        model.meta.filename = name
+        for array, path in self.arrays:
+            model.set_loader(array, functools.partial(np.load, path))
+        return model
+
+    def fits_file(self, name: str) -> Path:
+        """The member as a FITS file called ``name`` (written on the first request)."""
+        path = self.directory / name
+        if not path.exists():
+            self.model(name).save(path)
+        return path
 
 
 def _name(source) -> str:

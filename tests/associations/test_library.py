@@ -1,0 +1,52 @@
+"""ModelLibrary kept on disk: changed members wait as raw arrays plus their metadata."""
+
+import numpy as np
+
+from calwebb import datamodels
+from calwebb.associations.library import ModelLibrary
+
+
+def _image(tmp_path, name, value):
+    model = datamodels.ImageModel(data=np.full((6, 5), value, np.float32),
+                                  dq=np.zeros((6, 5), np.uint32))
+    model.meta.filename = name
+    model.meta.exposure.exposure_time = 10.0 * value
+    model.meta.group_id = name
+    path = tmp_path / name
+    model.save(path)
+    return path
+
+
+def test_changed_members_come_back_as_they_were_shelved(tmp_path):
+    paths = [_image(tmp_path, f"m{i}_cal.fits", i + 1.0) for i in range(2)]
+    before = [path.read_bytes() for path in paths]
+    library = ModelLibrary(paths, on_disk=True, temp_directory=tmp_path)
+    with library:
+        model = library.writable(0)
+        model.data[2, 3] = -7.0
+        model.dq[1, 1] = 4
+        model.meta.background.level = 0.25
+        library.shelve(model, 0)
+    with library:
+        again = library.borrow(0)
+        assert again.data[2, 3] == -7.0 and again.dq[1, 1] == 4
+        assert again.meta.background.level == 0.25
+        assert again.meta.exposure.exposure_time == 10.0
+        assert again.meta.filename == "m0_cal.fits"  # the member keeps its own name
+        assert not again.has_array("err")  # only the arrays the member had
+        library.shelve(again, 0, modify=False)
+    stored = sorted(p.name for p in library._temporary_directory().rglob("*.npy"))
+    assert stored == ["data.npy", "dq.npy"]
+    file = library.source(0)  # for readers wanting a file: written once, under its name
+    assert file.name == "m0_cal.fits" and file != paths[0] and library.source(0) == file
+    streamed = datamodels.open(file)
+    assert streamed.data[2, 3] == -7.0 and streamed.meta.background.level == 0.25
+    assert library.source(1) == paths[1]  # an unchanged member is still its file
+    with library:  # shelved again: the file is made anew when asked for
+        model = library.writable(0)
+        model.data[0, 0] = 3.0
+        library.shelve(model, 0)
+    assert not file.exists() and datamodels.open(library.source(0)).data[0, 0] == 3.0
+    library.close()
+    assert not any(tmp_path.glob("calwebb_library_*"))
+    assert [path.read_bytes() for path in paths] == before  # inputs never modified
