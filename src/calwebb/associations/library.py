@@ -139,10 +139,11 @@ class ModelLibrary:
         return groups
 
     def source(self, index: int):
-        """What member ``index`` currently is: a file path (original or temporary) or a
-        model; for readers that stream members without borrowing them."""
+        """What member ``index`` currently is, for readers that stream members without
+        borrowing them: a file path or a model (a member changed while on disk comes as a
+        new model whose arrays are read when used: hold it only while it is needed)."""
         source = self._loaded.get(index, self._sources[index])
-        return source.fits_file(self.names[index]) if isinstance(source, _Shelved) else source
+        return source.model(self.names[index]) if isinstance(source, _Shelved) else source
 
     # -- borrowing -----------------------------------------------------------------------------
     def __enter__(self) -> ModelLibrary:
@@ -253,19 +254,15 @@ class _Shelved:
     """A changed member waiting in the library's temporary ``directory``: each array a
     ``.npy`` file (raw, as in memory) and the metadata tree pickled here (kilobytes), so
     keeping a member costs no FITS or ASDF serialisation and borrowing it reads only the
-    arrays used. A FITS file of it is written only when a reader asks for a file."""
+    arrays used."""
 
     model_class: type
     tree: bytes
     arrays: tuple[tuple[str, Path], ...]
-    directory: Path
 
     @classmethod
     def store(cls, model: datamodels.DataModel, directory: Path) -> _Shelved:
         directory.mkdir(exist_ok=True)
-        for written in directory.iterdir():  # a file of the member as shelved before
-            if written.suffix != ".npy":
-                written.unlink()
         arrays = []
         for name in type(model).arrays:
             if model.has_array(name):
@@ -273,7 +270,7 @@ class _Shelved:
                 np.save(path, getattr(model, name), allow_pickle=False)
                 arrays.append((name, path))
         return cls(type(model), pickle.dumps(model.tree, protocol=pickle.HIGHEST_PROTOCOL),
-                   tuple(arrays), directory)
+                   tuple(arrays))
 
     def model(self, name: str) -> datamodels.DataModel:
         """A new model of the stored member, ``name`` its file name (its arrays read when
@@ -285,13 +282,6 @@ class _Shelved:
         for array, path in self.arrays:
             model.set_loader(array, functools.partial(np.load, path))
         return model
-
-    def fits_file(self, name: str) -> Path:
-        """The member as a FITS file called ``name`` (written on the first request)."""
-        path = self.directory / name
-        if not path.exists():
-            self.model(name).save(path)
-        return path
 
 
 def _name(source) -> str:

@@ -380,7 +380,7 @@ class OutlierDetectionStep(Step):
         ``outliers_of(model, index)`` for ``_record``, which takes the results in order."""
         output_wcs, ratio, groups = self._median_grid(library, members)
         self.log.info("Outlier detection tasks on %s", executor.description)
-        paths = as_files([library.source(index) for index in range(len(library))], directory)
+        paths = as_files((library.source(index) for index in range(len(library))), directory)
         infos = [task_info(info) for info in members]
         drizzled = [str(directory / f"drizzled{position:05d}.npy")
                     for position in range(len(groups))]

@@ -4,6 +4,7 @@ stage2.md §4.22 and stage3.md §2.6."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 from itertools import repeat
@@ -76,13 +77,14 @@ class ResampleStep(Step):
                              "model, a file, a list of them or an association")
 
     def _sources(self, value) -> list:
-        """Models or file paths to resample, in order."""
+        """Models or file paths to resample, in order (a library's members as calls giving
+        them, so that no member read from disk stays loaded)."""
         if isinstance(value, ModelLibrary):
             if value.asn.table_name:
                 self._association = (value.asn, value.asn.table_name)
             self._group_ids = value.group_ids
             self._pixel_mappers = value.pixel_mappers
-            return [value.source(index) for index in range(len(value))]
+            return [functools.partial(value.source, index) for index in range(len(value))]
         if isinstance(value, str) and value.lower().endswith(".json"):
             from calwebb.associations import load_association
 
@@ -96,6 +98,7 @@ class ResampleStep(Step):
 
     @staticmethod
     def _open(source):
+        source = _given(source)
         return source if isinstance(source, datamodels.DataModel) else datamodels.open(source)
 
     # -- processing ----------------------------------------------------------------------------
@@ -247,7 +250,7 @@ class ResampleStep(Step):
         self.log.info("Drizzling one task per image on %s", executor.description)
         total = DrizzleSums(output_wcs, **options)
         with executor.scratch("calwebb_resample_") as directory:
-            paths = as_files(sources, directory)
+            paths = as_files(map(_given, sources), directory)
             states = [str(Path(directory) / f"sums{index:05d}.npz")
                       for index in range(len(sources))]
             settings = [dict(options, first_index=index) for index in range(len(sources))]
@@ -315,6 +318,11 @@ class ResampleStep(Step):
         output.meta.filename = Path(str(name)).name
         if self.parent is None:
             self._input_filename = output.meta.filename
+
+
+def _given(source):
+    """A source as a model or path (a library member's call made)."""
+    return source() if callable(source) else source
 
 
 def drizzle_input(model, info: dict) -> DrizzleInput:

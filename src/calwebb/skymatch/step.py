@@ -217,7 +217,7 @@ class SkyMatchStep(Step):
         self.log.info("Sky measuring tasks on %s", executor.description)
         order = [index for indices in groups for index in indices]
         with executor.scratch("calwebb_skymatch_") as directory:
-            paths = as_files([library.source(index) for index in order], directory)
+            paths = as_files((library.source(index) for index in order), directory)
             done = executor.map(
                 measure_sky_file, paths, [replace(members[index], inverse=None)
                                           for index in order],

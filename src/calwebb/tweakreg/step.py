@@ -167,7 +167,7 @@ class TweakRegStep(Step):
         executor = current()
         self.log.info("Source finding tasks on %s", executor.description)
         with executor.scratch("calwebb_tweakreg_") as directory:
-            paths = as_files([library.source(index) for index in range(len(library))],
+            paths = as_files((library.source(index) for index in range(len(library))),
                              directory)
             return list(executor.map(find_sources_in_file, paths, repeat(finder),
                                      library.names))
