@@ -164,3 +164,11 @@ def test_compressed_image_loader_reads_what_astropy_reads(tmp_path):
     np.testing.assert_array_equal(loader.read(rows=(2, 9), columns=(1, 4), planes=2),
                                   expected[:2, 2:9, 1:4])
     np.testing.assert_array_equal(loader.read(np.uint16), values)
+
+
+def test_array_shape_of_an_unset_array_is_none_and_makes_no_default():
+    image = datamodels.ImageModel(data=np.zeros((4, 5), np.float32))
+    assert image.array_shape("data") == (4, 5)
+    assert image.array_shape("dq") is None  # DQ would get a default when read ...
+    assert not image.has_array("dq")  # ... but asking its shape made none
+    assert image.dq.shape == (4, 5)

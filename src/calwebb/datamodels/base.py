@@ -145,11 +145,10 @@ class DataModel:
         """The shape of array ``name`` without reading it when its loader knows it (None when
         the array is unset)."""
         value = self._arrays.get(name)
+        if value is None:
+            return None  # unset (not even a default is made for asking)
         shape = getattr(value, "shape", None)
-        if shape is not None:
-            return tuple(shape)
-        value = getattr(self, name)
-        return None if value is None else value.shape
+        return tuple(shape) if shape is not None else getattr(self, name).shape
 
     def leading_planes(self, name: str, count: int,
                        rows: tuple[int, int] | None = None) -> np.ndarray:
