@@ -161,3 +161,25 @@ def test_median_bands_cover_the_rows_within_the_byte_budget():
     assert row_bands(4, (10, 8), band_bytes=4 * 8 * 4 * 3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
     assert row_bands(4, (10, 8), band_bytes=1) == [(row, row + 1) for row in range(10)]
     assert row_bands(1, (10, 8)) == [(0, 10)]
+
+
+def test_members_kept_on_disk_give_the_same_products_as_tasks(runs, observation_env, client,
+                                                               stage3_observation, tmp_path):
+    """in_memory=False: changed members wait as raw arrays and reach the tasks as files."""
+    serial, _, _, product, _ = runs
+    (tmp_path / "scratch").mkdir()
+    with using(client, directory=tmp_path / "scratch"):
+        Image3Pipeline.call(str(observation_env.level3_asn), save_results=True,
+                            output_dir=str(tmp_path), in_memory=False)
+    for cal in stage3_observation.cals:
+        name = cal.meta.filename.replace("_cal", "_a3001_crf")
+        one, other = datamodels.open(serial / name), datamodels.open(tmp_path / name)
+        for array in ("dq", "data", "err"):
+            np.testing.assert_array_equal(getattr(one, array), getattr(other, array))
+    one = datamodels.open(serial / f"{product}_i2d.fits")
+    other = datamodels.open(tmp_path / f"{product}_i2d.fits")
+    np.testing.assert_array_equal(one.con, other.con)
+    for array in ("data", "wht"):  # merged task sums: equal to float rounding
+        mine, theirs = getattr(one, array), getattr(other, array)
+        np.testing.assert_allclose(theirs, mine, rtol=1e-6, atol=1e-6 * np.nanmax(np.abs(mine)),
+                                   equal_nan=True, err_msg=array)
