@@ -35,8 +35,8 @@ def test_changed_members_come_back_as_they_were_shelved(tmp_path):
         assert again.meta.filename == "m0_cal.fits"  # the member keeps its own name
         assert not again.has_array("err")  # only the arrays the member had
         library.shelve(again, 0, modify=False)
-    stored = sorted(p.name for p in library._temporary_directory().rglob("*.npy"))
-    assert stored == ["data.npy", "dq.npy"]
+    stored = sorted(p.name.split("-")[0] for p in library._temporary_directory().rglob("*.npy"))
+    assert stored == ["data", "dq"]
     streamed = library.source(0)  # for readers that stream: a new model, arrays read lazily
     assert streamed is not library.source(0) and streamed.meta.filename == "m0_cal.fits"
     assert streamed.data[2, 3] == -7.0 and streamed.meta.background.level == 0.25
@@ -44,3 +44,27 @@ def test_changed_members_come_back_as_they_were_shelved(tmp_path):
     library.close()
     assert not any(tmp_path.glob("calwebb_library_*"))
     assert [path.read_bytes() for path in paths] == before  # inputs never modified
+
+
+def test_reshelving_rewrites_only_the_arrays_read_and_old_loaders_fail(tmp_path):
+    import pytest
+
+    path = _image(tmp_path, "m0_cal.fits", 1.0)
+    library = ModelLibrary([path], on_disk=True, temp_directory=tmp_path)
+    with library:
+        library.shelve(library.writable(0), 0)
+    files = {p.name.split("-")[0]: p for p in library._temporary_directory().rglob("*.npy")}
+    stale = library.source(0)  # holds loaders of this version, nothing read yet
+    with library:
+        model = library.borrow(0)
+        model.data[0, 0] = 5.0  # DQ is never read: its file stays
+        model.meta.background.level = 1.5
+        library.shelve(model, 0)
+    now = {p.name.split("-")[0]: p for p in library._temporary_directory().rglob("*.npy")}
+    assert now["dq"] == files["dq"] and now["data"] != files["data"]
+    assert not files["data"].exists()  # the replaced version is gone ...
+    with pytest.raises(FileNotFoundError):
+        stale.data  # noqa: B018 - ... so an old loader fails instead of reading new data
+    fresh = library.source(0)
+    assert fresh.data[0, 0] == 5.0 and fresh.meta.background.level == 1.5
+    library.close()

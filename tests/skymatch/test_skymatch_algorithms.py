@@ -10,6 +10,7 @@ from calwebb import dqflags
 from calwebb.errors import ParameterError
 from calwebb.skymatch import matching
 from calwebb.skymatch.statistics import SkyStatistic, good_bits, good_pixel_mask
+from calwebb.skymatch.step import _inverse
 
 PIXEL_SR = math.radians(0.1 / 3600.0) ** 2
 
@@ -106,10 +107,6 @@ def _footprints(*wcses):
             for w in wcses]
 
 
-def _inverse(wcs):
-    return lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False)
-
-
 def test_overlap_mask_of_shifted_images():
     """Image B is shifted 3 arcsec (30 px) east of A: A's overlap is the 60 columns on its
     east side (x decreases eastwards with parity -1): columns 0-59."""
@@ -127,6 +124,28 @@ def test_overlap_mask_of_shifted_images():
     (_, mask), = matching.overlap_masks({1: []}, _inverse(wcs_a), SHAPE)
     assert not mask.any()
 
+
+
+def test_failed_pair_intersection_falls_back_to_each_footprint(monkeypatch):
+    """When spherical_geometry cannot intersect a pair, each image takes its own footprint
+    as the overlap (the official fallback), and the failing call is not repeated for it."""
+    from spherical_geometry.polygon import MalformedPolygonError, SphericalPolygon
+
+    first, second = _footprints(offset_wcs(0.0, 0.0, distortion=0.0),
+                                offset_wcs(3.0, 0.0, distortion=0.0))
+    calls = []
+
+    def failing(self, other):
+        calls.append(self)
+        raise MalformedPolygonError("nearly identical")
+
+    monkeypatch.setattr(SphericalPolygon, "intersection", failing)
+    overlaps = matching.overlaps_by_group([first, second], [0, 1])
+    (polygon_a, area_a), = overlaps[0][1]
+    (polygon_b, area_b), = overlaps[1][0]
+    assert area_a == pytest.approx(abs(first.area())) and area_b == pytest.approx(
+        abs(second.area()))
+    assert len(calls) == 2  # the pair once, then the second image's own try
 
 def test_overlap_masks_equal_each_image_intersected_on_its_own():
     """Three distorted, rotated images, two of them one group: each image's masks (all

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import shutil
@@ -250,11 +249,24 @@ class ModelLibrary:
 
 
 @dataclass(frozen=True)
+class _StoredArray:
+    """Loader of one array kept as a ``.npy`` file."""
+
+    path: Path
+
+    def __call__(self) -> np.ndarray:
+        return np.load(self.path)
+
+
+@dataclass(frozen=True)
 class _Shelved:
-    """A changed member waiting in the library's temporary ``directory``: each array a
-    ``.npy`` file (raw, as in memory) and the metadata tree pickled here (kilobytes), so
-    keeping a member costs no FITS or ASDF serialisation and borrowing it reads only the
-    arrays used."""
+    """A changed member waiting in the library's temporary directory: each array a ``.npy``
+    file (raw, as in memory) and the metadata tree pickled here (kilobytes), so keeping a
+    member costs no FITS or ASDF serialisation and borrowing it reads only the arrays used.
+
+    Each stored version of an array gets a file of its own and replaced files are deleted,
+    so a model that still holds an earlier version's loader fails instead of reading the
+    new data; an array never read since it was last stored keeps its file."""
 
     model_class: type
     tree: bytes
@@ -265,10 +277,20 @@ class _Shelved:
         directory.mkdir(exist_ok=True)
         arrays = []
         for name in type(model).arrays:
-            if model.has_array(name):
-                path = directory / f"{name}.npy"
-                np.save(path, getattr(model, name), allow_pickle=False)
-                arrays.append((name, path))
+            if not model.has_array(name):
+                continue
+            loader = model.pending_loader(name)
+            if isinstance(loader, _StoredArray) and loader.path.parent == directory:
+                arrays.append((name, loader.path))  # not read since stored: unchanged
+                continue
+            handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".npy", dir=directory)
+            with os.fdopen(handle, "wb") as stream:
+                np.save(stream, getattr(model, name), allow_pickle=False)
+            arrays.append((name, Path(path)))
+        kept = {path for _, path in arrays}
+        for path in directory.glob("*.npy"):
+            if path not in kept:
+                path.unlink()
         return cls(type(model), pickle.dumps(model.tree, protocol=pickle.HIGHEST_PROTOCOL),
                    tuple(arrays))
 
@@ -280,7 +302,7 @@ class _Shelved:
         model.tree.update(pickle.loads(self.tree))
         model.meta.filename = name
         for array, path in self.arrays:
-            model.set_loader(array, functools.partial(np.load, path))
+            model.set_loader(array, _StoredArray(path))
         return model
 
 

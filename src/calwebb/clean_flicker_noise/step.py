@@ -34,8 +34,6 @@ MAX_THREADS = 4
 MASK_SUFFIX, BACKGROUND_SUFFIX, NOISE_SUFFIX = "mask", "flicker_bkg", "flicker_noise"
 
 
-
-
 class CleanFlickerNoiseStep(Step):
     """Fit and subtract flicker noise along the slow axis (or MIRI columns) per image."""
 

@@ -170,6 +170,12 @@ class DataModel:
             return read(**{key: part for key, part in parts.items() if part is not None})
         return array_cut(getattr(self, name), rows, columns, planes)
 
+    def pending_loader(self, name: str) -> Loader | None:
+        """The loader of array ``name`` while it has not been read (None once it has, or when
+        the array was set or is unset)."""
+        value = self._arrays.get(name)
+        return value if callable(value) else None
+
     def set_loader(self, name: str, loader: Loader) -> None:
         """Make ``name`` load on first access (used by readers for lazy and mapped arrays)."""
         self._arrays[name] = loader

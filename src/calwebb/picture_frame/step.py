@@ -97,5 +97,3 @@ class PictureFrameStep(Step):
         path = self.save_model(product, suffix=suffix, force=True,
                                output_file=model.meta.filename)
         self.log.info("Saved %s file %s", suffix, path)
-
-

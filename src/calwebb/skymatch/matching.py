@@ -94,9 +94,10 @@ def _pair_overlap(first: SphericalPolygon, second: SphericalPolygon) -> list[Ove
     computed once; when ``spherical_geometry`` fails on it, each one's :func:`intersection`."""
     try:
         common = first.intersection(second)
-    except MalformedPolygonError:
+    except MalformedPolygonError as exc:  # first's own view is then first (see intersection)
+        log.debug("footprint intersection failed (%s); using the whole footprint", exc)
         return [(polygon, abs(float(polygon.area())))
-                for polygon in (intersection(first, second), intersection(second, first))]
+                for polygon in (first.copy(), intersection(second, first))]
     area = abs(float(common.area()))
     return [(common, area), (common, area)]
 

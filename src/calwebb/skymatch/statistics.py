@@ -72,6 +72,10 @@ class SkyStatistic:
         available = int(np.count_nonzero(where))
         if available == 0:
             return None, 0
+        # the passes read only the stretch from the first to the last selected value (an
+        # overlap is often a small part of the image)
+        first, last = int(np.argmax(where)), where.size - int(np.argmax(where[::-1]))
+        values, where = values[first:last], where[first:last]
         selected = where.view(np.uint8)  # numba vectorises byte loads, not boolean ones
         moments = _clipped_moments(values, selected, -np.inf, np.inf)
         npix, _, _, smallest, largest = moments
@@ -85,7 +89,7 @@ class SkyStatistic:
             return None, 0
         # without NaN values or limits, the first clipping pass (over [smallest, largest])
         # selects what this one did
-        first_pass_done = npix == available and self.lower is None and self.upper is None
+        first_pass_done = self.lower is None and self.upper is None
         low, high = lower, upper
         for iteration in range(int(self.nclip) + 1):
             if iteration > 0 or not first_pass_done:
@@ -101,7 +105,7 @@ class SkyStatistic:
         elif self.skystat == "median":
             if self.nclip > 0:
                 where = where & (values >= np.float32(low)) & (values <= np.float32(high))
-            value = float(np.median(values[where]))
+            value = float(np.median(values[where], overwrite_input=True))
         else:
             # imagestats starts its minimum and maximum from the first value clamped into the
             # limits

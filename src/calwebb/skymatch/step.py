@@ -127,8 +127,8 @@ class SkyMatchStep(Step):
                     finally:
                         library.shelve(model, index, modify=False)
         do_match = "match" in self.skymethod
+        order = [index for indices in groups for index in indices]
         if do_match:
-            order = [index for indices in groups for index in indices]
             positions = [position for position, indices in enumerate(groups) for _ in indices]
             overlaps = matching.overlaps_by_group([members[index].polygon for index in order],
                                                   positions)
@@ -138,16 +138,15 @@ class SkyMatchStep(Step):
                         do_match=do_match)
         executor = current()
         if executor is not None:
-            self._measure_by_tasks(executor, library, groups, members, statistic, settings)
+            self._measure_by_tasks(executor, library, order, members, statistic, settings)
         else:
             with library:
-                for indices in groups:
-                    for index in indices:
-                        model = library.borrow(index)
-                        try:
-                            measure_sky(model, members[index], statistic, **settings)
-                        finally:
-                            library.shelve(model, index, modify=False)
+                for index in order:
+                    model = library.borrow(index)
+                    try:
+                        measure_sky(model, members[index], statistic, **settings)
+                    finally:
+                        library.shelve(model, index, modify=False)
 
         local = [matching.group_local_sky([members[i].local for i in indices])
                  for indices in groups]
@@ -211,11 +210,10 @@ class SkyMatchStep(Step):
                 f"{bool(self.subtract)}")
         return float(background.level) if self.subtract else 0.0
 
-    def _measure_by_tasks(self, executor, library, groups, members, statistic,
+    def _measure_by_tasks(self, executor, library, order, members, statistic,
                           settings) -> None:
-        """``measure_sky`` of every member, one task each."""
+        """``measure_sky`` of every member (indices in ``order``), one task each."""
         self.log.info("Sky measuring tasks on %s", executor.description)
-        order = [index for indices in groups for index in indices]
         with executor.scratch("calwebb_skymatch_") as directory:
             paths = as_files((library.source(index) for index in order), directory)
             done = executor.map(
@@ -299,14 +297,14 @@ def measure_sky(model, member: _Member, statistic: SkyStatistic, good_bits, do_l
         log.debug("%s: sky %s", member.name, member.local)
     if not do_match:
         return
-    polygons = {other: [polygon for polygon, _ in found]
-                for other, found in member.intersections.items()}
+    polygons = {}
+    for other, found in member.intersections.items():
+        member.overlaps[other] = (None, 0, 0.0)  # no overlap, unless measured below
+        if found:
+            polygons[other] = [polygon for polygon, _ in found]
     for other, mask in matching.overlap_masks(polygons, member.inverse, member.shape):
-        area = sum(area for _, area in member.intersections[other])
-        if area == 0.0:
-            member.overlaps[other] = (None, 0, 0.0)
-            continue
         mask &= good
+        area = sum(area for _, area in member.intersections[other])
         member.overlaps[other] = (*statistic(data, mask), area)
 
 

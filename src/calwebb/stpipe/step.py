@@ -79,9 +79,10 @@ class Step:
     def parameters(cls) -> dict[str, Param]:
         """The merged parameter spec: base, then each class along the MRO, then overrides
         (parsed once per class; a new dict each call)."""
-        return dict(_class_parameters(cls))
+        return dict(cls._merged_spec())
 
     @classmethod
+    @functools.cache
     def _merged_spec(cls) -> dict[str, Param]:
         merged = parse_spec(BASE_SPEC, "Step")
         for klass in reversed(cls.__mro__):
@@ -423,11 +424,6 @@ def _describe(value: Any) -> str:
 def _loggable(parameters: dict) -> dict:
     return {key: (_describe(value) if isinstance(value, DataModel) else value)
             for key, value in parameters.items()}
-
-
-@functools.cache
-def _class_parameters(cls: type[Step]) -> dict[str, Param]:
-    return cls._merged_spec()
 
 
 def _peak_rss_mib() -> float:
