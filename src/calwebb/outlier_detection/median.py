@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from calwebb.errors import DataModelError, ParameterError
-from calwebb.kernels import column_median, median_small, sort_columns, sorting_network
+from calwebb.kernels import column_median, sort_columns, sorting_network
 
 #: bytes of stack data read per row section when the stack is on disk
 SECTION_BYTES = 64 << 20
@@ -100,8 +100,7 @@ def mask_low_weight(data: np.ndarray, weight: np.ndarray, threshold: float) -> n
 def _nanmedian_first_axis(stack, network, out):
     """out[y, x] = median of the non-NaN stack[:, y, x] (NaN when there is none), row by row
     in parallel: each row's columns sorted at once by the sorting ``network``, NaN sorted
-    last as +inf. A zero median is taken again by a stable per-pixel sort, which gives it the
-    sign of zero the plain computation gives."""
+    last as +inf. A zero median is +0 whatever the signs of the zeros it came from."""
     depth, rows, columns = stack.shape
     for row in prange(rows):
         values = np.empty((depth, columns), stack.dtype)
@@ -120,27 +119,13 @@ def _nanmedian_first_axis(stack, network, out):
             if count == 0:
                 out[row, column] = np.nan
                 continue
-            median = column_median(values, count, column)
-            if median == 0:
-                median = _stable_nanmedian(stack[:, row, column])
-            out[row, column] = median
-
-
-@njit(cache=True)
-def _stable_nanmedian(pixel):
-    """Median of the non-NaN ``pixel`` values (at least one) by an insertion sort (float64)."""
-    values = np.empty(pixel.size, np.float64)
-    count = 0
-    for value in pixel:
-        if not np.isnan(value):
-            values[count] = value
-            count += 1
-    return median_small(values, count)
+            out[row, column] = column_median(values, count, column) + 0.0
 
 
 def nanmedian(stack: np.ndarray) -> np.ndarray:
     """float32 median over the first axis of a 3-D ``stack``, ignoring NaN (NaN where a
-    pixel has no value); the same values as ``np.nanmedian(stack, axis=0)``."""
+    pixel has no value); the same values as ``np.nanmedian(stack, axis=0)``, a zero always
+    +0."""
     stack = np.asarray(stack)
     if stack.ndim != 3:
         raise DataModelError(f"the median needs a 3-D stack, got shape {stack.shape}")
@@ -204,24 +189,22 @@ class ImageStack:
         if self.on_disk:
             self._planes.flush()
 
-    def rows_per_section(self) -> int:
-        """Rows read at once: all of them in memory, else what fits in ``section_bytes``."""
+    def sections(self) -> list[tuple[int, int]]:
+        """(start, stop) of the rows read at once: all of them in memory, else bands that fit
+        in ``section_bytes``."""
         depth, rows, columns = self.shape
         if not self.on_disk:
-            return rows
-        return row_bands(depth, (rows, columns), self.section_bytes)[0][1]
+            return [(0, rows)]
+        return row_bands(depth, (rows, columns), self.section_bytes)
 
     def median(self) -> np.ndarray:
         """float32 NaN-median over the images, computed one row section at a time."""
         for index in self._unfilled:
             self._store(index, np.nan)
         self._unfilled.clear()
-        _, rows, columns = self.shape
-        out = np.empty((rows, columns), np.float32)
-        step = self.rows_per_section()
-        for start in range(0, rows, step):
-            section = np.asarray(self._planes[:, start:start + step])
-            out[start:start + step] = nanmedian(section)
+        out = np.empty(self.shape[1:], np.float32)
+        for start, stop in self.sections():
+            out[start:stop] = nanmedian(np.asarray(self._planes[:, start:stop]))
         return out
 
     def close(self) -> None:

@@ -91,33 +91,30 @@ def using(scheduler: Any = None, *, jobs: int = 1,
     if jobs < 1:
         raise ParameterError(f"jobs must be at least 1, got {jobs}")
     directory = Path(directory or Path.cwd())
-    if isinstance(scheduler, FuturesExecutor):
-        executor = Executor(scheduler.submit, directory, "local processes")
-        with _active(executor):
+    with _submitter(scheduler, jobs) as found:
+        executor = Executor(found[0], directory, found[1]) if found else None
+        token = _ACTIVE.set(executor)
+        try:
             yield executor
-    elif scheduler is not None:
-        with dask_client(scheduler, jobs) as client:
-            executor = Executor(partial(client.submit, pure=False), directory,
-                                f"Dask scheduler {client.scheduler.address}")
-            with _active(executor):
-                yield executor
-    elif jobs > 1:
-        with process_pool(jobs) as pool:
-            executor = Executor(pool.submit, directory, f"{jobs} local processes")
-            with _active(executor):
-                yield executor
-    else:
-        with _active(None):
-            yield None
+        finally:
+            _ACTIVE.reset(token)
 
 
 @contextmanager
-def _active(executor: Executor | None) -> Iterator[None]:
-    token = _ACTIVE.set(executor)
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
+def _submitter(scheduler: Any, jobs: int) -> Iterator[tuple[Callable, str] | None]:
+    """(submit, description) of where ``using(scheduler, jobs=jobs)`` runs tasks; None: in
+    this process."""
+    if isinstance(scheduler, FuturesExecutor):
+        yield scheduler.submit, "local processes"
+    elif scheduler is not None:
+        with dask_client(scheduler, jobs) as client:
+            yield (partial(client.submit, pure=False),
+                   f"Dask scheduler {client.scheduler.address}")
+    elif jobs > 1:
+        with process_pool(jobs) as pool:
+            yield pool.submit, f"{jobs} local processes"
+    else:
+        yield None
 
 
 @contextmanager
