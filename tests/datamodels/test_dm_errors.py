@@ -11,6 +11,7 @@ from astropy.io import fits
 from dm_helpers import build
 
 from calwebb import datamodels
+from calwebb.datamodels.io import writes_in_background
 from calwebb.errors import CalwebbError, DataModelError
 
 
@@ -49,6 +50,41 @@ def test_failed_write_leaves_nothing_and_keeps_destination(tmp_path, monkeypatch
         changed.save(tmp_path / f"new{suffix}")
     assert sorted(os.listdir(tmp_path)) == [f"out{suffix}"]
     assert _digest(destination) == before
+
+
+def test_background_writes_equal_plain_saves_and_leave_arrays_alone(tmp_path):
+    models = [build(datamodels.ImageModel) for _ in range(4)]
+    for index, model in enumerate(models):
+        model.data[:] = np.arange(model.data.size).reshape(model.data.shape) * (index + 1)
+    plain = [model.save(tmp_path / f"plain{index}.fits") for index, model in enumerate(models)]
+    before = [model.data.copy() for model in models]
+    with writes_in_background():
+        with writes_in_background():  # an inner block leaves its files to the outer one
+            written = [model.save(tmp_path / f"later{index}.fits")
+                       for index, model in enumerate(models)]
+            for model, data in zip(models, before, strict=True):  # never swapped in place
+                np.testing.assert_array_equal(model.data, data)
+                assert model.data.flags.writeable
+            models[0].meta.filename = "changed after saving.fits"
+            models[0].meta.instrument.filter = "F444W"
+    for index, (one, other) in enumerate(zip(plain, written, strict=True)):
+        with fits.open(one) as first, fits.open(other) as second:
+            for extname in ("SCI", "DQ", "ERR"):
+                np.testing.assert_array_equal(first[extname].data, second[extname].data)
+        reread = datamodels.open(other)
+        assert reread.meta.filename == f"later{index}.fits"
+        assert reread.meta.instrument.filter == "F200W"
+    assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in plain + written])
+
+
+def test_background_write_failure_is_raised_at_the_end_of_the_block(tmp_path, monkeypatch):
+    def failing_fits(self, name, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", failing_fits)
+    with pytest.raises(OSError, match="disk full"), writes_in_background():
+        build(datamodels.ImageModel).save(tmp_path / "a.fits")
+    assert os.listdir(tmp_path) == []
 
 
 def test_overwrite_false_refuses(tmp_path):

@@ -17,11 +17,14 @@ import re
 import tempfile
 import types
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -579,8 +582,54 @@ def _read_asdf(model: DataModel, path: Path) -> None:
 
 
 # -- writing ------------------------------------------------------------------------------
+class _BackgroundWrites:
+    """File writes left to one thread, at most ``queued`` waiting (a caller saving faster
+    than the disk takes waits, so memory does not fill up with files to write)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, queued: int = 2):
+        self._pool = pool
+        self._queued = queued
+        self._pending: deque[Future] = deque()
+
+    def submit(self, function: Callable, *arguments) -> None:
+        while len(self._pending) >= self._queued:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(function, *arguments))
+
+    def wait(self) -> None:
+        """Until every file is written; raises the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+
+
+#: the background writes of the enclosing ``writes_in_background`` block
+_BACKGROUND: ContextVar[_BackgroundWrites | None] = ContextVar("calwebb_background_writes",
+                                                              default=None)
+
+
+@contextmanager
+def writes_in_background() -> Iterator[None]:
+    """Inside the block, ``write`` lays out each FITS file at once and leaves the writing
+    itself (ASDF extension, byte order, disk) to one background thread, so the caller goes on
+    meanwhile; the block ends when every file is written, raising the first failure (a block
+    inside another leaves its files to the outer one). The arrays of a model saved inside the
+    block must not change before the block ends (the files read them)."""
+    if _BACKGROUND.get() is not None:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calwebb-write") as pool:
+        writes = _BackgroundWrites(pool)
+        token = _BACKGROUND.set(writes)
+        try:
+            yield
+            writes.wait()
+        finally:
+            _BACKGROUND.reset(token)
+
+
 def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
-    """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically."""
+    """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically (FITS files in
+    the background inside ``writes_in_background``)."""
     if path.exists() and not overwrite:
         raise DataModelError(f"{path}: exists and overwrite is False")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -589,21 +638,46 @@ def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
     model.meta.model_type = type(model).__name__
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(handle)
+    background = None
     try:
         if path.suffix.lower() == ".asdf":
-            _write_asdf(model, Path(temporary))
+            finish = partial(_write_asdf, model, Path(temporary))
         else:
-            to_hdulist(model).writeto(temporary, overwrite=True)
+            finish = partial(_write_fits, *_fits_layout(model), temporary)
+            background = _BACKGROUND.get()
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    if background is None:
+        _replace(finish, temporary, path)
+    else:
+        background.submit(_replace, finish, temporary, path)
+    return path
+
+
+def _replace(finish: Callable[[], None], temporary: str, path: Path) -> None:
+    """``finish()`` (which completes the file ``temporary``), then move it to ``path``; the
+    temporary file is removed if that fails."""
+    try:
+        finish()
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return path
 
 
-def to_hdulist(model: DataModel) -> fits.HDUList:
-    """The model as an HDUList in the JWST layout (not yet written)."""
-    tree = {key: value for key, value in model.tree.items() if key != "extra_fits"}
+def _write_fits(hdul: fits.HDUList, tree: dict, path: str) -> None:
+    """Write ``hdul`` to ``path`` with ``tree`` as its ASDF extension."""
+    hdul.append(_asdf_hdu(tree))
+    hdul.writeto(path, overwrite=True)
+
+
+def _fits_layout(model: DataModel) -> tuple[fits.HDUList, dict]:
+    """The model's headers and arrays as an HDUList in the JWST layout, and the tree of its
+    ASDF extension (its dicts and lists copied, so later changes to the model's metadata do
+    not reach it); nothing is written yet."""
+    tree = {key: _containers_copied(value) for key, value in model.tree.items()
+            if key != "extra_fits"}
     extra = model.tree.get("extra_fits", {})
     primary = fits.PrimaryHDU()
     _tree_to_header(primary.header, model, "PRIMARY", extra)
@@ -618,15 +692,30 @@ def to_hdulist(model: DataModel) -> fits.HDUList:
         if not model.has_array(name):
             continue
         array = getattr(model, name)
-        if spec.is_table:
-            hdu = fits.BinTableHDU(data=array, name=spec.extname)
-        else:
-            hdu = fits.ImageHDU(data=np.ascontiguousarray(array), name=spec.extname)
+        if spec.is_table:  # a copy: astropy swaps a table's bytes in place while writing it
+            hdu = fits.BinTableHDU(data=np.array(array, copy=True), name=spec.extname)
+        else:  # read-only: astropy writes a byte-swapped copy, never the model's array
+            hdu = fits.ImageHDU(data=_read_only(np.ascontiguousarray(array)),
+                                name=spec.extname)
         _tree_to_header(hdu.header, model, spec.extname, extra)
         hdul.append(hdu)
         tree[name] = _fits_reference(hdu)
-    hdul.append(_asdf_hdu(tree))
-    return hdul
+    return hdul, tree
+
+
+def _containers_copied(value: Any) -> Any:
+    """``value`` with its plain dicts and lists copied (everything else shared)."""
+    if type(value) is dict:
+        return {key: _containers_copied(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_containers_copied(item) for item in value]
+    return value
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _tree_to_header(header: fits.Header, model: DataModel, hdu_name: str, extra: dict) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from calwebb import datamodels, dqflags
 from calwebb.associations.library import ModelLibrary
+from calwebb.datamodels.io import writes_in_background
 from calwebb.errors import DataModelError, ParameterError
 from calwebb.outlier_detection import cube, imaging
 from calwebb.outlier_detection.flagging import (
@@ -245,7 +246,7 @@ class OutlierDetectionStep(Step):
         """Flag every member where ``outliers_of(model, index)`` is True, set its status and
         save it when asked; returns the number of outliers."""
         total = 0
-        with library:
+        with library, writes_in_background():  # a crf file is written while the next is made
             for index, info in enumerate(members):
                 model = library.writable(index)
                 found = record_outliers(outliers_of(model, index), model.dq,
@@ -470,7 +471,7 @@ class OutlierDetectionStep(Step):
     def _finish_library(self, library: ModelLibrary, status: str) -> None:
         """Set ``status`` on every member (saving them when asked)."""
         names = _member_names(library)
-        with library:
+        with library, writes_in_background():
             for index in range(len(library)):
                 model = library.writable(index)
                 self.set_status(model, status)

@@ -8,6 +8,7 @@ from pathlib import Path
 from calwebb import datamodels
 from calwebb.assign_mtwcs.step import AssignMTWcsStep
 from calwebb.associations.library import ModelLibrary
+from calwebb.datamodels.io import writes_in_background
 from calwebb.errors import DataModelError
 from calwebb.outlier_detection.step import OutlierDetectionStep
 from calwebb.parallel.executor import current
@@ -38,8 +39,9 @@ class Image3Pipeline(Pipeline):
         for child in (self.outlier_detection, self.source_catalog):
             child.save_results = child.save_results or self.save_results
         library = self._library(value)
-        try:
-            return self._run_steps(library)
+        try:  # crf files are written while the later steps (which only read them) run
+            with writes_in_background():
+                return self._run_steps(library)
         finally:
             if library is not value:  # its temporary files go now, not whenever it is freed
                 library.close()
