@@ -627,6 +627,17 @@ def writes_in_background() -> Iterator[None]:
             _BACKGROUND.reset(token)
 
 
+@contextmanager
+def writes_at_once() -> Iterator[None]:
+    """Inside the block, ``write`` returns only when the file is written, even inside
+    ``writes_in_background`` (for files that something reads at once)."""
+    token = _BACKGROUND.set(None)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
 def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
     """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically (FITS files in
     the background inside ``writes_in_background``)."""
