@@ -52,21 +52,30 @@ def test_failed_write_leaves_nothing_and_keeps_destination(tmp_path, monkeypatch
     assert _digest(destination) == before
 
 
-def test_background_writes_equal_plain_saves_and_leave_arrays_alone(tmp_path):
+def test_background_writes_equal_plain_saves_and_leave_arrays_alone(tmp_path, monkeypatch):
     models = [build(datamodels.ImageModel) for _ in range(4)]
     for index, model in enumerate(models):
         model.data[:] = np.arange(model.data.size).reshape(model.data.shape) * (index + 1)
     plain = [model.save(tmp_path / f"plain{index}.fits") for index, model in enumerate(models)]
     before = [model.data.copy() for model in models]
+    original_writearray = fits.file._File.writearray
+
+    def checking_writearray(self, array):  # while astropy writes, the models are untouched
+        for model, data in zip(models, before, strict=True):
+            np.testing.assert_array_equal(model.data, data)
+        return original_writearray(self, array)
+
+    monkeypatch.setattr(fits.file._File, "writearray", checking_writearray)
     with writes_in_background():
         with writes_in_background():  # an inner block leaves its files to the outer one
-            written = [model.save(tmp_path / f"later{index}.fits")
+            written = [model.save(tmp_path / f"later{index}.fits", background=True)
                        for index, model in enumerate(models)]
-            for model, data in zip(models, before, strict=True):  # never swapped in place
-                np.testing.assert_array_equal(model.data, data)
-                assert model.data.flags.writeable
+            at_once = models[1].save(tmp_path / "at_once.fits")  # not asked: written now
+            assert at_once.exists()
             models[0].meta.filename = "changed after saving.fits"
             models[0].meta.instrument.filter = "F444W"
+    for model in models:
+        assert model.data.flags.writeable
     for index, (one, other) in enumerate(zip(plain, written, strict=True)):
         with fits.open(one) as first, fits.open(other) as second:
             for extname in ("SCI", "DQ", "ERR"):
@@ -74,7 +83,8 @@ def test_background_writes_equal_plain_saves_and_leave_arrays_alone(tmp_path):
         reread = datamodels.open(other)
         assert reread.meta.filename == f"later{index}.fits"
         assert reread.meta.instrument.filter == "F200W"
-    assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in plain + written])
+    assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in plain + written] +
+                                                  ["at_once.fits"])
 
 
 def test_background_write_failure_is_raised_at_the_end_of_the_block(tmp_path, monkeypatch):
@@ -83,7 +93,7 @@ def test_background_write_failure_is_raised_at_the_end_of_the_block(tmp_path, mo
 
     monkeypatch.setattr(fits.HDUList, "writeto", failing_fits)
     with pytest.raises(OSError, match="disk full"), writes_in_background():
-        build(datamodels.ImageModel).save(tmp_path / "a.fits")
+        build(datamodels.ImageModel).save(tmp_path / "a.fits", background=True)
     assert os.listdir(tmp_path) == []
 
 

@@ -244,11 +244,14 @@ class DataModel:
                 twin._arrays[name] = np.array(getattr(self, name), copy=True)
         return twin
 
-    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
-        """Write FITS (``.fits``) or ASDF (``.asdf``) atomically; returns the path written."""
+    def save(self, path: str | os.PathLike, overwrite: bool = True,
+             background: bool = False) -> Path:
+        """Write FITS (``.fits``) or ASDF (``.asdf``) atomically; returns the path written.
+        ``background``: inside ``datamodels.io.writes_in_background()``, a FITS file is
+        finished by that block's thread (the arrays must not change until the block ends)."""
         from calwebb.datamodels.io import write
 
-        return write(self, Path(path), overwrite=overwrite)
+        return write(self, Path(path), overwrite=overwrite, background=background)
 
     def close(self) -> None:
         """Nothing to release: lazy arrays open their file only while they load."""

@@ -38,7 +38,7 @@ from astropy.io import fits
 
 from calwebb.datamodels import keywords
 from calwebb.datamodels.base import array_cut
-from calwebb.datamodels.tree import get_path, set_path
+from calwebb.datamodels.tree import copy_containers, get_path, set_path
 from calwebb.errors import DataModelError
 
 if TYPE_CHECKING:
@@ -609,11 +609,11 @@ _BACKGROUND: ContextVar[_BackgroundWrites | None] = ContextVar("calwebb_backgrou
 
 @contextmanager
 def writes_in_background() -> Iterator[None]:
-    """Inside the block, ``write`` lays out each FITS file at once and leaves the writing
-    itself (ASDF extension, byte order, disk) to one background thread, so the caller goes on
-    meanwhile; the block ends when every file is written, raising the first failure (a block
-    inside another leaves its files to the outer one). The arrays of a model saved inside the
-    block must not change before the block ends (the files read them)."""
+    """Inside the block, ``write(..., background=True)`` lays out a FITS file at once and
+    leaves the writing itself (ASDF extension, byte order, disk) to one background thread, so
+    the caller goes on meanwhile; the block ends when every file is written, raising the
+    first failure (a block inside another leaves its files to the outer one). The arrays of a
+    model saved so must not change before the block ends (the file reads them)."""
     if _BACKGROUND.get() is not None:
         yield
         return
@@ -627,20 +627,10 @@ def writes_in_background() -> Iterator[None]:
             _BACKGROUND.reset(token)
 
 
-@contextmanager
-def writes_at_once() -> Iterator[None]:
-    """Inside the block, ``write`` returns only when the file is written, even inside
-    ``writes_in_background`` (for files that something reads at once)."""
-    token = _BACKGROUND.set(None)
-    try:
-        yield
-    finally:
-        _BACKGROUND.reset(token)
-
-
-def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
-    """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically (FITS files in
-    the background inside ``writes_in_background``)."""
+def write(model: DataModel, path: Path, overwrite: bool = True,
+          background: bool = False) -> Path:
+    """Write ``model`` to ``path`` (FITS, or ASDF for ``.asdf``) atomically; ``background``:
+    a FITS file inside ``writes_in_background`` is finished by its thread."""
     if path.exists() and not overwrite:
         raise DataModelError(f"{path}: exists and overwrite is False")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -649,20 +639,20 @@ def write(model: DataModel, path: Path, overwrite: bool = True) -> Path:
     model.meta.model_type = type(model).__name__
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(handle)
-    background = None
+    writes = None
     try:
         if path.suffix.lower() == ".asdf":
             finish = partial(_write_asdf, model, Path(temporary))
         else:
             finish = partial(_write_fits, *_fits_layout(model), temporary)
-            background = _BACKGROUND.get()
+            writes = _BACKGROUND.get() if background else None
     except BaseException:
         os.unlink(temporary)
         raise
-    if background is None:
+    if writes is None:
         _replace(finish, temporary, path)
     else:
-        background.submit(_replace, finish, temporary, path)
+        writes.submit(_replace, finish, temporary, path)
     return path
 
 
@@ -687,7 +677,7 @@ def _fits_layout(model: DataModel) -> tuple[fits.HDUList, dict]:
     """The model's headers and arrays as an HDUList in the JWST layout, and the tree of its
     ASDF extension (its dicts and lists copied, so later changes to the model's metadata do
     not reach it); nothing is written yet."""
-    tree = {key: _containers_copied(value) for key, value in model.tree.items()
+    tree = {key: copy_containers(value) for key, value in model.tree.items()
             if key != "extra_fits"}
     extra = model.tree.get("extra_fits", {})
     primary = fits.PrimaryHDU()
@@ -712,15 +702,6 @@ def _fits_layout(model: DataModel) -> tuple[fits.HDUList, dict]:
         hdul.append(hdu)
         tree[name] = _fits_reference(hdu)
     return hdul, tree
-
-
-def _containers_copied(value: Any) -> Any:
-    """``value`` with its plain dicts and lists copied (everything else shared)."""
-    if type(value) is dict:
-        return {key: _containers_copied(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_containers_copied(item) for item in value]
-    return value
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ hold raises ``AttributeError``, so typos do not pass silently.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -87,7 +88,7 @@ class Node:
 
     def to_dict(self) -> dict:
         """A deep copy of this node's contents as plain dicts."""
-        return _copy_tree(self._dict() or {})
+        return copy_containers(self._dict() or {})
 
     def update(self, values: Mapping[str, Any]) -> None:
         """Set several items below this node; nested mappings merge recursively."""
@@ -98,11 +99,16 @@ class Node:
                 setattr(self, name, value)
 
 
-def _copy_tree(value: Any) -> Any:
+def copy_containers(value: Any) -> Any:
+    """``value`` with its dicts and lists copied all the way down (a dict keeps its class,
+    an ASDF tag included); everything else is shared."""
     if isinstance(value, dict):
-        return {key: _copy_tree(item) for key, item in value.items()}
+        twin = copy.copy(value)
+        for key, item in value.items():
+            twin[key] = copy_containers(item)
+        return twin
     if isinstance(value, list):
-        return [_copy_tree(item) for item in value]
+        return [copy_containers(item) for item in value]
     return value
 
 

@@ -60,14 +60,12 @@ def as_files(sources: Iterable, directory: str | Path) -> list[str]:
     """A file path for each source: paths as they are, models saved to ``directory`` (as
     ``source00000.fits`` ..., their ``meta.filename`` kept) so that tasks can read them."""
     from calwebb.datamodels import DataModel
-    from calwebb.datamodels.io import writes_at_once
 
     paths = []
     for index, source in enumerate(sources):
         if isinstance(source, DataModel):
             name = source.meta.filename
-            with writes_at_once():  # tasks read it as soon as they start
-                path = source.save(Path(directory) / f"source{index:05d}.fits")
+            path = source.save(Path(directory) / f"source{index:05d}.fits")
             source.meta.filename = name
             source = path
         paths.append(str(source))

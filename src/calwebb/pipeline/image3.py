@@ -39,9 +39,8 @@ class Image3Pipeline(Pipeline):
         for child in (self.outlier_detection, self.source_catalog):
             child.save_results = child.save_results or self.save_results
         library = self._library(value)
-        try:  # crf files are written while the later steps (which only read them) run
-            with writes_in_background():
-                return self._run_steps(library)
+        try:
+            return self._run_steps(library)
         finally:
             if library is not value:  # its temporary files go now, not whenever it is freed
                 library.close()
@@ -58,16 +57,17 @@ class Image3Pipeline(Pipeline):
         else:
             library = self.tweakreg.run(library)
         library = self.skymatch.run(library)
-        library = self.outlier_detection.run(library)
-        mosaic = self.resample.run(library)  # (with the library's pixel maps on its grid)
-        if not isinstance(mosaic, datamodels.ImageModel):
-            raise DataModelError("calwebb_image3: resample did not produce a 2-D mosaic")
-        mosaic.meta.filename = f"{self.output_file or _root(mosaic.meta.filename)}_i2d.fits"
-        self.suffix = "i2d"
-        self.output_use_model = True
-        if mosaic.meta.cal_step.resample == "COMPLETE":
-            self.source_catalog.output_use_model = True
-            self.source_catalog.run(mosaic)
+        with writes_in_background():  # crf files written while the steps that only read run
+            library = self.outlier_detection.run(library)
+            mosaic = self.resample.run(library)  # (with the library's pixel maps on its grid)
+            if not isinstance(mosaic, datamodels.ImageModel):
+                raise DataModelError("calwebb_image3: resample did not produce a 2-D mosaic")
+            mosaic.meta.filename = f"{self.output_file or _root(mosaic.meta.filename)}_i2d.fits"
+            self.suffix = "i2d"
+            self.output_use_model = True
+            if mosaic.meta.cal_step.resample == "COMPLETE":
+                self.source_catalog.output_use_model = True
+                self.source_catalog.run(mosaic)
         return mosaic
 
     def _library(self, value) -> ModelLibrary:

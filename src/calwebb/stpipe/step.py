@@ -312,7 +312,7 @@ class Step:
         if not (force or self.save_results or output_file):
             return None
         path = naming.output_path(self, model, suffix=suffix, idx=idx, output_file=output_file)
-        model.save(path)
+        model.save(path, background=True)  # (inside writes_in_background: by its thread)
         self.log.info("Saved model in %s", path)
         return path
 
