@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from drizzle.resample import Drizzle
-from resample_scenes import distorted_wcs
+from resample_scenes import DEC0, RA0, SCALE, distorted_wcs
 
 from calwebb.resample import grid
-from calwebb.resample.drizzle_images import DrizzleInput, DrizzleSums, PixelMapper
+from calwebb.resample.drizzle_images import DrizzleInput, DrizzleSums, PixelMapper, pixel_weights
 from calwebb.resample.square_kernel import TogetherDrizzle, footprint_box
 
 IN_SHAPE = (300, 260)
@@ -125,30 +125,60 @@ def test_drizzle_sums_variances_match_the_drizzle_package_and_fall_back_at_edges
                                        equal_nan=True)
 
 
+def _package_reference(items, output, weight_type, error_too=False):
+    """SCI, WHT and CON (and the ERR drizzle) of ``items`` drizzled by the drizzle package
+    alone, one array per pass, as the official resample does."""
+    driz = Drizzle(kernel="square", fillval="NAN", out_shape=output.array_shape,
+                   begin_ctx_id=0, max_ctx_id=len(items) - 1)
+    error = Drizzle(kernel="square", fillval="NAN", out_shape=output.array_shape,
+                    disable_ctx=True)
+    for item in items:
+        pixmap = PixelMapper(item.wcs, output, item.data.shape).pixmap()
+        options = dict(exptime=1.0, pixmap=pixmap, in_units="cps",
+                       weight_map=pixel_weights(item, weight_type))
+        driz.add_image(item.data - np.float32(item.background), **options)
+        if error_too:
+            error.add_image(item.err, **options)
+    return driz, error
+
+
 @pytest.mark.parametrize("cut", [False, True])
-def test_science_here_equals_the_drizzle_package(cut):
-    """SCI/WHT of images drizzled with ``science_here`` (two images, one with a sky level and
-    exposure-time weights) equal the drizzle package's within float32 rounding; on a grid
-    cutting the image the package does them."""
-    wcs = distorted_wcs(SHAPE, distortion=2e-5)
-    output, _ = grid.output_grid([wcs], [SHAPE], rotation=17.0)
+@pytest.mark.parametrize("weight_type", ["exptime", "ivm"])
+def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type):
+    """SCI, WHT, CON and ERR of two images (one with a sky level, one with a NaN pixel)
+    through DrizzleSums equal the drizzle package's own passes within float32 rounding, the
+    context exactly: in one pass of the square kernel when the images lie inside the grid,
+    by the package when the grid cuts them."""
+    wcses = [distorted_wcs(SHAPE, distortion=2e-5),
+             distorted_wcs(SHAPE, crval=(RA0 + 4.3 * SCALE, DEC0 + 2.6 * SCALE), angle=3.0)]
+    output, _ = grid.output_grid(wcses, [SHAPE, SHAPE], rotation=17.0)
     if cut:
         ny, nx = output.array_shape
-        output = grid.output_grid([wcs], [SHAPE], rotation=17.0, output_shape=(nx, ny // 2))[0]
+        output = grid.output_grid(wcses, [SHAPE, SHAPE], rotation=17.0,
+                                  output_shape=(nx, ny // 2))[0]
     rng = np.random.default_rng(9)
     items = [DrizzleInput(data=rng.uniform(1, 2, SHAPE).astype(np.float32), wcs=wcs,
-                          exposure_time=time, background=sky)
-             for time, sky in ((100.0, 0.0), (300.0, 0.4))]
+                          err=rng.uniform(0.1, 0.2, SHAPE).astype(np.float32),
+                          variances={"var_rnoise": rng.uniform(0.01, 0.02, SHAPE).astype(
+                              np.float32)}, exposure_time=time, background=sky)
+             for wcs, time, sky in zip(wcses, (100.0, 300.0), (0.0, 0.4), strict=True)]
     items[0].data[5, 7] = np.nan  # no weight
-    results = []
-    for here in (False, True):
-        sums = DrizzleSums(output, weight_type="exptime", enable_context=False,
-                           variance_names=(), error=None, science_here=here)
+    for wcs in wcses:
+        one_pass = footprint_box(PixelMapper(wcs, output, SHAPE).pixmap(), 1.0,
+                                 (0, SHAPE[1] - 1), (0, SHAPE[0] - 1),
+                                 output.array_shape) is not None
+        assert one_pass is not cut
+    for error in ("variances", "err"):
+        sums = DrizzleSums(output, weight_type=weight_type, n_inputs=2, error=error)
         for item in items:
             sums.add(item)
-        results.append(sums.result())
-    package, kernel = results
-    np.testing.assert_allclose(kernel.weight, package.weight, rtol=2e-6)
-    np.testing.assert_allclose(kernel.data, package.data, rtol=2e-6, equal_nan=True)
-    assert (package.weight > 0).sum() > 0.5 * SHAPE[0] * SHAPE[1]
-    assert DrizzleSums(output, enable_context=True, science_here=True).science_here is False
+        result = sums.result()
+        package, package_error = _package_reference(items, output, weight_type,
+                                                    error_too=error == "err")
+        np.testing.assert_allclose(result.weight, package.out_wht, rtol=2e-6)
+        np.testing.assert_allclose(result.data, package.out_img, rtol=2e-6, equal_nan=True)
+        np.testing.assert_array_equal(result.context, package.out_ctx)
+        if error == "err":
+            np.testing.assert_allclose(result.error, package_error.out_img, rtol=2e-6,
+                                       equal_nan=True)
+    assert set(np.unique(result.context)) == {0, 1, 2, 3}  # each image alone and both

@@ -51,14 +51,13 @@ def drizzle_group(items: Iterable[ImageInput], output_wcs, *, good_bits: int | N
                   pixmap_stepsize: float = 1.0,
                   pixmap_order: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(SCI, WHT) float32 of the images of one exposure group drizzled together onto
-    ``output_wcs`` (no context, no variances, no error; the square kernel by
-    ``DrizzleSums(science_here=True)``); ``items`` are consumed one at a time."""
+    ``output_wcs`` (no context, no variances, no error); ``items`` are consumed one at a
+    time."""
     result = drizzle_images(
         (drizzle_input(item, good_bits) for item in items), output_wcs, pixfrac=pixfrac,
         kernel=kernel, fillval=fillval, weight_type=weight_type,
         pixel_scale_ratio=pixel_scale_ratio, enable_context=False, variance_names=(),
-        error=None, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order,
-        science_here=True)
+        error=None, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order)
     return result.data, result.weight
 
 

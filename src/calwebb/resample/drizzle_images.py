@@ -35,6 +35,8 @@ VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 EXCLUDED_FLAGS = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
 KERNELS = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
 WEIGHT_TYPES = ("ivm", "exptime", None)
+#: images per plane of the context image (int32 bits)
+CONTEXT_BITS = 32
 
 
 @dataclass
@@ -320,12 +322,12 @@ class _VarianceSum:
         return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _accumulate_variance(weighted, total, variance, weight):
     """In place, where ``variance`` is finite and ≥ 0 and ``weight`` > 0 (float32 as the
-    arrays): ``weighted`` += weight²·variance, ``total`` += weight."""
+    arrays): ``weighted`` += weight²·variance, ``total`` += weight. Rows in parallel."""
     rows, columns = variance.shape
-    for row in range(rows):
+    for row in prange(rows):
         for column in range(columns):
             value, w = variance[row, column], weight[row, column]
             if np.isfinite(value) and value >= 0 and w > 0:
@@ -353,10 +355,13 @@ class DrizzleSums:
     into the context of one drizzle over all of them). ``variance_names`` are resampled as
     in the module docstring; ``error`` is 'variances' (ERR = √ of their sum, NaN where all
     are NaN), 'err' (each input's ERR drizzled like SCI, divided by the pixel-scale ratio)
-    or None. ``propagate_dq`` ORs the DQ of contributing pixels. ``science_here``: SCI and
-    WHT of images that bring nothing else to drizzle (no DQ, context, ERR or variances) come
-    from this package's square kernel (``square_kernel``: equal to the drizzle package's
-    within float32 rounding, its row bands in parallel threads) where it applies.
+    or None. ``propagate_dq`` ORs the DQ of contributing pixels.
+
+    With the square kernel, an image whose pixels all land inside the output is drizzled in
+    one pass of ``square_kernel`` for SCI, ERR and every variance (equal to the drizzle
+    package's passes within float32 rounding; row bands in parallel threads), except that
+    with ``propagate_dq`` the package drizzles SCI and DQ beside that pass. Every other image
+    goes through the drizzle package, one array per pass.
     """
 
     def __init__(self, output_wcs, *, pixfrac: float = 1.0, kernel: str = "square",
@@ -364,8 +369,7 @@ class DrizzleSums:
                  pixel_scale_ratio: float = 1.0, enable_context: bool = True,
                  variance_names: tuple[str, ...] = VARIANCES, error: str | None = "variances",
                  propagate_dq: bool = False, pixmap_stepsize: float = 1.0,
-                 pixmap_order: int = 1, n_inputs: int | None = None, first_index: int = 0,
-                 science_here: bool = False):
+                 pixmap_order: int = 1, n_inputs: int | None = None, first_index: int = 0):
         if kernel not in KERNELS:
             raise ParameterError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if not 0.0 < pixfrac <= 1.0:
@@ -380,13 +384,14 @@ class DrizzleSums:
         self.pixel_scale_ratio, self.enable_context = pixel_scale_ratio, enable_context
         self.variance_names, self.error, self.propagate_dq = variance_names, error, propagate_dq
         self.pixmap_stepsize, self.pixmap_order = pixmap_stepsize, pixmap_order
-        self.science_here = science_here and kernel == "square" and not enable_context and \
-            error is None and not propagate_dq
+        self.first_index = first_index
         self._driz = Drizzle(kernel=kernel, fillval=_fill_value(fillval), out_shape=self.shape,
-                             disable_ctx=not enable_context, begin_ctx_id=first_index,
-                             max_ctx_id=None if not n_inputs else n_inputs - 1)
+                             disable_ctx=True)
         self._error_driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=self.shape,
                                    disable_ctx=True) if error == "err" else None
+        last = max(first_index, (n_inputs or 0) - 1)
+        self._context = np.zeros((last // CONTEXT_BITS + 1, *self.shape), np.int32) \
+            if enable_context else None
         self._sums: dict[str, _VarianceSum] = {}
         self._merged_dq: np.ndarray | None = None
         self.count = 0
@@ -409,26 +414,72 @@ class DrizzleSums:
                        in_units="cps", xmin=x_lo, xmax=x_hi, ymin=y_lo, ymax=y_hi)
         dq = np.asarray(item.dq, np.uint32) if self.propagate_dq and item.dq is not None \
             else None
+        error = np.asarray(item.err, np.float32) \
+            if self._error_driz is not None and item.err is not None else None
         names = _variances_of(item, self.variance_names) if self.error == "variances" else []
-        here = _one_pass([data], options, self.shape) if self.science_here else None
-        together = _one_pass([item.variances[name] for name in names], options, self.shape,
-                             as_sigma=True) if self.kernel == "square" else None
-        if here is not None:
-            here.run()
-            _merge_state_mean(self._driz, here.means[0], here.weight, here.box[0], here.box[2])
-        elif together is None:
-            self._driz.add_image(data, dq=dq, **options)
-        else:  # SCI by the drizzle package while the variances are drizzled here
-            with together.running():
-                self._driz.add_image(data, dq=dq, **options)
-        del data, here
-        if self._error_driz is not None and item.err is not None:
-            self._error_driz.add_image(np.asarray(item.err, np.float32), **options)
-        if names:
-            _add_variances(_resampled_variances(item, names, together, self.kernel,
-                                                self.shape, options),
-                           self.weight_type, item.exposure_time, self._sums, self.shape)
+        variances = [item.variances[name] for name in names]
+        index = self.first_index + self.count
+        science = [] if self.propagate_dq else [data] + ([] if error is None else [error])
+        together = _one_pass(science + variances, options, self.shape,
+                             as_sigma=[False] * len(science) + [True] * len(variances)) \
+            if self.kernel == "square" else None
+        if together is None:
+            self._package_add(data, dq, error, options, index)
+            resampled = _package_variances(item, names, self.kernel, self.shape, options)
+        else:
+            if science:
+                together.run()
+            else:  # SCI and DQ by the drizzle package while the variances are drizzled here
+                with together.running():
+                    self._package_add(data, dq, None, options, index)
+            means, (y0, _, x0, _) = list(together.means), together.box
+            if science:
+                _merge_state_mean(self._driz, means.pop(0), together.weight, y0, x0)
+                self._mark_context(index, together.weight > 0, together.box)
+            if error is not None:
+                _merge_state_mean(self._error_driz, means.pop(0), together.weight, y0, x0)
+            resampled = ((name, together.box, np.square(mean, out=mean))
+                         for name, mean in zip(names, means, strict=True))
+        del data
+        _add_variances(resampled, self.weight_type, item.exposure_time, self._sums,
+                       self.shape)
         self.count += 1
+
+    def _package_add(self, data, dq, error, options, index: int) -> None:
+        """SCI (with ``dq``) and ``error`` (when given) of image ``index`` by the drizzle
+        package; with a context image, SCI goes through a drizzle of its own whose weights
+        say where the image contributes."""
+        if error is not None:
+            self._error_driz.add_image(error, **options)
+        if self._context is None:
+            self._driz.add_image(data, dq=dq, **options)
+            return
+        single = Drizzle(kernel=self.kernel, fillval="NAN", out_shape=self.shape,
+                         disable_ctx=True)
+        single.add_image(data, dq=dq, **options)
+        _merge_state_mean(self._driz, single.out_img, single.out_wht, 0, 0)
+        self._mark_context(index, single.out_wht > 0, (0, self.shape[0], 0, self.shape[1]))
+        if single.out_dq is not None:
+            self._or_dq(single.out_dq, np.s_[:, :])
+
+    def _mark_context(self, index: int, contributed: np.ndarray, box) -> None:
+        """Set image ``index``'s context bit where ``contributed`` (on the output ``box``,
+        y0, y1, x0, x1), adding a plane of 32 bits when the index needs one."""
+        if self._context is None:
+            return
+        plane, bit = divmod(index, CONTEXT_BITS)
+        if plane >= len(self._context):
+            extra = np.zeros((plane + 1 - len(self._context), *self.shape), np.int32)
+            self._context = np.concatenate([self._context, extra])
+        y0, y1, x0, x1 = box
+        target = self._context[plane, y0:y1, x0:x1]
+        np.bitwise_or(target, np.array(1 << bit, np.uint32).view(np.int32), out=target,
+                      where=contributed)
+
+    def _or_dq(self, dq: np.ndarray, cut) -> None:
+        if self._merged_dq is None:
+            self._merged_dq = np.zeros(self.shape, np.uint32)
+        self._merged_dq[cut] |= np.asarray(dq, np.uint32)
 
     def state(self) -> dict[str, np.ndarray]:
         """The running sums as named arrays (what ``merge`` takes), cut to ``box`` (y0, y1,
@@ -443,8 +494,8 @@ class DrizzleSums:
         cut = np.s_[box[0]:box[1], box[2]:box[3]]
         state = {"count": np.array(self.count), "box": np.array(box),
                  "data": self._driz.out_img[cut], "weight": self._driz.out_wht[cut]}
-        if self.enable_context:
-            state["context"] = self._driz.out_ctx[(slice(None), *cut)]
+        if self._context is not None:
+            state["context"] = self._context[(slice(None), *cut)]
         dq = self._dq()
         if dq is not None:
             state["dq"] = dq[cut]
@@ -462,12 +513,14 @@ class DrizzleSums:
         y0, y1, x0, x1 = (int(n) for n in state["box"])
         cut = np.s_[y0:y1, x0:x1]
         _merge_state_mean(self._driz, state["data"], state["weight"], y0, x0)
-        if self.enable_context:
-            self._driz.out_ctx[(slice(None), *cut)] |= state["context"]
+        if self._context is not None:
+            context = state["context"]
+            if len(context) > len(self._context):
+                extra = np.zeros((len(context) - len(self._context), *self.shape), np.int32)
+                self._context = np.concatenate([self._context, extra])
+            self._context[(slice(0, len(context)), *cut)] |= context
         if "dq" in state:
-            if self._merged_dq is None:
-                self._merged_dq = np.zeros(self.shape, np.uint32)
-            self._merged_dq[cut] |= np.asarray(state["dq"], np.uint32)
+            self._or_dq(state["dq"], cut)
         if self._error_driz is not None:
             _merge_state_mean(self._error_driz, state["error_data"], state["error_weight"],
                               y0, x0)
@@ -497,14 +550,13 @@ class DrizzleSums:
                 np.float32)
         else:
             err = None
-        context = self._driz.out_ctx if self.enable_context else None
         out_dq = None
         if self.propagate_dq:
             out_dq = self._dq()
             if out_dq is None:
                 out_dq = np.zeros(self.shape, np.uint32)
-        return DrizzleResult(self._driz.out_img, self._driz.out_wht, context, variances, err,
-                             out_dq, self.count)
+        return DrizzleResult(self._driz.out_img, self._driz.out_wht, self._context, variances,
+                             err, out_dq, self.count)
 
 
 def _merge_state_mean(driz: Drizzle, data, weight, row: int, column: int) -> None:
@@ -538,11 +590,10 @@ def _sigma(item: DrizzleInput, name: str) -> np.ndarray:
     return np.sqrt(sigma, out=sigma)
 
 
-def _one_pass(arrays: list, options: dict, shape,
-              as_sigma: bool = False) -> TogetherDrizzle | None:
-    """The square-kernel drizzle of ``arrays`` in one pass with the pixel map and weights of
-    the drizzle ``options`` (not run yet), when every input pixel lands inside the output;
-    None otherwise or without arrays."""
+def _one_pass(arrays: list, options: dict, shape, as_sigma) -> TogetherDrizzle | None:
+    """The square-kernel drizzle of ``arrays`` (``as_sigma``: a flag for each) in one pass
+    with the pixel map and weights of the drizzle ``options`` (not run yet), when every input
+    pixel lands inside the output; None otherwise or without arrays."""
     if not arrays:
         return None
     together = TogetherDrizzle(
@@ -552,14 +603,9 @@ def _one_pass(arrays: list, options: dict, shape,
     return None if together.box is None else together
 
 
-def _resampled_variances(item: DrizzleInput, names, together: TogetherDrizzle | None, kernel,
-                         shape, options):
-    """(name, box, variance on the output ``box``) of each of ``names`` in turn: from the
-    finished ``together``, or drizzled one at a time by the drizzle package."""
-    if together is not None:
-        for name, mean in zip(names, together.means, strict=True):
-            yield name, together.box, np.square(mean, out=mean)
-        return
+def _package_variances(item: DrizzleInput, names, kernel, shape, options):
+    """(name, box, variance on the output ``box``) of each of ``names`` in turn, drizzled
+    one at a time by the drizzle package."""
     whole = (0, shape[0], 0, shape[1])
     for name in names:
         single = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True)

@@ -23,10 +23,6 @@ from numba import njit
 
 from calwebb.kernels import in_threads
 
-#: overlaps below this (in output pixels²) are rounding of an empty intersection
-AREA_FLOOR = 1e-12
-
-
 #: input pixel centres must map this far inside the output's edge for the one-pass drizzle
 EDGE_MARGIN = 0.1
 
@@ -68,12 +64,12 @@ def _mapped_extent(pixmap, x_lo, x_hi, y_lo, y_hi):
 
 
 class TogetherDrizzle:
-    """The 2-D ``arrays`` (a sequence, all of one shape; with ``as_sigma`` each stands for
-    √max(array, 0)) drizzled with the pixel ``weights`` onto an output of ``out_shape``,
-    made by ``run``. ``box`` (y0, y1, x0, x1) is the output part holding every contribution
-    (``footprint_box``; the caller checks it is not None); after ``run``, ``means`` (k, box)
-    are the weighted means in it (float32, NaN where nothing contributed) and ``weight`` the
-    summed weights (float32).
+    """The 2-D ``arrays`` (a sequence, all of one shape; an array whose ``as_sigma`` flag is
+    true, or every array when it is True, stands for √max(array, 0)) drizzled with the pixel
+    ``weights`` onto an output of ``out_shape``, made by ``run``. ``box`` (y0, y1, x0, x1)
+    is the output part holding every contribution (``footprint_box``; the caller checks it
+    is not None); after ``run``, ``means`` (k, box) are the weighted means in it (float32,
+    NaN where nothing contributed) and ``weight`` the summed weights (float32).
 
     ``run`` (or ``running``) splits the input rows into ``parts`` bands drizzled side by
     side in threads, the first onto the whole box, the others onto their own small boxes
@@ -81,10 +77,11 @@ class TogetherDrizzle:
 
     def __init__(self, arrays, weights: np.ndarray, pixmap: np.ndarray, pixfrac: float,
                  x_range: tuple[int, int], y_range: tuple[int, int],
-                 out_shape: tuple[int, int], parts: int = 1, as_sigma: bool = False):
+                 out_shape: tuple[int, int], parts: int = 1, as_sigma=False):
         self.box = footprint_box(pixmap, pixfrac, x_range, y_range, out_shape)
         arrays = tuple(np.asarray(array, np.float32) for array in arrays)
-        self._inputs = (arrays, as_sigma, weights, pixmap, 0.5 * pixfrac)
+        sigma_flags = np.broadcast_to(np.asarray(as_sigma, np.bool_), (len(arrays),)).copy()
+        self._inputs = (arrays, sigma_flags, weights, pixmap, 0.5 * pixfrac)
         self._pixfrac, self._x_range, self._out_shape = pixfrac, x_range, out_shape
         edges = np.linspace(y_range[0], y_range[1] + 1, max(1, parts) + 1).astype(int)
         self._bands = [(int(lo), int(hi) - 1)
@@ -254,7 +251,7 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
             quad_x[4], quad_y[4] = quad_x[0], quad_y[0]
             for a in range(n_arrays):
                 value = np.float64(arrays[a][j, i])
-                values[a] = math.sqrt(max(value, 0.0)) if as_sigma else value
+                values[a] = math.sqrt(max(value, 0.0)) if as_sigma[a] else value
             jacobian = abs(0.5 * ((quad_x[1] - quad_x[3]) * (quad_y[0] - quad_y[2]) -
                                   (quad_x[0] - quad_x[2]) * (quad_y[1] - quad_y[3])))
             if jacobian == 0.0:
@@ -297,7 +294,7 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
                                 cut_start[k], cut_end[k], cut_start_y[k], cut_end_y[k],
                                 jj - 0.5)
                     area = abs(area)
-                    if area <= AREA_FLOOR:
+                    if area <= 0.0:
                         continue
                     dow = np.float32(area / jacobian * w)
                     if dow == 0.0:
