@@ -19,7 +19,7 @@ import math
 from contextlib import contextmanager
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from calwebb.kernels import in_threads
 
@@ -119,12 +119,12 @@ class TogetherDrizzle:
         self.means, self.weight = means, weight
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, parallel=True)
 def merge_means(means, weight, part_means, part_weight, row, column):
     """In place: fold weighted means ``part_means`` [k, ny, nx] with summed weights
     ``part_weight`` (placed at ``row``, ``column`` of ``means``/``weight``) into them; where
-    ``weight`` is 0 the part's values are taken as they are."""
-    for y in range(part_weight.shape[0]):
+    ``weight`` is 0 the part's values are taken as they are. Rows in parallel."""
+    for y in prange(part_weight.shape[0]):
         for x in range(part_weight.shape[1]):
             added = part_weight[y, x]
             if added == 0.0:
