@@ -126,8 +126,8 @@ def test_drizzle_sums_variances_match_the_drizzle_package_and_fall_back_at_edges
 
 
 def _package_reference(items, output, weight_type, error_too=False):
-    """SCI, WHT and CON (and the ERR drizzle) of ``items`` drizzled by the drizzle package
-    alone, one array per pass, as the official resample does."""
+    """SCI, WHT, CON and DQ (and the ERR drizzle) of ``items`` drizzled by the drizzle
+    package alone, one array per pass, as the official resample does."""
     driz = Drizzle(kernel="square", fillval="NAN", out_shape=output.array_shape,
                    begin_ctx_id=0, max_ctx_id=len(items) - 1)
     error = Drizzle(kernel="square", fillval="NAN", out_shape=output.array_shape,
@@ -136,19 +136,21 @@ def _package_reference(items, output, weight_type, error_too=False):
         pixmap = PixelMapper(item.wcs, output, item.data.shape).pixmap()
         options = dict(exptime=1.0, pixmap=pixmap, in_units="cps",
                        weight_map=pixel_weights(item, weight_type))
-        driz.add_image(item.data - np.float32(item.background), **options)
+        driz.add_image(item.data - np.float32(item.background), dq=item.dq, **options)
         if error_too:
             error.add_image(item.err, **options)
     return driz, error
 
 
 @pytest.mark.parametrize("cut", [False, True])
-@pytest.mark.parametrize("weight_type", ["exptime", "ivm"])
-def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type):
-    """SCI, WHT, CON and ERR of two images (one with a sky level, one with a NaN pixel)
-    through DrizzleSums equal the drizzle package's own passes within float32 rounding, the
-    context exactly: in one pass of the square kernel when the images lie inside the grid,
-    by the package when the grid cuts them."""
+@pytest.mark.parametrize(("weight_type", "propagate_dq"),
+                         [("exptime", False), ("ivm", False), ("ivm", True)])
+def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type, propagate_dq):
+    """SCI, WHT, CON, ERR (and DQ) of two images (one with a sky level, one with a NaN
+    pixel) through DrizzleSums equal the drizzle package's own passes within float32
+    rounding, the context and DQ exactly: in one pass of the square kernel when the images
+    lie inside the grid (SCI, DQ and ERR by the package with ``propagate_dq``), by the
+    package when the grid cuts them."""
     wcses = [distorted_wcs(SHAPE, distortion=2e-5),
              distorted_wcs(SHAPE, crval=(RA0 + 4.3 * SCALE, DEC0 + 2.6 * SCALE), angle=3.0)]
     output, _ = grid.output_grid(wcses, [SHAPE, SHAPE], rotation=17.0)
@@ -160,7 +162,8 @@ def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type):
     items = [DrizzleInput(data=rng.uniform(1, 2, SHAPE).astype(np.float32), wcs=wcs,
                           err=rng.uniform(0.1, 0.2, SHAPE).astype(np.float32),
                           variances={"var_rnoise": rng.uniform(0.01, 0.02, SHAPE).astype(
-                              np.float32)}, exposure_time=time, background=sky)
+                              np.float32)}, exposure_time=time, background=sky,
+                          dq=rng.choice(np.array([0, 4, 32], np.uint32), SHAPE))
              for wcs, time, sky in zip(wcses, (100.0, 300.0), (0.0, 0.4), strict=True)]
     items[0].data[5, 7] = np.nan  # no weight
     for wcs in wcses:
@@ -169,7 +172,8 @@ def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type):
                                  output.array_shape) is not None
         assert one_pass is not cut
     for error in ("variances", "err"):
-        sums = DrizzleSums(output, weight_type=weight_type, n_inputs=2, error=error)
+        sums = DrizzleSums(output, weight_type=weight_type, n_inputs=2, error=error,
+                           propagate_dq=propagate_dq)
         for item in items:
             sums.add(item)
         result = sums.result()
@@ -178,6 +182,9 @@ def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type):
         np.testing.assert_allclose(result.weight, package.out_wht, rtol=2e-6)
         np.testing.assert_allclose(result.data, package.out_img, rtol=2e-6, equal_nan=True)
         np.testing.assert_array_equal(result.context, package.out_ctx)
+        if propagate_dq:
+            np.testing.assert_array_equal(result.dq, package.out_dq)
+            assert set(np.unique(result.dq)) == {0, 4, 32, 36}
         if error == "err":
             np.testing.assert_allclose(result.error, package_error.out_img, rtol=2e-6,
                                        equal_nan=True)

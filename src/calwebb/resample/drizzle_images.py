@@ -419,6 +419,7 @@ class DrizzleSums:
         names = _variances_of(item, self.variance_names) if self.error == "variances" else []
         variances = [item.variances[name] for name in names]
         index = self.first_index + self.count
+        # with propagate_dq the package drizzles SCI, DQ and ERR
         science = [] if self.propagate_dq else [data] + ([] if error is None else [error])
         together = _one_pass(science + variances, options, self.shape,
                              as_sigma=[False] * len(science) + [True] * len(variances)) \
@@ -429,15 +430,15 @@ class DrizzleSums:
         else:
             if science:
                 together.run()
-            else:  # SCI and DQ by the drizzle package while the variances are drizzled here
+            else:  # the package's pass runs while the variances are drizzled here
                 with together.running():
-                    self._package_add(data, dq, None, options, index)
+                    self._package_add(data, dq, error, options, index)
             means, (y0, _, x0, _) = list(together.means), together.box
             if science:
                 _merge_state_mean(self._driz, means.pop(0), together.weight, y0, x0)
                 self._mark_context(index, together.weight > 0, together.box)
-            if error is not None:
-                _merge_state_mean(self._error_driz, means.pop(0), together.weight, y0, x0)
+                if error is not None:
+                    _merge_state_mean(self._error_driz, means.pop(0), together.weight, y0, x0)
             resampled = ((name, together.box, np.square(mean, out=mean))
                          for name, mean in zip(names, means, strict=True))
         del data
