@@ -3,8 +3,11 @@ expansion (photutils' spline zoom), the circular peak search (photutils ``find_p
 ``min_separation``, and a circular maximum filter), the threshold median and whole
 star-finder runs."""
 
+import warnings
+
 import numpy as np
 import pytest
+from astropy.convolution import Gaussian2DKernel, convolve
 from astropy.stats import SigmaClip
 from photutils.background import Background2D, MedianBackground
 from photutils.detection import DAOStarFinder, IRAFStarFinder
@@ -12,12 +15,14 @@ from photutils.detection import find_peaks as photutils_find_peaks
 from scipy import ndimage
 
 from calwebb.tweakreg.detection import (
+    FWHM_PER_SIGMA,
     FinderOptions,
     estimate_background,
     expand_mesh,
     find_peaks,
     find_sources,
     median_unmasked,
+    smooth_masked,
 )
 
 
@@ -141,3 +146,22 @@ def test_find_sources_leaves_its_input_alone_and_masks_non_finite_pixels(dtype):
     assert np.all(detection.background[mask] == 0.0)
     np.testing.assert_array_equal(detection.sources["xcentroid"], same.sources["xcentroid"])
     np.testing.assert_array_equal(detection.sources["flux"], same.sources["flux"])
+
+
+@pytest.mark.parametrize("fwhm", [2.0, 3.3])
+def test_smooth_masked_equals_astropy_convolve(fwhm):
+    """Masked pixels, a masked block wider than the kernel (NaN inside), a NaN and the image
+    edges: the same as astropy's masked convolution with a Gaussian2DKernel."""
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(90, 110))
+    mask = rng.random(data.shape) < 0.05
+    mask[20:50, 30:60] = True
+    data[3, 4] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy warns about the NaN it interpolates
+        expected = convolve(np.where(mask, 0.0, data), Gaussian2DKernel(fwhm / FWHM_PER_SIGMA),
+                            mask=mask | np.isnan(data))
+    smoothed = smooth_masked(data, mask, fwhm)
+    np.testing.assert_array_equal(np.isnan(smoothed), np.isnan(expected))
+    assert np.isnan(smoothed[35, 45])
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-12, atol=1e-14, equal_nan=True)
