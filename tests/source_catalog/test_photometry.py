@@ -17,10 +17,13 @@ def test_units_must_be_mjy_per_sr():
         photometry.check_units("MJy/sr", None)
 
 
-def test_jansky_per_pixel():
-    values = photometry.jansky_per_pixel(np.array([[2.0, -1.0]], np.float32), 2.5e-13)
-    np.testing.assert_allclose(values, [[2.0 * 1e6 * 2.5e-13, -2.5e-7]], rtol=1e-12)
-    assert values.dtype == np.float64
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float32, 1e-7), (np.float64, 1e-15)])
+def test_jansky_per_pixel_in_the_input_precision(dtype, tolerance):
+    image = np.array([[2.0, -1.0]], dtype)
+    values = photometry.jansky_per_pixel(image, 2.5e-13)
+    np.testing.assert_allclose(values, [[2.0 * 1e6 * 2.5e-13, -2.5e-7]], rtol=tolerance)
+    assert values.dtype == dtype
+    assert image[0, 0] == 2.0  # a new array
 
 
 def test_local_background_is_the_clipped_median_with_its_standard_error():

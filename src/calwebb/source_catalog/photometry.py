@@ -31,8 +31,12 @@ def check_units(bunit_data: str | None, bunit_err: str | None) -> None:
 
 
 def jansky_per_pixel(surface_brightness: np.ndarray, pixel_area_sr: float) -> np.ndarray:
-    """MJy/sr → Jy per pixel (× 1e6 × PIXAR_SR), as a new float64 array."""
-    return np.asarray(surface_brightness, float) * (1.0e6 * float(pixel_area_sr))
+    """MJy/sr → Jy per pixel (× 1e6 × PIXAR_SR), as a new array of the input's float
+    precision (float32 stays float32, as the official catalog converts the i2d arrays in
+    place)."""
+    values = np.asarray(surface_brightness)
+    return np.multiply(values, 1.0e6 * float(pixel_area_sr),
+                       dtype=np.result_type(values.dtype, np.float32))
 
 
 def _finite_positions(positions: np.ndarray) -> np.ndarray:
