@@ -469,13 +469,17 @@ class DrizzleSums:
         if self._context is None:
             return
         plane, bit = divmod(index, CONTEXT_BITS)
-        if plane >= len(self._context):
-            extra = np.zeros((plane + 1 - len(self._context), *self.shape), np.int32)
-            self._context = np.concatenate([self._context, extra])
+        self._grow_context(plane + 1)
         y0, y1, x0, x1 = box
         target = self._context[plane, y0:y1, x0:x1]
         np.bitwise_or(target, np.array(1 << bit, np.uint32).view(np.int32), out=target,
                       where=contributed)
+
+    def _grow_context(self, planes: int) -> None:
+        """At least ``planes`` planes of context bits."""
+        if planes > len(self._context):
+            extra = np.zeros((planes - len(self._context), *self.shape), np.int32)
+            self._context = np.concatenate([self._context, extra])
 
     def _or_dq(self, dq: np.ndarray, cut) -> None:
         if self._merged_dq is None:
@@ -516,9 +520,7 @@ class DrizzleSums:
         _merge_state_mean(self._driz, state["data"], state["weight"], y0, x0)
         if self._context is not None:
             context = state["context"]
-            if len(context) > len(self._context):
-                extra = np.zeros((len(context) - len(self._context), *self.shape), np.int32)
-                self._context = np.concatenate([self._context, extra])
+            self._grow_context(len(context))
             self._context[(slice(0, len(context)), *cut)] |= context
         if "dq" in state:
             self._or_dq(state["dq"], cut)
