@@ -1,4 +1,6 @@
-"""Drizzle images onto one grid with the ``drizzle`` package (stage2.md §4.22).
+"""Drizzle images onto one grid (stage2.md §4.22): the square kernel's one-pass drizzle of
+every array of an image (``square_kernel``) where it applies, the ``drizzle`` package
+otherwise (``DrizzleSums`` says when).
 
 Inputs are surface brightness (MJy/sr), so every output pixel is the weighted mean of the
 input pixels that overlap it, with no intensity rescaling: surface brightness is kept, and

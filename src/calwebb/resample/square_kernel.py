@@ -1,9 +1,10 @@
-"""Several images with one geometry drizzled in one pass of the square kernel.
+"""The arrays of one image (SCI, ERR, variances: one geometry) drizzled in one pass of the
+square kernel.
 
 The ``drizzle`` package drizzles one data array per pass (its second data channel uses
-squared weights), so the official per-image variance scheme — each variance array drizzled
-as σ with the science pixel weights — costs one full pass per array. Here the overlap of
-each input pixel with the output pixels is computed once and applied to every array.
+squared weights), so the official scheme — SCI, then each variance array drizzled as σ with
+the science pixel weights — costs one full pass per array. Here the overlap of each input
+pixel with the output pixels is computed once and applied to every array.
 
 The arithmetic is the square kernel's: the input pixel shrunk by ``pixfrac`` about its
 centre has its corners mapped by bilinear interpolation of the pixel map (extrapolated at
