@@ -22,6 +22,7 @@ from calwebb.resample import grid
 from calwebb.resample.drizzle_images import (
     DrizzleInput,
     PixelMapper,
+    PixmapScratch,
     drizzle_images,
     excluded_pixels,
     pixel_weights,
@@ -280,6 +281,31 @@ def test_interpolated_pixel_map_is_close_to_the_exact_one():
     assert np.abs(cubic - exact).max() < 1e-4
     with pytest.raises(ParameterError, match="pixmap_order"):
         PixelMapper(wcs_in, output, (200, 230), stepsize=10, order=2).pixmap()
+
+
+def test_pixel_maps_made_in_a_scratch_array_reuse_it_and_change_nothing():
+    """Maps made one after another in a PixmapScratch are the same maps, in one array (a new
+    one when the image shape changes); drizzles sharing one give the same products."""
+    shapes = ((200, 230), (200, 230), (120, 90))
+    wcses = [distorted_wcs(shape, angle=10.0 * k, distortion=1e-4)
+             for k, shape in enumerate(shapes)]
+    output, _ = grid.output_grid(wcses, list(shapes), rotation=0.0)
+    scratch = PixmapScratch()
+    arrays = []
+    for wcs, shape in zip(wcses, shapes, strict=True):
+        mapper = PixelMapper(wcs, output, shape)
+        made = mapper.pixmap(scratch)
+        np.testing.assert_array_equal(made, mapper.pixmap())
+        arrays.append(made)
+    assert arrays[0] is arrays[1] and arrays[2] is not arrays[1]
+    rng = np.random.default_rng(2)
+    items = [DrizzleInput(data=rng.uniform(1, 2, shape).astype(np.float32), wcs=wcs)
+             for wcs, shape in zip(wcses, shapes, strict=True)]
+    alone = [drizzle_images([item], output) for item in items]
+    shared = [drizzle_images([item], output, scratch=scratch) for item in items]
+    for one, other in zip(alone, shared, strict=True):
+        np.testing.assert_array_equal(one.data, other.data)
+        np.testing.assert_array_equal(one.context, other.context)
 
 
 def test_pixel_mapper_serves_equal_grids_with_the_same_map(monkeypatch):

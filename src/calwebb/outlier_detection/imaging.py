@@ -15,6 +15,7 @@ from calwebb.outlier_detection.flagging import good_pixels
 from calwebb.resample.drizzle_images import (
     DrizzleInput,
     PixelMapper,
+    PixmapScratch,
     drizzle_images,
     pixel_weights,
 )
@@ -48,28 +49,31 @@ def drizzle_input(item: ImageInput, good_bits: int | None) -> DrizzleInput:
 def drizzle_group(items: Iterable[ImageInput], output_wcs, *, good_bits: int | None,
                   pixfrac: float = 1.0, kernel: str = "square", fillval: str = "NAN",
                   weight_type: str | None = "ivm", pixel_scale_ratio: float = 1.0,
-                  pixmap_stepsize: float = 1.0,
-                  pixmap_order: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                  pixmap_stepsize: float = 1.0, pixmap_order: int = 1,
+                  scratch: PixmapScratch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(SCI, WHT) float32 of the images of one exposure group drizzled together onto
     ``output_wcs`` (no context, no variances, no error); ``items`` are consumed one at a
-    time."""
+    time; ``scratch``: where their pixel maps are made."""
     result = drizzle_images(
         (drizzle_input(item, good_bits) for item in items), output_wcs, pixfrac=pixfrac,
         kernel=kernel, fillval=fillval, weight_type=weight_type,
         pixel_scale_ratio=pixel_scale_ratio, enable_context=False, variance_names=(),
-        error=None, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order)
+        error=None, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order,
+        scratch=scratch)
     return result.data, result.weight
 
 
 def blot_median(median: np.ndarray, median_wcs, input_wcs, shape: tuple[int, int], *,
                 pixmap_stepsize: float = 1.0, pixmap_order: int = 1,
-                pixel_mapper: PixelMapper | None = None) -> np.ndarray:
+                pixel_mapper: PixelMapper | None = None,
+                scratch: PixmapScratch | None = None) -> np.ndarray:
     """The median image resampled onto an input's pixels (``shape``, ``input_wcs``) by
     linear interpolation at each input pixel's position on the median grid; NaN where the
     input pixel does not map onto the grid or the median there is NaN. float32.
-    ``pixel_mapper``: the input's pixel map on the median grid, when already made."""
+    ``pixel_mapper``: the input's pixel map on the median grid, when already made;
+    ``scratch``: where the map is made."""
     pixmap = PixelMapper.reused(pixel_mapper, input_wcs, median_wcs, shape, pixmap_stepsize,
-                                pixmap_order).pixmap()
+                                pixmap_order).pixmap(scratch)
     unmapped = _mark_unmapped(pixmap)
     blot = np.full(shape, np.nan, np.float32)
     blot_image(np.ascontiguousarray(median, np.float32), np.ascontiguousarray(pixmap),

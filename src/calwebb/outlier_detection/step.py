@@ -31,7 +31,7 @@ from calwebb.outlier_detection.median import (
 )
 from calwebb.parallel.executor import as_files, current
 from calwebb.resample import grid
-from calwebb.resample.drizzle_images import PixelMapper
+from calwebb.resample.drizzle_images import PixelMapper, PixmapScratch
 from calwebb.resample.step import task_info
 from calwebb.stpipe import Step
 from calwebb.suffixes import split_suffix
@@ -225,11 +225,12 @@ class OutlierDetectionStep(Step):
         else:
             directory = tempfile.TemporaryDirectory(prefix="calwebb_outlier_", dir=Path.cwd()) \
                 if library.on_disk else None
+            scratch = PixmapScratch()  # every member's pixel map, drizzled then blotted
             try:
                 stack_dir = directory.name if directory is not None else None
                 if self.resample_data:
                     median, median_wcs = self._resampled_median(library, members, options,
-                                                                stack_dir)
+                                                                stack_dir, scratch)
                 else:
                     median, median_wcs = self._direct_median(library, members, options,
                                                              stack_dir)
@@ -238,7 +239,7 @@ class OutlierDetectionStep(Step):
                     directory.cleanup()
             total = self._record(library, members, lambda model, index: self._outliers(
                 model, members[index], median, median_wcs, options,
-                library.pixel_mappers.get(index)))
+                library.pixel_mappers.get(index), scratch))
         self.log.info("Outlier detection flagged %d pixels in %d images", total, count)
         return library
 
@@ -316,9 +317,10 @@ class OutlierDetectionStep(Step):
                     scale2=options["scale2"], pixmap_stepsize=self.pixmap_stepsize,
                     pixmap_order=self.pixmap_order)
 
-    def _resampled_median(self, library, members, options, stack_dir):
-        """Drizzle each exposure group onto the common grid, drop low-weight pixels and take
-        the NaN-median over groups; returns (median, grid WCS)."""
+    def _resampled_median(self, library, members, options, stack_dir, scratch):
+        """Drizzle each exposure group onto the common grid (pixel maps made in
+        ``scratch``), drop low-weight pixels and take the NaN-median over groups; returns
+        (median, grid WCS)."""
         output_wcs, ratio, groups = self._median_grid(library, members)
         shape = tuple(int(n) for n in output_wcs.array_shape)
         settings = self._drizzle_settings(options, ratio)
@@ -336,7 +338,8 @@ class OutlierDetectionStep(Step):
 
         with ImageStack(len(groups), shape, directory=stack_dir) as stack, library:
             for position, indices in enumerate(groups):
-                data, weight = imaging.drizzle_group(stream(indices), output_wcs, **settings)
+                data, weight = imaging.drizzle_group(stream(indices), output_wcs,
+                                                     scratch=scratch, **settings)
                 if self.save_intermediate_results:
                     drizzled = datamodels.ImageModel(data=data, wht=weight)
                     self._save_intermediate(drizzled, library, indices[0], members,
@@ -425,14 +428,15 @@ class OutlierDetectionStep(Step):
 
         return outliers_of
 
-    def _outliers(self, model, info, median, median_wcs, options, mapper) -> np.ndarray:
+    def _outliers(self, model, info, median, median_wcs, options, mapper,
+                  scratch) -> np.ndarray:
         """Boolean outlier mask of a member against the median (``mapper``: its pixel map on
-        the median grid, when made)."""
+        the median grid, when made; made in ``scratch``)."""
         if median_wcs is None:
             return flag_against_reference(model.data, model.err, median, options["snr1"])
         blot, outliers = blot_and_test(model, median, median_wcs,
                                        self._flag_settings(info, options),
-                                       mapper)
+                                       mapper, scratch)
         if self.save_intermediate_results:
             self._save_blot(blot, model, info)
         return outliers
@@ -527,13 +531,13 @@ def image_input(model, info: dict, pixel_mapper=None) -> imaging.ImageInput:
         pixel_mapper=pixel_mapper)
 
 
-def blot_and_test(model, median, median_wcs, settings: dict,
-                  pixel_mapper=None) -> tuple[np.ndarray, np.ndarray]:
+def blot_and_test(model, median, median_wcs, settings: dict, pixel_mapper=None,
+                  scratch=None) -> tuple[np.ndarray, np.ndarray]:
     """(blot, outlier mask): the median blotted onto ``model`` and the derivative test."""
     blot = imaging.blot_median(median, median_wcs, model.meta.wcs, model.data.shape,
                                pixmap_stepsize=settings["pixmap_stepsize"],
                                pixmap_order=settings["pixmap_order"],
-                               pixel_mapper=pixel_mapper)
+                               pixel_mapper=pixel_mapper, scratch=scratch)
     outliers = flag_against_blot(model.data, model.err, blot, background=settings["background"],
                                  snr1=settings["snr1"], snr2=settings["snr2"],
                                  scale1=settings["scale1"], scale2=settings["scale2"])
