@@ -407,10 +407,8 @@ class DrizzleSums:
         self.pixmap_stepsize, self.pixmap_order = pixmap_stepsize, pixmap_order
         self.first_index = first_index
         self._scratch = scratch or PixmapScratch()
-        self._driz = Drizzle(kernel=kernel, fillval=_fill_value(fillval), out_shape=self.shape,
-                             disable_ctx=True)
-        self._error_driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=self.shape,
-                                   disable_ctx=True) if error == "err" else None
+        self._driz = _single_drizzle(kernel, self.shape, _fill_value(fillval))
+        self._error_driz = _single_drizzle(kernel, self.shape) if error == "err" else None
         last = max(first_index, (n_inputs or 0) - 1)
         self._context = np.zeros((last // CONTEXT_BITS + 1, *self.shape), np.int32) \
             if enable_context else None
@@ -453,21 +451,25 @@ class DrizzleSums:
         else:
             if science:
                 together.run()
+                self._add_science(together, index, with_error=error is not None)
             else:  # the package's pass runs while the variances are drizzled here
                 with together.running():
                     self._package_add(data, dq, error, options, index)
-            means, (y0, _, x0, _) = list(together.means), together.box
-            if science:
-                _merge_state_mean(self._driz, means.pop(0), together.weight, y0, x0)
-                self._mark_context(index, together.weight > 0, together.box)
-                if error is not None:
-                    _merge_state_mean(self._error_driz, means.pop(0), together.weight, y0, x0)
-            resampled = ((name, together.box, np.square(mean, out=mean))
-                         for name, mean in zip(names, means, strict=True))
+            resampled = ((name, together.box, np.square(mean, out=mean)) for name, mean
+                         in zip(names, together.means[len(science):], strict=True))
         del data
         _add_variances(resampled, self.weight_type, item.exposure_time, self._sums,
                        self.shape)
         self.count += 1
+
+    def _add_science(self, together: TogetherDrizzle, index: int, with_error: bool) -> None:
+        """Fold the one-pass SCI (and, ``with_error``, the ERR after it) of image ``index``
+        into the sums and set its context bits."""
+        y0, _, x0, _ = together.box
+        _merge_state_mean(self._driz, together.means[0], together.weight, y0, x0)
+        self._mark_context(index, together.weight > 0, together.box)
+        if with_error:
+            _merge_state_mean(self._error_driz, together.means[1], together.weight, y0, x0)
 
     def _package_add(self, data, dq, error, options, index: int) -> None:
         """SCI (with ``dq``) and ``error`` (when given) of image ``index`` by the drizzle
@@ -478,8 +480,7 @@ class DrizzleSums:
         if self._context is None:
             self._driz.add_image(data, dq=dq, **options)
             return
-        single = Drizzle(kernel=self.kernel, fillval="NAN", out_shape=self.shape,
-                         disable_ctx=True)
+        single = _single_drizzle(self.kernel, self.shape)
         single.add_image(data, dq=dq, **options)
         _merge_state_mean(self._driz, single.out_img, single.out_wht, 0, 0)
         self._mark_context(index, single.out_wht > 0, (0, self.shape[0], 0, self.shape[1]))
@@ -585,6 +586,12 @@ class DrizzleSums:
                              err, out_dq, self.count)
 
 
+def _single_drizzle(kernel: str, shape: tuple[int, int], fillval: str = "NAN") -> Drizzle:
+    """An empty drizzle package accumulator of one array onto ``shape`` (no context: the
+    context bits are kept by ``DrizzleSums``)."""
+    return Drizzle(kernel=kernel, fillval=fillval, out_shape=shape, disable_ctx=True)
+
+
 def _merge_state_mean(driz: Drizzle, data, weight, row: int, column: int) -> None:
     """Fold a state's weighted mean ``data`` and summed ``weight`` (placed at ``row``,
     ``column``) into a drizzle's output image and weights."""
@@ -634,7 +641,7 @@ def _package_variances(item: DrizzleInput, names, kernel, shape, options):
     one at a time by the drizzle package."""
     whole = (0, shape[0], 0, shape[1])
     for name in names:
-        single = Drizzle(kernel=kernel, fillval="NAN", out_shape=shape, disable_ctx=True)
+        single = _single_drizzle(kernel, shape)
         single.add_image(_sigma(item, name), **options)
         yield name, whole, np.square(single.out_img, out=single.out_img)
         del single

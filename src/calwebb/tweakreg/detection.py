@@ -11,7 +11,8 @@ to the image (a tensor product, so two small matrix products instead of a spline
 per pixel), the star finders' peak search (only the pixels above the threshold are compared
 with their neighbours; the finders then measure the given peaks), and the segmentation
 finder's masked Gaussian smoothing (separable: 1-D passes instead of a 2-D sum). Full frames
-are expensive to copy, so the image is converted to float64 once and that copy is masked,
+are expensive to copy, so the image is copied once (float32 data stay float32, as the
+official steps measure them; other types become float32 or float64) and that copy is masked,
 measured and background-subtracted in place.
 """
 
