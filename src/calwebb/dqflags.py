@@ -149,10 +149,13 @@ def group_to_pixel(groupdq: np.ndarray) -> np.ndarray:
 
 def harmonize_invalid(dq: np.ndarray, *arrays: np.ndarray) -> None:
     """Make NaN and DO_NOT_USE agree, in place: a pixel that is non-finite in any of
-    ``arrays`` or DO_NOT_USE in ``dq`` becomes NaN in all of them and DO_NOT_USE in ``dq``."""
+    ``arrays`` (each of ``dq``'s shape) or DO_NOT_USE in ``dq`` becomes NaN in all of them
+    and DO_NOT_USE in ``dq``."""
     invalid = (dq & DO_NOT_USE) != 0
+    finite = np.empty(invalid.shape, bool)
     for array in arrays:
-        invalid |= ~np.isfinite(array)
-    dq[invalid] |= DO_NOT_USE
+        np.isfinite(array, out=finite)
+        invalid |= ~finite
+    np.bitwise_or(dq, np.asarray(DO_NOT_USE, dq.dtype), out=dq, where=invalid)
     for array in arrays:
-        array[invalid] = np.nan
+        np.copyto(array, np.nan, where=invalid)

@@ -114,3 +114,52 @@ def test_matches_the_official_flat_field(tmp_path, imaging_crds):
         np.testing.assert_allclose(getattr(ours, name), getattr(official, name), rtol=1e-5,
                                    equal_nan=True, err_msg=name)
     np.testing.assert_array_equal(ours.dq, official.dq)
+
+
+def _flat_by_whole_arrays(arrays, flat, flat_err, flat_dq, inverse):
+    """The flat-field formulas of stage2.md §4.12 written as whole-array numpy operations."""
+    dq = flat_dq.astype(np.uint32)
+    dq[~np.isfinite(flat) | (flat == 0)] |= dqflags.NO_FLAT_FIELD | dqflags.DO_NOT_USE
+    dq[(dq & dqflags.NO_FLAT_FIELD) != 0] |= dqflags.DO_NOT_USE
+    unusable = (dq & dqflags.DO_NOT_USE) != 0
+    values = np.where(unusable, np.float32(1), flat).astype(np.float32)
+    relative = np.nan_to_num(np.where(unusable, np.float32(0), flat_err / values))
+    factor = values if inverse else np.float32(1) / values
+    out = {"data": arrays["data"] * factor, "dq": arrays["dq"] | dq}
+    for name in ("var_poisson", "var_rnoise"):
+        out[name] = arrays[name] * (factor * factor)
+    out["var_flat"] = out["data"] * out["data"] * relative * relative
+    out["err"] = np.sqrt(out["var_flat"] + out["var_poisson"] + out["var_rnoise"])
+    invalid = (out["dq"] & dqflags.DO_NOT_USE) != 0
+    for name in ("data", "err", "var_poisson", "var_rnoise", "var_flat"):
+        invalid |= ~np.isfinite(out[name])
+    out["dq"][invalid] |= dqflags.DO_NOT_USE
+    for name in ("data", "err", "var_poisson", "var_rnoise", "var_flat"):
+        out[name][invalid] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+@np.errstate(divide="ignore", invalid="ignore", over="ignore")
+def test_one_pass_equals_the_whole_array_formulas_bit_for_bit(inverse):
+    from calwebb.flat_field.apply import apply_flat
+
+    rng = np.random.default_rng(4)
+    shape = (2, 30, 40)
+    arrays = {"data": rng.normal(10, 5, shape).astype(np.float32),
+              "dq": (rng.random(shape) < 0.02).astype(np.uint32),
+              "var_poisson": rng.uniform(0, 2, shape).astype(np.float32),
+              "var_rnoise": rng.uniform(0, 2, shape).astype(np.float32)}
+    arrays["data"][0, 5, 5] = np.nan
+    arrays["var_poisson"][1, 7, 7] = np.inf
+    flat = rng.uniform(0.5, 1.5, shape[1:]).astype(np.float32)
+    flat[3, 3], flat[4, 4] = 0, np.nan
+    flat_err = rng.uniform(0, 0.1, shape[1:]).astype(np.float32)
+    flat_err[6, 6], flat_err[8, 8] = np.inf, np.nan
+    flat_dq = np.zeros(shape[1:], np.uint32)
+    flat_dq[9, 9] = dqflags.NO_FLAT_FIELD
+    expected = _flat_by_whole_arrays(arrays, flat, flat_err, flat_dq, inverse)
+    result = {name: array.copy() for name, array in arrays.items()}
+    apply_flat(result, flat, flat_err, flat_dq, inverse=inverse)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(result[name], array, err_msg=name)

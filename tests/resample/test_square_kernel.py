@@ -9,7 +9,7 @@ from resample_scenes import DEC0, RA0, SCALE, distorted_wcs
 
 from calwebb.resample import grid
 from calwebb.resample.drizzle_images import DrizzleInput, DrizzleSums, PixelMapper, pixel_weights
-from calwebb.resample.square_kernel import TogetherDrizzle, footprint_box
+from calwebb.resample.square_kernel import TogetherDrizzle, footprint_box, row_split
 
 IN_SHAPE = (300, 260)
 OUT_SHAPE = (460, 470)
@@ -57,6 +57,35 @@ def test_every_array_equals_its_own_drizzle_package_pass(pixfrac, parts):
         # float32 running means: rounding differences only
         np.testing.assert_allclose(mean, expected, rtol=2e-6, equal_nan=True)
         np.testing.assert_allclose(together.weight, expected_weight, rtol=2e-6)
+
+
+@pytest.mark.parametrize("pixfrac", [1.0, 0.6])
+def test_products_do_not_depend_on_the_number_of_threads(pixfrac):
+    """Each thread adds every input pixel's overlap with its own output rows, in input
+    order: the same sums, bit for bit, as one thread."""
+    pixmap, weights, arrays = _scene()
+    runs = []
+    for parts in (1, 2, 5):
+        together = TogetherDrizzle(arrays, weights, pixmap, pixfrac, (0, IN_SHAPE[1] - 1),
+                                   (0, IN_SHAPE[0] - 1), OUT_SHAPE, parts=parts)
+        together.run()
+        runs.append((together.means, together.weight))
+    for means, weight in runs[1:]:
+        np.testing.assert_array_equal(means, runs[0][0])
+        np.testing.assert_array_equal(weight, runs[0][1])
+
+
+def test_row_split_balances_the_mapped_centres():
+    pixmap, _, _ = _scene()
+    box = footprint_box(pixmap, 1.0, (0, IN_SHAPE[1] - 1), (0, IN_SHAPE[0] - 1), OUT_SHAPE)
+    edges = row_split(pixmap, 0, IN_SHAPE[1] - 1, 0, IN_SHAPE[0] - 1, box[0], box[1], 4)
+    assert edges[0] == box[0] and edges[-1] == box[1] and (np.diff(edges) >= 0).all()
+    rows = np.floor(pixmap[..., 1] + 0.5)
+    counts = [np.count_nonzero((rows >= low) & (rows < high))
+              for low, high in zip(edges[:-1], edges[1:], strict=True)]
+    mapped = np.count_nonzero(np.isfinite(rows))
+    assert sum(counts) == mapped
+    np.testing.assert_allclose(counts, mapped / 4, rtol=0.02)
 
 
 def test_as_sigma_drizzles_the_square_root_of_the_clipped_arrays():

@@ -318,27 +318,68 @@ def pixel_range(wcs, shape: tuple[int, int]) -> tuple[int, int, int, int]:
 
 # -- variance accumulation -----------------------------------------------------------------------
 class _VarianceSum:
-    """Running Σ w²·v and Σ w for one variance array on the output grid."""
+    """Running Σ w²·v and Σ w for one variance array on the output grid.
+
+    The first image's resampled variance and weight are kept as they are (no grid-sized sums
+    for a single image, as Image2 resamples): the sums are made when a second image or a
+    merge comes, or when ``sums`` is asked for."""
 
     def __init__(self, shape: tuple[int, int]):
-        self.weighted = np.zeros(shape, np.float32)
-        self.weight = np.zeros(shape, np.float32)
+        self.shape = shape
+        self._sums: tuple[np.ndarray, np.ndarray] | None = None
+        self._first: tuple | None = None
 
     def add(self, variance: np.ndarray, weight: np.ndarray | float,
             box: tuple[int, int, int, int]) -> None:
         """Add ``variance`` and its ``weight`` given on the output rows/columns ``box``
-        (y0, y1, x0, x1)."""
-        y0, y1, x0, x1 = box
-        weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
-        _accumulate_variance(self.weighted[y0:y1, x0:x1], self.weight[y0:y1, x0:x1],
-                             np.asarray(variance, np.float32), weight)
+        (y0, y1, x0, x1). Both are kept until the sums are made: the caller hands them over
+        and does not change them."""
+        if self._sums is None and self._first is None:
+            self._first = (variance, weight, box)
+            return
+        _accumulate_into(*self.sums(), variance, weight, box)
+
+    def sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ w²·v, Σ w) on the whole grid (float32), made now if not yet."""
+        if self._sums is None:
+            self._sums = (np.zeros(self.shape, np.float32), np.zeros(self.shape, np.float32))
+            if self._first is not None:
+                _accumulate_into(*self._sums, *self._first)
+                self._first = None
+        return self._sums
 
     def result(self, scale: float) -> np.ndarray:
-        """Σ w²·v / (Σ w)² × ``scale``; NaN where nothing contributed."""
-        out = np.full(self.weighted.shape, np.nan, np.float32)
-        use = self.weight > 0
-        out[use] = self.weighted[use] / self.weight[use] / self.weight[use] * scale
-        return out
+        """Σ w²·v / (Σ w)² × ``scale`` (NaN where nothing contributed), made in the memory
+        of the sums, which are used up."""
+        if self._sums is None and self._first is not None:
+            variance, weight, box = self._first
+            self._first = None
+            variance = np.asarray(variance, np.float32)
+            weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
+            _single_variance(variance, weight, np.float32(scale))
+            if box == (0, self.shape[0], 0, self.shape[1]):
+                return variance
+            out = np.full(self.shape, np.nan, np.float32)
+            y0, y1, x0, x1 = box
+            out[y0:y1, x0:x1] = variance
+            return out
+        weighted, weight = self.sums()
+        self._sums = None
+        _mean_variance(weighted, weight, np.float32(scale))
+        return weighted
+
+
+def _accumulate_into(weighted, total, variance, weight, box) -> None:
+    y0, y1, x0, x1 = box
+    weight = np.broadcast_to(np.asarray(weight, np.float32), np.shape(variance))
+    _accumulate_variance(weighted[y0:y1, x0:x1], total[y0:y1, x0:x1],
+                         np.asarray(variance, np.float32), weight)
+
+
+@njit(cache=True, inline="always")
+def _usable_variance(value, weight):
+    """Whether a resampled variance counts: finite, ≥ 0, with a positive weight."""
+    return np.isfinite(value) and value >= 0 and weight > 0
 
 
 @njit(cache=True, parallel=True)
@@ -349,9 +390,36 @@ def _accumulate_variance(weighted, total, variance, weight):
     for row in prange(rows):
         for column in range(columns):
             value, w = variance[row, column], weight[row, column]
-            if np.isfinite(value) and value >= 0 and w > 0:
+            if _usable_variance(value, w):
                 weighted[row, column] += w * w * value
                 total[row, column] += w
+
+
+@njit(cache=True, parallel=True)
+def _single_variance(variance, weight, scale):
+    """In place: one image's variance × ``scale`` where it counts (as in
+    ``_accumulate_variance``), NaN elsewhere."""
+    rows, columns = variance.shape
+    for row in prange(rows):
+        for column in range(columns):
+            value = variance[row, column]
+            if _usable_variance(value, weight[row, column]):
+                variance[row, column] = value * scale
+            else:
+                variance[row, column] = np.nan
+
+
+@njit(cache=True, parallel=True)
+def _mean_variance(weighted, weight, scale):
+    """In place: ``weighted`` / ``weight``² × ``scale``; NaN where ``weight`` is 0."""
+    rows, columns = weighted.shape
+    for row in prange(rows):
+        for column in range(columns):
+            w = weight[row, column]
+            if w > 0:
+                weighted[row, column] = weighted[row, column] / w / w * scale
+            else:
+                weighted[row, column] = np.nan
 
 
 # -- the drizzle loop ----------------------------------------------------------------------------
@@ -419,6 +487,8 @@ class DrizzleSums:
     def add(self, item: DrizzleInput) -> None:
         """Drizzle one image onto the sums."""
         check_input(item)
+        for total in self._sums.values():  # a first image's variances become sums before
+            total.sums()  # this image's arrays are made, so their memory is not held twice
         excluded = excluded_pixels(item)
         weights = pixel_weights(item, self.weight_type, excluded)
         data = np.asarray(item.data, np.float32)
@@ -457,7 +527,7 @@ class DrizzleSums:
                     self._package_add(data, dq, error, options, index)
             resampled = ((name, together.box, np.square(mean, out=mean)) for name, mean
                          in zip(names, together.means[len(science):], strict=True))
-        del data
+        del data, excluded, weights, options  # (their memory serves the variance sums)
         _add_variances(resampled, self.weight_type, item.exposure_time, self._sums,
                        self.shape)
         self.count += 1
@@ -515,7 +585,7 @@ class DrizzleSums:
         x0, x1): the rows and columns where anything was added."""
         covered = self._driz.out_wht > 0
         for total in self._sums.values():
-            covered |= total.weight > 0
+            covered |= total.sums()[1] > 0
         if self._error_driz is not None:
             covered |= self._error_driz.out_wht > 0
         rows, columns = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
@@ -532,8 +602,9 @@ class DrizzleSums:
             state["error_data"] = self._error_driz.out_img[cut]
             state["error_weight"] = self._error_driz.out_wht[cut]
         for name, total in self._sums.items():
-            state[f"weighted_{name}"] = total.weighted[cut]
-            state[f"weight_{name}"] = total.weight[cut]
+            weighted, weight = total.sums()
+            state[f"weighted_{name}"] = weighted[cut]
+            state[f"weight_{name}"] = weight[cut]
         return state
 
     def merge(self, state) -> None:
@@ -553,9 +624,9 @@ class DrizzleSums:
                               y0, x0)
         for name in self.variance_names if self.error == "variances" else ():
             if f"weighted_{name}" in state:
-                total = self._sums.setdefault(name, _VarianceSum(self.shape))
-                total.weighted[cut] += state[f"weighted_{name}"]
-                total.weight[cut] += state[f"weight_{name}"]
+                weighted, weight = self._sums.setdefault(name, _VarianceSum(self.shape)).sums()
+                weighted[cut] += state[f"weighted_{name}"]
+                weight[cut] += state[f"weight_{name}"]
         self.count += int(state["count"])
 
     def _dq(self) -> np.ndarray | None:
@@ -565,11 +636,15 @@ class DrizzleSums:
         return self._merged_dq | self._driz.out_dq
 
     def result(self) -> DrizzleResult:
-        """The products of every image added or merged so far."""
+        """The products of every image added or merged so far (once: the variance sums
+        become the variance products)."""
         if self.count == 0:
             raise DataModelError("resample got no input images")
+        if self._sums is None:
+            raise RuntimeError("the products of these drizzle sums were already taken")
         variances = {name: total.result(1.0 / self.pixel_scale_ratio**2)
                      for name, total in self._sums.items()}
+        self._sums = None
         if self.error == "variances":
             err = _error_from(variances, self.shape)
         elif self.error == "err":
@@ -663,10 +738,11 @@ def _error_from(variances: dict[str, np.ndarray], shape) -> np.ndarray:
     """√(Σ variances) ignoring NaN; NaN where every variance is NaN (or none exists)."""
     total = np.zeros(shape, np.float32)
     any_finite = np.zeros(shape, bool)
+    finite = np.empty(shape, bool)
     for array in variances.values():
-        finite = np.isfinite(array)
-        total[finite] += array[finite]
+        np.isfinite(array, out=finite)
+        np.add(total, array, out=total, where=finite)
         any_finite |= finite
-    error = np.sqrt(total)
-    error[~any_finite] = np.nan
-    return error
+    np.sqrt(total, out=total)
+    np.copyto(total, np.float32(np.nan), where=~any_finite)
+    return total

@@ -72,9 +72,11 @@ class TogetherDrizzle:
     is not None); after ``run``, ``means`` (k, box) are the weighted means in it (float32,
     NaN where nothing contributed) and ``weight`` the summed weights (float32).
 
-    ``run`` (or ``running``) splits the input rows into ``parts`` bands drizzled side by
-    side in threads, the first onto the whole box, the others onto their own small boxes
-    merged into it as weighted means."""
+    ``run`` (or ``running``) splits the box's rows into ``parts`` bands holding about equal
+    numbers of mapped pixel centres, one thread each: a thread goes through the input pixels
+    in order and adds each one's overlap with its own rows only, so every output pixel gets
+    its contributions in the same order whatever the number of parts (the products do not
+    depend on it) and no thread needs memory beyond the one box."""
 
     def __init__(self, arrays, weights: np.ndarray, pixmap: np.ndarray, pixfrac: float,
                  x_range: tuple[int, int], y_range: tuple[int, int],
@@ -83,10 +85,8 @@ class TogetherDrizzle:
         arrays = tuple(np.asarray(array, np.float32) for array in arrays)
         sigma_flags = np.broadcast_to(np.asarray(as_sigma, np.bool_), (len(arrays),)).copy()
         self._inputs = (arrays, sigma_flags, weights, pixmap, 0.5 * pixfrac)
-        self._pixfrac, self._x_range, self._out_shape = pixfrac, x_range, out_shape
-        edges = np.linspace(y_range[0], y_range[1] + 1, max(1, parts) + 1).astype(int)
-        self._bands = [(int(lo), int(hi) - 1)
-                       for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+        self._ranges = (*x_range, *y_range)
+        self._out_shape, self._parts = out_shape, max(1, parts)
         self.means = self.weight = None
 
     def run(self) -> None:
@@ -96,28 +96,47 @@ class TogetherDrizzle:
 
     @contextmanager
     def running(self):
-        """Drizzle during the block, each band in a thread of its own (``in_threads``: a C
-        routine called in the block runs beside them even when it holds the interpreter
-        lock); ``means`` and ``weight`` are set when the block ends."""
-        n_arrays = len(self._inputs[0])
-        parts = []
-        for index, band in enumerate(self._bands):
-            box = self.box if index == 0 else footprint_box(
-                self._inputs[3], self._pixfrac, self._x_range, band, self._out_shape)
-            if box is not None:
-                y0, y1, x0, x1 = box
-                parts.append((band, box, np.zeros((n_arrays, y1 - y0, x1 - x0), np.float32),
-                              np.zeros((y1 - y0, x1 - x0), np.float32)))
-        calls = [(_square_kernel, (*self._inputs, *self._x_range, y_lo, y_hi, y0, x0,
-                                   *self._out_shape, means, weight))
-                 for (y_lo, y_hi), (y0, _, x0, _), means, weight in parts]
+        """Drizzle during the block, each band of output rows in a thread of its own
+        (``in_threads``: a C routine called in the block runs beside them even when it holds
+        the interpreter lock); ``means`` and ``weight`` are set when the block ends."""
+        y0, y1, x0, x1 = self.box
+        means = np.zeros((len(self._inputs[0]), y1 - y0, x1 - x0), np.float32)
+        weight = np.zeros((y1 - y0, x1 - x0), np.float32)
+        edges = row_split(self._inputs[3], *self._ranges, y0, y1, self._parts)
+        calls = [(_square_kernel, (*self._inputs, *self._ranges, y0, x0, *self._out_shape,
+                                   means, weight, int(low), int(high)))
+                 for low, high in zip(edges[:-1], edges[1:], strict=True) if high > low]
         with in_threads(calls):
             yield
-        _, (y0, _, x0, _), means, weight = parts[0]
-        for _, (part_y0, _, part_x0, _), part_means, part_weight in parts[1:]:
-            merge_means(means, weight, part_means, part_weight, part_y0 - y0, part_x0 - x0)
         _mark_empty(means, weight)
         self.means, self.weight = means, weight
+        self._inputs = None  # (drizzled once: the inputs' memory is not held)
+
+
+def row_split(pixmap: np.ndarray, x_lo: int, x_hi: int, y_lo: int, y_hi: int, row_lo: int,
+              row_hi: int, parts: int) -> np.ndarray:
+    """``parts`` + 1 increasing output rows from ``row_lo`` to ``row_hi`` that cut the rows
+    into bands holding about equal numbers of the mapped pixel centres of the input range."""
+    counts = _centre_rows(pixmap, x_lo, x_hi, y_lo, y_hi, row_lo, row_hi)
+    cumulative = np.cumsum(counts)
+    targets = cumulative[-1] * np.arange(1, parts) / parts if cumulative.size else []
+    inner = row_lo + 1 + np.searchsorted(cumulative, targets)
+    return np.concatenate([[row_lo], np.clip(inner, row_lo, row_hi), [row_hi]]).astype(int)
+
+
+@njit(cache=True, nogil=True)
+def _centre_rows(pixmap, x_lo, x_hi, y_lo, y_hi, row_lo, row_hi):
+    """How many finite mapped centres of the input range fall on each output row of
+    ``row_lo`` to ``row_hi`` (half-open)."""
+    counts = np.zeros(row_hi - row_lo, np.int64)
+    for j in range(y_lo, y_hi + 1):
+        for i in range(x_lo, x_hi + 1):
+            y = pixmap[j, i, 1]
+            if np.isfinite(y) and np.isfinite(pixmap[j, i, 0]):
+                row = int(math.floor(y + 0.5)) - row_lo
+                if 0 <= row < counts.size:
+                    counts[row] += 1
+    return counts
 
 
 @njit(cache=True, parallel=True)
@@ -168,6 +187,17 @@ def _interpolate(pixmap, x, y):
 
 
 @njit(cache=True, nogil=True)
+def _finite_range(first, second):
+    """(min, max) of the finite values of two arrays (inf, -inf when there are none)."""
+    low, high = np.inf, -np.inf
+    for values in (first, second):
+        for value in values:
+            if np.isfinite(value):
+                low, high = min(low, value), max(high, value)
+    return low, high
+
+
+@njit(cache=True, nogil=True)
 def _corner_row(pixmap, y, x_lo, out_x, out_y):
     """The mapped corners (x_lo − ½ + c, y) for c = 0, 1, ... into out_x/out_y."""
     for c in range(out_x.size):
@@ -198,9 +228,9 @@ def _band_area(start, end, start_y, end_y, bottom):
 
 @njit(cache=True, nogil=True)
 def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_hi, box_y0,
-                   box_x0, out_ny, out_nx, means, total):
+                   box_x0, out_ny, out_nx, means, total, row_lo, row_hi):
     """Accumulate every input pixel of the range into ``means``/``total`` (output box at
-    ``box_y0``, ``box_x0``).
+    ``box_y0``, ``box_x0``), on the output rows ``row_lo`` to ``row_hi`` (half-open) only.
 
     The overlap of the pixel's quadrilateral with an output pixel is the signed sum over its
     edges of ∫ clamp(y(x) − bottom, 0, 1) dx over the output pixel's columns (edges running
@@ -216,16 +246,19 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
     cut = np.zeros(4, np.bool_)
     corner_dx = np.array([-half, half, half, -half])
     corner_dy = np.array([half, half, -half, -half])
-    # pixfrac 1: neighbouring pixels share corners, mapped once per row of corners
+    # the whole pixels' corners, mapped once per row of corners: the quadrilaterals
+    # themselves at pixfrac 1, and the rows of input pixels that reach this band of rows
     shared = half == 0.5
     n_corners = x_hi - x_lo + 2
     corners_x, corners_y = np.empty((2, n_corners)), np.empty((2, n_corners))
-    if shared:
-        _corner_row(pixmap, y_lo - 0.5, x_lo, corners_x[0], corners_y[0])
+    _corner_row(pixmap, y_lo - 0.5, x_lo, corners_x[0], corners_y[0])
     for j in range(y_lo, y_hi + 1):
         below, above = (j - y_lo) % 2, (j - y_lo + 1) % 2
-        if shared:
-            _corner_row(pixmap, j + 0.5, x_lo, corners_x[above], corners_y[above])
+        _corner_row(pixmap, j + 0.5, x_lo, corners_x[above], corners_y[above])
+        low, high = _finite_range(corners_y[below], corners_y[above])
+        # (a margin of a row: pixfrac < 1 corners are interpolated on their own)
+        if not (high + 0.5 >= row_lo - 1 and low - 0.5 < row_hi + 1):
+            continue
         for i in range(x_lo, x_hi + 1):
             w = weights[j, i]
             if not w > 0.0:
@@ -249,6 +282,12 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
                     usable = False
             if not usable:
                 continue
+            y_min = min(min(quad_y[0], quad_y[1]), min(quad_y[2], quad_y[3]))
+            y_max = max(max(quad_y[0], quad_y[1]), max(quad_y[2], quad_y[3]))
+            jj_lo = max(int(math.floor(y_min + 0.5)), 0, row_lo)
+            jj_hi = min(int(math.floor(y_max + 0.5)), out_ny - 1, row_hi - 1)
+            if jj_lo > jj_hi:
+                continue
             quad_x[4], quad_y[4] = quad_x[0], quad_y[0]
             for a in range(n_arrays):
                 value = np.float64(arrays[a][j, i])
@@ -266,12 +305,8 @@ def _square_kernel(arrays, as_sigma, weights, pixmap, half, x_lo, x_hi, y_lo, y_
                 edge_slope[k] = (y2 - y1) / (x2 - x1) if x2 > x1 else 0.0
             x_min = min(min(quad_x[0], quad_x[1]), min(quad_x[2], quad_x[3]))
             x_max = max(max(quad_x[0], quad_x[1]), max(quad_x[2], quad_x[3]))
-            y_min = min(min(quad_y[0], quad_y[1]), min(quad_y[2], quad_y[3]))
-            y_max = max(max(quad_y[0], quad_y[1]), max(quad_y[2], quad_y[3]))
             ii_lo = max(int(math.floor(x_min + 0.5)), 0)
             ii_hi = min(int(math.floor(x_max + 0.5)), out_nx - 1)
-            jj_lo = max(int(math.floor(y_min + 0.5)), 0)
-            jj_hi = min(int(math.floor(y_max + 0.5)), out_ny - 1)
             for ii in range(ii_lo, ii_hi + 1):
                 bx = ii - box_x0
                 if bx < 0 or bx >= box_nx:
