@@ -190,3 +190,28 @@ def test_yaml_parameter_files(rate_file, tmp_path):
     result = ToyPipeline.call(rate_file, config_file=path)
     np.testing.assert_array_equal(result.data, (1 + 4) * 2)
     assert ToyPipeline.configured(config_file=path).note == "yaml"
+
+
+def test_a_run_allocates_without_huge_page_advice_and_restores_it(rate_file, monkeypatch):
+    """numpy's transparent-huge-page advice is off while a pipeline runs (the kernel may
+    compact memory on the spot for it), back as it was afterwards; NUMPY_MADVISE_HUGEPAGE
+    set by the user wins."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:
+        from numpy.core import multiarray
+    if not hasattr(multiarray, "_set_madvise_hugepage"):
+        pytest.skip("this numpy has no huge-page advice switch")
+    seen = []
+    monkeypatch.setattr(AddStep, "process", lambda self, model: seen.append(
+        multiarray._get_madvise_hugepage()) or model)
+    previous = multiarray._set_madvise_hugepage(True)
+    try:
+        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+        ToyPipeline.call(rate_file)
+        assert seen == [False] and multiarray._get_madvise_hugepage() is True
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        ToyPipeline.call(rate_file)
+        assert seen == [False, True]
+    finally:
+        multiarray._set_madvise_hugepage(previous)
