@@ -36,14 +36,14 @@ class ImageInput:
 
 
 def drizzle_input(item: ImageInput, good_bits: int | None) -> DrizzleInput:
-    """The drizzle input of ``item``: pixels whose DQ fails ``good_bits`` become NaN (so
-    they get no weight); no DQ is passed on, so only ``good_bits`` decides."""
-    data = np.array(item.data, dtype=np.float32, copy=True)
-    data[~good_pixels(item.dq, good_bits, data.shape)] = np.nan
+    """The drizzle input of ``item``: pixels whose DQ fails ``good_bits`` are left out (no
+    weight); no DQ is passed on, so only ``good_bits`` decides."""
     variances = {} if item.var_rnoise is None else {"var_rnoise": item.var_rnoise}
-    return DrizzleInput(data=data, wcs=item.wcs, dq=None, variances=variances,
+    excluded = None if item.dq is None or good_bits is None else \
+        ~good_pixels(item.dq, good_bits)
+    return DrizzleInput(data=item.data, wcs=item.wcs, dq=None, variances=variances,
                         exposure_time=item.exposure_time, background=item.background,
-                        name=item.name, pixel_mapper=item.pixel_mapper)
+                        name=item.name, pixel_mapper=item.pixel_mapper, excluded=excluded)
 
 
 def drizzle_group(items: Iterable[ImageInput], output_wcs, *, good_bits: int | None,

@@ -54,6 +54,7 @@ class DrizzleInput:
     background: float = 0.0  # sky level subtracted before drizzling
     name: str = "input"
     pixel_mapper: PixelMapper | None = None  # its pixel map, when already made for the grid
+    excluded: np.ndarray | None = None  # True: left out besides what DQ and NaN leave out
 
 
 @dataclass
@@ -88,9 +89,11 @@ def check_input(item: DrizzleInput) -> None:
 
 
 def excluded_pixels(item: DrizzleInput) -> np.ndarray:
-    """True where a pixel is left out: DO_NOT_USE or NON_SCIENCE in DQ, or (NaN/DO_NOT_USE
-    harmonisation) a non-finite SCI, ERR or variance value."""
+    """True where a pixel is left out: DO_NOT_USE or NON_SCIENCE in DQ, (NaN/DO_NOT_USE
+    harmonisation) a non-finite SCI, ERR or variance value, or ``item.excluded``."""
     excluded = ~np.isfinite(item.data)
+    if item.excluded is not None:
+        excluded |= item.excluded
     for array in (item.err, *item.variances.values()):
         if array is not None:
             excluded |= ~np.isfinite(array)
