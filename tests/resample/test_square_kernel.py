@@ -218,3 +218,31 @@ def test_drizzle_sums_equal_the_drizzle_package(cut, weight_type, propagate_dq):
             np.testing.assert_allclose(result.error, package_error.out_img, rtol=2e-6,
                                        equal_nan=True)
     assert set(np.unique(result.context)) == {0, 1, 2, 3}  # each image alone and both
+
+
+def test_one_image_variances_equal_those_made_through_the_sums():
+    """A single image's resampled variances are its products as they are; made through the
+    Σ w²·v / (Σ w)² sums instead (as for several images), they agree to float32 rounding,
+    NaN where the weight is 0."""
+    wcs = distorted_wcs(SHAPE, distortion=2e-5)
+    output, _ = grid.output_grid([wcs], [SHAPE])
+    rng = np.random.default_rng(9)
+    variances = {name: rng.uniform(0.01, 0.05, SHAPE).astype(np.float32)
+                 for name in ("var_poisson", "var_rnoise", "var_flat")}
+    variances["var_rnoise"][20:30, 40:50] = 0.0  # no 'ivm' weight: NaN in every variance
+    item = DrizzleInput(data=rng.uniform(1, 2, SHAPE).astype(np.float32), wcs=wcs,
+                        variances=variances)
+    results = []
+    for through_sums in (False, True):
+        sums = DrizzleSums(output, weight_type="ivm")
+        sums.add(item)
+        if through_sums:
+            sums.state()  # the state of a partial drizzle holds the sums
+        results.append(sums.result())
+    for name in variances:
+        np.testing.assert_allclose(results[0].variances[name], results[1].variances[name],
+                                   rtol=3e-7, equal_nan=True)
+        assert np.isnan(results[0].variances[name]).any()
+    np.testing.assert_allclose(results[0].error, results[1].error, rtol=3e-7, equal_nan=True)
+    with pytest.raises(RuntimeError, match="already taken"):
+        sums.result()
