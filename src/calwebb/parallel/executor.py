@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from calwebb import memory
 from calwebb.errors import ParameterError
 
 _ACTIVE: ContextVar[Executor | None] = ContextVar("calwebb_executor", default=None)
@@ -39,7 +40,8 @@ class Executor:
         for a value shared by all), all submitted at once; yields the results in input order,
         each as soon as it is ready. Tasks not yet done are cancelled when the caller stops
         early or a task fails."""
-        futures = [self._submit(function, *arguments)
+        task = _Task(function)
+        futures = [self._submit(task, *arguments)
                    for arguments in zip(*iterables, strict=False)]
         try:
             for position, future in enumerate(futures):
@@ -54,6 +56,18 @@ class Executor:
         """A new temporary directory under ``directory`` (removed when it is cleaned up)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(prefix=prefix, dir=self.directory)
+
+
+class _Task:
+    """``function`` run in a worker with the memory policy of a pipeline run; named as
+    ``function`` (Dask names its tasks so)."""
+
+    def __init__(self, function: Callable):
+        self.function, self.__name__ = function, function.__name__
+
+    def __call__(self, *arguments):
+        with memory.normal_pages():
+            return self.function(*arguments)
 
 
 def as_files(sources: Iterable, directory: str | Path) -> list[str]:

@@ -8,7 +8,6 @@ of framework.md §6.1 around it.
 from __future__ import annotations
 
 import copy
-import ctypes
 import functools
 import importlib
 import logging
@@ -17,14 +16,12 @@ import resource
 import shlex
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import calwebb
-from calwebb import datamodels
+from calwebb import datamodels, memory
 from calwebb.datamodels import DataModel
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe import config as configs
@@ -203,7 +200,7 @@ class Step:
     def run(self, *inputs: Any) -> Any:
         """Prepare inputs, skip or process, run hooks, finalise, save; returns the result."""
         if self.parent is None:
-            with normal_pages():
+            with memory.normal_pages():
                 return self._run(*inputs)
         return self._run(*inputs)
 
@@ -240,7 +237,7 @@ class Step:
             many = isinstance(result, list | tuple) and len(models) > 1
             for index, model in enumerate(models):
                 self.save_model(model, idx=index if many else None)
-        _release_freed_memory()
+        memory.release_freed_memory()
         self.log.info(
             "Step %s done in %.2f s (peak RSS %.0f MiB, +%.0f MiB)", self.qualified_name,
             time.perf_counter() - started, _peak_rss_mib(), _peak_rss_mib() - rss_before,
@@ -436,49 +433,6 @@ def _loggable(parameters: dict) -> dict:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-@functools.cache
-def _c_library():
-    """The C library when it is glibc (None elsewhere)."""
-    try:
-        library = ctypes.CDLL("libc.so.6")
-        return library if hasattr(library, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-@contextmanager
-def normal_pages() -> Iterator[None]:
-    """Within the block, numpy does not advise the kernel to back large arrays with
-    transparent huge pages, unless NUMPY_MADVISE_HUGEPAGE says otherwise.
-
-    Where the kernel compacts memory on the spot to find a huge page for such advice (THP
-    defrag 'madvise', a common default), a new array costs up to ~8 ms per MiB once the page
-    cache fills the memory, against ~0.5 ms with normal pages; a pipeline allocates
-    gigabytes."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-    advise = getattr(multiarray, "_set_madvise_hugepage", None)
-    if advise is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        yield
-        return
-    previous = advise(False)
-    try:
-        yield
-    finally:
-        advise(previous)
-
-
-def _release_freed_memory() -> None:
-    """Hand the pages the C allocator keeps from freed arrays back to the system, so that a
-    step's freed temporaries do not add to the next step's peak (glibc keeps large freed
-    blocks once it has raised its memory-map threshold)."""
-    library = _c_library()
-    if library is not None:
-        library.malloc_trim(0)
 
 
 def _steppars_disabled(explicit: bool | None) -> bool:
