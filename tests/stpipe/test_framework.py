@@ -215,3 +215,36 @@ def test_a_run_allocates_without_huge_page_advice_and_restores_it(rate_file, mon
         assert seen == [False, True]
     finally:
         multiarray._set_madvise_hugepage(previous)
+
+
+class _EarlySaving(ToyPipeline):
+    """Saves its result from process, before it returns, as Image2 saves a cal file."""
+
+    def process(self, model):
+        model = self.add.run(self.scale.run(model))
+        self.save_result_early(model)
+        model.meta.filename = "changed after the early save.fits"
+        return model
+
+
+def test_a_result_saved_early_is_saved_once_as_run_would_save_it(rate_file, tmp_path,
+                                                                   monkeypatch):
+    saved = []
+    original = _EarlySaving.save_model
+
+    def counting(self, model, *args, **kwargs):
+        path = original(self, model, *args, **kwargs)
+        saved.append(path)
+        return path
+
+    monkeypatch.setattr(_EarlySaving, "save_model", counting)
+    _EarlySaving.call(rate_file, save_results=True, output_dir=str(tmp_path / "early"))
+    assert len(saved) == 1 and saved[0].parent.name == "early"
+    early = datamodels.open(saved[0])
+    np.testing.assert_array_equal(early.data, (1 * 2) + 1)
+    assert early.meta.filename == saved[0].name  # as it was when saved
+    assert early.meta.calibration_software_version == calwebb.__version__
+    saved.clear()  # with a post-hook (it may change the result), run saves it at the end
+    _EarlySaving.call(rate_file, save_results=True, output_dir=str(tmp_path / "hooked"),
+                      post_hooks=[lambda model: None])
+    assert [path.parent.name for path in saved] == ["hooked"]

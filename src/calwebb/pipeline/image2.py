@@ -9,6 +9,7 @@ from calwebb import datamodels
 from calwebb.assign_wcs.step import AssignWcsStep
 from calwebb.associations import load_association
 from calwebb.background.step import BackgroundStep
+from calwebb.datamodels.io import writes_in_background
 from calwebb.errors import DataModelError
 from calwebb.flat_field.step import FlatFieldStep
 from calwebb.photom.step import PhotomStep
@@ -32,7 +33,9 @@ class Image2Pipeline(Pipeline):
             self.log.warning("output_file is ignored: the association has %d products",
                              len(products))
             self.output_file = None
-        results = [self._calibrate(*product) for product in products]
+        with writes_in_background():  # a cal file is written while its i2d is made
+            results = [self._calibrate(*product, idx=index if len(products) > 1 else None)
+                       for index, product in enumerate(products)]
         return results[0] if len(results) == 1 else results
 
     def _products(self, value) -> list[tuple[datamodels.DataModel, list, str | None]]:
@@ -67,7 +70,7 @@ class Image2Pipeline(Pipeline):
                 f"rate (2-D) or rateints (3-D) product, got a {type(model).__name__}")
         return model
 
-    def _calibrate(self, model, backgrounds, product_name):
+    def _calibrate(self, model, backgrounds, product_name, idx=None):
         if backgrounds:
             model = self.bkg_subtract.run(model, [str(path) for path in backgrounds])
         model = self.assign_wcs.run(model)
@@ -77,6 +80,7 @@ class Image2Pipeline(Pipeline):
         exp_type = (model.meta.exposure.type or "").upper()
         if model.data.ndim == 2 and exp_type in RESAMPLED_TYPES and \
                 model.meta.cal_step.assign_wcs == "COMPLETE":
+            self.save_result_early(model, idx)
             resampled = self.resample.run(model)
             resampled.meta.filename = model.meta.filename
             self.save_model(resampled, suffix="i2d")

@@ -67,6 +67,7 @@ class Step:
         self._references_used: dict[str, str] = {}
         self._crds_context: str | None = None
         self._input_filename: str | None = None
+        self._saved_early: set[int] = set()  # ids of results saved before process returned
         for param in self.parameters().values():
             setattr(self, param.name, copy.deepcopy(param.default))
         loaded = configs.read(config_file) if config_file else configs.empty()
@@ -236,7 +237,9 @@ class Step:
         if self.save_results:
             many = isinstance(result, list | tuple) and len(models) > 1
             for index, model in enumerate(models):
-                self.save_model(model, idx=index if many else None)
+                if id(model) not in self._saved_early:
+                    self.save_model(model, idx=index if many else None)
+        self._saved_early.clear()
         memory.release_freed_memory()
         self.log.info(
             "Step %s done in %.2f s (peak RSS %.0f MiB, +%.0f MiB)", self.qualified_name,
@@ -309,6 +312,17 @@ class Step:
 
             model.meta.ref_file.crds.context_used = self._crds_context
             model.meta.ref_file.crds.sw_version = crds_version
+
+    def save_result_early(self, model: DataModel, idx: int | None = None) -> None:
+        """From ``process``: finalise and save ``model``, a result that will not change any
+        more, now (in the background inside ``writes_in_background``) rather than when
+        ``process`` returns; ``idx`` as ``run`` would give it. Nothing is done when the
+        step does not save its results or has post-hooks (they may still change it)."""
+        if not self.save_results or self.post_hooks:
+            return
+        self.finalize_result(model)
+        self.save_model(model, idx=idx)
+        self._saved_early.add(id(model))
 
     def save_model(self, model: DataModel, suffix: str | bool | None = None,
                    idx: int | None = None, output_file: str | None = None,
