@@ -17,6 +17,20 @@ def _restore_logging():
     log.reset()
 
 
+@pytest.fixture
+def huge_page_advice_on(monkeypatch):
+    """numpy's huge-page advice on for the test and NUMPY_MADVISE_HUGEPAGE unset (skipped
+    where numpy has no such switch)."""
+    from calwebb import memory
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    previous = memory.advise_huge_pages(True)
+    if previous is None:
+        pytest.skip("this numpy has no huge-page advice switch")
+    yield
+    memory.advise_huge_pages(previous)
+
+
 @pytest.fixture(scope="session")
 def imaging_observation(tmp_path_factory):
     """A small simulated NIRCam imaging observation (2 dithers of SUB160, no cosmic rays)."""

@@ -20,6 +20,28 @@ def _c_library():
         return None
 
 
+def _numpy_multiarray():
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    return multiarray
+
+
+def huge_page_advice() -> bool | None:
+    """Whether numpy now advises huge pages for large arrays (None: this numpy has no such
+    switch)."""
+    getter = getattr(_numpy_multiarray(), "_get_madvise_hugepage", None)
+    return None if getter is None else bool(getter())
+
+
+def advise_huge_pages(on: bool) -> bool | None:
+    """Switch numpy's huge-page advice; returns the previous setting (None: this numpy has
+    no such switch, nothing changed)."""
+    setter = getattr(_numpy_multiarray(), "_set_madvise_hugepage", None)
+    return None if setter is None else bool(setter(on))
+
+
 @contextmanager
 def normal_pages() -> Iterator[None]:
     """Within the block, numpy does not advise the kernel to back large arrays with
@@ -29,19 +51,12 @@ def normal_pages() -> Iterator[None]:
     defrag 'madvise', a common default), a new array costs up to ~8 ms per MiB once the page
     cache fills the memory, against ~0.5 ms with normal pages; a pipeline allocates
     gigabytes."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-    advise = getattr(multiarray, "_set_madvise_hugepage", None)
-    if advise is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        yield
-        return
-    previous = advise(False)
+    previous = None if "NUMPY_MADVISE_HUGEPAGE" in os.environ else advise_huge_pages(False)
     try:
         yield
     finally:
-        advise(previous)
+        if previous is not None:
+            advise_huge_pages(previous)
 
 
 def release_freed_memory() -> None:

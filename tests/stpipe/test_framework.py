@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 
 import calwebb
-from calwebb import datamodels
+from calwebb import datamodels, memory
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe import registry
 from toy_steps import AddStep, ScaleStep, SplitStep, ToyPipeline
@@ -192,29 +192,19 @@ def test_yaml_parameter_files(rate_file, tmp_path):
     assert ToyPipeline.configured(config_file=path).note == "yaml"
 
 
-def test_a_run_allocates_without_huge_page_advice_and_restores_it(rate_file, monkeypatch):
+def test_a_run_allocates_without_huge_page_advice_and_restores_it(rate_file, monkeypatch,
+                                                                    huge_page_advice_on):
     """numpy's transparent-huge-page advice is off while a pipeline runs (the kernel may
     compact memory on the spot for it), back as it was afterwards; NUMPY_MADVISE_HUGEPAGE
     set by the user wins."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:
-        from numpy.core import multiarray
-    if not hasattr(multiarray, "_set_madvise_hugepage"):
-        pytest.skip("this numpy has no huge-page advice switch")
     seen = []
     monkeypatch.setattr(AddStep, "process", lambda self, model: seen.append(
-        multiarray._get_madvise_hugepage()) or model)
-    previous = multiarray._set_madvise_hugepage(True)
-    try:
-        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
-        ToyPipeline.call(rate_file)
-        assert seen == [False] and multiarray._get_madvise_hugepage() is True
-        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
-        ToyPipeline.call(rate_file)
-        assert seen == [False, True]
-    finally:
-        multiarray._set_madvise_hugepage(previous)
+        memory.huge_page_advice()) or model)
+    ToyPipeline.call(rate_file)
+    assert seen == [False] and memory.huge_page_advice() is True
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+    ToyPipeline.call(rate_file)
+    assert seen == [False, True]
 
 
 class _EarlySaving(ToyPipeline):

@@ -30,7 +30,7 @@ from scipy.interpolate import BSpline, RectBivariateSpline
 from calwebb import dqflags
 from calwebb.errors import DataModelError, ParameterError
 from calwebb.resample.grid import bounding_box_of, grid_key
-from calwebb.resample.square_kernel import TogetherDrizzle, merge_means
+from calwebb.resample.square_kernel import TogetherDrizzle
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 #: input pixels with any of these flags are left out; every other flag counts as good
@@ -358,8 +358,7 @@ class _VarianceSum:
             variance, weight, box = self._first
             self._first = None
             variance = np.asarray(variance, np.float32)
-            weight = np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
-            _single_variance(variance, weight, np.float32(scale))
+            _single_variance(variance, _weight_of(variance, weight), np.float32(scale))
             if box == (0, self.shape[0], 0, self.shape[1]):
                 return variance
             out = np.full(self.shape, np.nan, np.float32)
@@ -374,9 +373,15 @@ class _VarianceSum:
 
 def _accumulate_into(weighted, total, variance, weight, box) -> None:
     y0, y1, x0, x1 = box
-    weight = np.broadcast_to(np.asarray(weight, np.float32), np.shape(variance))
-    _accumulate_variance(weighted[y0:y1, x0:x1], total[y0:y1, x0:x1],
-                         np.asarray(variance, np.float32), weight)
+    variance = np.asarray(variance, np.float32)
+    _accumulate_variance(weighted[y0:y1, x0:x1], total[y0:y1, x0:x1], variance,
+                         _weight_of(variance, weight))
+
+
+def _weight_of(variance: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
+    """The output weight (an array or one value for all) as a float32 array of
+    ``variance``'s shape."""
+    return np.broadcast_to(np.asarray(weight, np.float32), variance.shape)
 
 
 @njit(cache=True, inline="always")
@@ -673,8 +678,29 @@ def _single_drizzle(kernel: str, shape: tuple[int, int], fillval: str = "NAN") -
 def _merge_state_mean(driz: Drizzle, data, weight, row: int, column: int) -> None:
     """Fold a state's weighted mean ``data`` and summed ``weight`` (placed at ``row``,
     ``column``) into a drizzle's output image and weights."""
-    merge_means(driz.out_img[None], driz.out_wht, np.asarray(data, np.float32)[None],
-                np.asarray(weight, np.float32), row, column)
+    _merge_means(driz.out_img, driz.out_wht, np.asarray(data, np.float32),
+                 np.asarray(weight, np.float32), row, column)
+
+
+@njit(cache=True, parallel=True)
+def _merge_means(means, weight, part_means, part_weight, row, column):
+    """In place: fold weighted means ``part_means`` with summed weights ``part_weight``
+    (placed at ``row``, ``column`` of ``means``/``weight``) into them; where ``weight`` is
+    0 the part's values are taken as they are. Rows in parallel."""
+    for y in prange(part_weight.shape[0]):
+        for x in range(part_weight.shape[1]):
+            added = part_weight[y, x]
+            if added == 0.0:
+                continue
+            previous = weight[row + y, column + x]
+            combined = np.float64(previous) + added
+            if previous == 0.0:
+                means[row + y, column + x] = part_means[y, x]
+            else:
+                means[row + y, column + x] = (
+                    means[row + y, column + x] * np.float64(previous) +
+                    part_means[y, x] * np.float64(added)) / combined
+            weight[row + y, column + x] = combined
 
 
 def _fill_value(fillval) -> str:

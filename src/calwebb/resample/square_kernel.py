@@ -20,7 +20,7 @@ import math
 from contextlib import contextmanager
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from calwebb.kernels import in_threads
 
@@ -137,28 +137,6 @@ def _centre_rows(pixmap, x_lo, x_hi, y_lo, y_hi, row_lo, row_hi):
                 if 0 <= row < counts.size:
                     counts[row] += 1
     return counts
-
-
-@njit(cache=True, parallel=True)
-def merge_means(means, weight, part_means, part_weight, row, column):
-    """In place: fold weighted means ``part_means`` [k, ny, nx] with summed weights
-    ``part_weight`` (placed at ``row``, ``column`` of ``means``/``weight``) into them; where
-    ``weight`` is 0 the part's values are taken as they are. Rows in parallel."""
-    for y in prange(part_weight.shape[0]):
-        for x in range(part_weight.shape[1]):
-            added = part_weight[y, x]
-            if added == 0.0:
-                continue
-            previous = weight[row + y, column + x]
-            combined = np.float64(previous) + added
-            for a in range(means.shape[0]):
-                if previous == 0.0:
-                    means[a, row + y, column + x] = part_means[a, y, x]
-                else:
-                    means[a, row + y, column + x] = (
-                        means[a, row + y, column + x] * np.float64(previous) +
-                        part_means[a, y, x] * np.float64(added)) / combined
-            weight[row + y, column + x] = combined
 
 
 @njit(cache=True, nogil=True)

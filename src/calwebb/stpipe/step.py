@@ -207,6 +207,7 @@ class Step:
 
     def _run(self, *inputs: Any) -> Any:
         started, rss_before = time.perf_counter(), _peak_rss_mib()
+        self._saved_early.clear()  # (ids from a run that failed must not skip a save)
         self.log.info("Step %s running with args %s", self.qualified_name,
                       tuple(_describe(value) for value in inputs))
         if self.parent is None:
@@ -239,7 +240,6 @@ class Step:
             for index, model in enumerate(models):
                 if id(model) not in self._saved_early:
                     self.save_model(model, idx=index if many else None)
-        self._saved_early.clear()
         memory.release_freed_memory()
         self.log.info(
             "Step %s done in %.2f s (peak RSS %.0f MiB, +%.0f MiB)", self.qualified_name,

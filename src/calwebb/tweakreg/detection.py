@@ -134,7 +134,7 @@ def expand_mesh(mesh: np.ndarray, box_size: tuple[int, int], shape: tuple[int, i
     row_weights, column_weights = (
         _zoom_weights(n, factor, size)
         for n, factor, size in zip(mesh.shape, box_size, shape, strict=True))
-    image = np.empty(shape, dtype)  # (numpy backs large arrays with huge pages; numba not)
+    image = np.empty(shape, dtype)
     _multiply_and_clip(row_weights @ mesh, np.ascontiguousarray(column_weights.T),
                        mesh.min(), mesh.max(), image)
     return image
