@@ -52,6 +52,22 @@ def test_unknown_flag_name_is_a_clear_error():
         dqflags.interpret_bit_flags("NOT_A_FLAG")
 
 
+def test_unusable_groups_need_do_not_use_on_every_pixel_of_the_plane():
+    groupdq = np.zeros((2, 4, 3, 5), np.uint8)
+    groupdq[0, 1] = dqflags.DO_NOT_USE | dqflags.SATURATED
+    groupdq[1, 3] = dqflags.DO_NOT_USE
+    groupdq[1, 2] = dqflags.DO_NOT_USE
+    groupdq[1, 2, 2, 4] = dqflags.SATURATED  # one pixel usable: the group is usable
+    groupdq[0, 2] = dqflags.JUMP_DET  # flagged everywhere, but not DO_NOT_USE
+    expected = [[False, True, False, False], [False, False, False, True]]
+    np.testing.assert_array_equal(dqflags.unusable_groups(groupdq), expected)
+    # a band of rows (a strided view) gives the band's answer
+    np.testing.assert_array_equal(dqflags.unusable_groups(groupdq[..., 2:, :]),
+                                  [[False, True, False, False], [False, False, False, True]])
+    np.testing.assert_array_equal(dqflags.unusable_groups(groupdq[..., :2, :]),
+                                  [[False, True, False, False], [False, False, True, True]])
+
+
 def test_group_to_pixel_ors_over_groups():
     groupdq = np.zeros((2, 3, 2, 2), np.uint8)
     groupdq[0, 1, 0, 0] = dqflags.JUMP_DET

@@ -147,6 +147,12 @@ def group_to_pixel(groupdq: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduce(groupdq, axis=-3).astype(np.uint32)
 
 
+def unusable_groups(groupdq: np.ndarray) -> np.ndarray:
+    """[nints, ngroups] booleans: the groups DO_NOT_USE on every pixel of a ramp's GROUPDQ
+    [nints, ngroups, ny, nx] (one AND over each plane, no temporary of the ramp's size)."""
+    return (np.bitwise_and.reduce(groupdq, axis=(2, 3)) & DO_NOT_USE) != 0
+
+
 def harmonize_invalid(dq: np.ndarray, *arrays: np.ndarray) -> None:
     """Make NaN and DO_NOT_USE agree, in place: a pixel that is non-finite in any of
     ``arrays`` (each of ``dq``'s shape) or DO_NOT_USE in ``dq`` becomes NaN in all of them

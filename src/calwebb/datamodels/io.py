@@ -527,8 +527,9 @@ def _headers_to_tree(hdul: fits.HDUList, tree: dict, moved: dict[str, str], path
         if hdu_name != "PRIMARY" and hdu_name not in hdul:
             continue
         header = hdul[0 if hdu_name == "PRIMARY" else hdu_name].header
+        present = {keyword.upper() for keyword in header.keys()}  # one pass over the cards
         for entry in keywords.in_hdu(hdu_name, moved):
-            if entry.keyword not in header:
+            if entry.keyword.upper() not in present:
                 continue
             known.setdefault(hdu_name, set()).add(entry.keyword)
             value = header[entry.keyword]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calwebb.dqflags import unusable_groups
+
 DO_NOT_USE, SATURATED, JUMP_DET = 1, 2, 4
 REFERENCE_PIXEL = 2147483648
 EIGHT_CONNECTED = np.ones((3, 3), bool)
@@ -285,7 +287,7 @@ def flag_showers(electrons, groupdq, pixeldq, read_noise, nframes,
 def showers_possible(groupdq: np.ndarray, params: ShowerParameters) -> bool:
     """Whether there are enough usable differences (groups DO_NOT_USE everywhere left out)."""
     nints, ngroups = groupdq.shape[:2]
-    dnu_groups = int(((groupdq & DO_NOT_USE) != 0).all(axis=(2, 3)).sum())
+    dnu_groups = int(unusable_groups(groupdq).sum())
     return nints * (ngroups - 1) - dnu_groups >= params.min_differences
 
 

@@ -86,7 +86,7 @@ class JumpStep(Step):
         gain, readnoise = self._references(model)
         if self.tile is None:
             # groups DO_NOT_USE on every pixel; jump detection never changes DO_NOT_USE
-            fully_bad = ((model.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+            fully_bad = dqflags.unusable_groups(model.groupdq)
         else:
             fully_bad = self.tile.all_do_not_use
         jumps = self.flag_jumps(model, gain, readnoise, fully_bad)

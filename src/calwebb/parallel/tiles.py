@@ -247,11 +247,14 @@ class FrameStore:
                 self.arrays[name][..., r0:r1, :] = values
                 continue
             handle, shape, dtype = self.files[name]
-            planes = np.ascontiguousarray(values, dtype).reshape(-1, r1 - r0, shape[-1])
+            # plane by plane: a band of a plane's rows is contiguous, so it is written as
+            # it is (no copy of the band unless its type differs)
+            planes = values.reshape(-1, r1 - r0, shape[-1])
             row_bytes = shape[-1] * dtype.itemsize
             for index in range(planes.shape[0]):
                 handle.seek((index * shape[-2] + r0) * row_bytes)
-                handle.write(memoryview(planes[index]).cast("B"))
+                plane = np.ascontiguousarray(planes[index], dtype)
+                handle.write(memoryview(plane).cast("B"))
 
     def _create(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         if self.directory is None or len(shape) < 4:
@@ -508,8 +511,10 @@ class _CutLoader:
         if rows is not None:
             first = 0 if cut_rows is None else cut_rows[0]
             cut_rows = (first + rows[0], first + rows[1])
-        return np.array(self.reference.array_part(self.name, rows=cut_rows, columns=columns,
-                                                  planes=planes))
+        from_file = self.reference.pending_loader(self.name) is not None
+        part = self.reference.array_part(self.name, rows=cut_rows, columns=columns,
+                                         planes=planes)
+        return part if from_file else np.array(part)  # a loaded array's part is a view
 
 
 # -- what a tile-aware step is told ----------------------------------------------------------
@@ -801,7 +806,7 @@ class TiledRun:
             facts = np.ones(self.shape[:2], bool)
             for tile in self.tiles:
                 groupdq = self.source.read((tile.core_start, tile.core_stop))["groupdq"]
-                facts &= ((groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+                facts &= dqflags.unusable_groups(groupdq)
             self.all_do_not_use = facts
         return self.all_do_not_use
 
@@ -851,7 +856,7 @@ class TiledRun:
                 result = None
                 own = {name: getattr(model, name)[..., tile.rows, :]
                        for name in TILE_ARRAYS if model.has_array(name)}
-                after &= ((own["groupdq"] & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+                after &= dqflags.unusable_groups(own["groupdq"])
                 if pixels is not None:
                     pixels.add([ramp[:, tile.rows] for ramp in correctable_ramps(model)],
                                own["pixeldq"], tile.core_start)
@@ -929,7 +934,7 @@ class TiledRun:
         frame.pixeldq = self.store.load("pixeldq")
         jump.finish_tiles(frame, self.primary, self.jump_facts, _FrameData(self))
         self.store.write((0, self.frame_shape[0]), {"groupdq": frame.groupdq})
-        self.all_do_not_use = ((frame.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        self.all_do_not_use = dqflags.unusable_groups(frame.groupdq)
         self._keep_meta(frame)
 
     def _run_frame(self, step) -> None:
@@ -944,7 +949,7 @@ class TiledRun:
         self.store.write((0, nrows), {name: getattr(result, name) for name in TILE_ARRAYS
                                       if result.has_array(name)})
         self.source = self.store
-        self.all_do_not_use = ((result.groupdq & dqflags.DO_NOT_USE) != 0).all(axis=(2, 3))
+        self.all_do_not_use = dqflags.unusable_groups(result.groupdq)
         self._keep_meta(result)
 
     def _keep_products(self, products: tuple, tile: Tile) -> None:
