@@ -53,11 +53,6 @@ def apply_miri(ramp: np.ndarray, signal: np.ndarray, first_row: int, odd_even_ro
         plane = ramp[group]
         plane -= first  # relative to group 0, then back: the rounding of the official step
         per_row = signal[group - 1, parity_of_row].astype(plane.dtype)  # [rows, amplifier]
-        # column c belongs to amplifier c % 4: every amplifier's signal in one subtraction,
-        # through a [rows, columns / 4, amplifier] view of the plane (whatever its strides)
-        rows, columns = plane.strides
-        by_amplifier = np.lib.stride_tricks.as_strided(
-            plane, (plane.shape[0], plane.shape[1] // N_AMPLIFIERS, N_AMPLIFIERS),
-            (rows, N_AMPLIFIERS * columns, columns))
-        by_amplifier -= per_row[:, None, :]
+        for amplifier in range(N_AMPLIFIERS):
+            plane[:, amplifier::N_AMPLIFIERS] -= per_row[:, amplifier, None]
         plane += first
