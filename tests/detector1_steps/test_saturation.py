@@ -86,3 +86,32 @@ def test_matches_stcal():
         read_pattern=read_pattern(6, nframes), bias=bias)
     np.testing.assert_array_equal(gdq, theirs_gdq)
     np.testing.assert_array_equal(dq_out, theirs_pdq)
+
+
+@pytest.mark.parametrize("n_pix_grow_sat", [0, 1, 2])
+def test_flags_equal_per_group_dilation_of_the_saturated_sets(n_pix_grow_sat):
+    """Random ramps (NaNs, negatives, SATURATED already set): SATURATED on every group whose
+    cumulative saturated set, dilated by the (2n+1)-box, holds the pixel; AD_FLOOR and
+    DO_NOT_USE where the value is at or below zero."""
+    from scipy.ndimage import binary_dilation
+
+    rng = np.random.default_rng(11)
+    shape = (2, 9, 23, 31)
+    data = rng.normal(600, 300, shape).astype(np.float32)
+    data[rng.random(shape) < 0.02] = np.nan
+    gdq = np.where(rng.random(shape) < 0.01, SAT, 0).astype(np.uint8)
+    thresholds = rng.normal(1350, 100, shape[-2:]).astype(np.float32)
+    flagged = gdq.copy()
+    flag_saturation(data, flagged, thresholds, np.zeros(shape[-2:], bool), n_pix_grow_sat)
+    box = np.ones((2 * n_pix_grow_sat + 1,) * 2, bool)
+    for integration in range(shape[0]):
+        reached = np.zeros(shape[-2:], bool)
+        for group in range(shape[1]):
+            reached |= (data[integration, group] >= thresholds) | (
+                gdq[integration, group] & SAT != 0)
+            expected = binary_dilation(reached, box) if n_pix_grow_sat else reached
+            np.testing.assert_array_equal(flagged[integration, group] & SAT != 0, expected)
+            low = data[integration, group] <= 0
+            np.testing.assert_array_equal(flagged[integration, group] & (LOW | DNU),
+                                          np.where(low, LOW | DNU, 0))
+    assert 0.05 < (flagged & SAT != 0).mean() < 0.95  # both kinds of pixel are exercised

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from calwebb import dqflags
 
@@ -71,8 +72,6 @@ def flag_saturation(
     for integration in range(nints):
         planes, dq = data[integration], groupdq[integration]
         _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat)
-        for group in range(ngroups):
-            dq[group] |= np.where(planes[group] <= 0, LOW, np.uint8(0))
         if pattern is not None:
             _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat)
             if ngroups > 2:
@@ -84,20 +83,46 @@ def flag_saturation(
 
 
 def _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat) -> None:
-    """SATURATED from each pixel's first saturated group on, grown by the box.
+    """SATURATED from each pixel's first saturated group on, grown by the box; AD_FLOOR and
+    DO_NOT_USE on groups at or below zero.
 
     Flagging a pixel from the earliest first-saturation group within its box equals growing
     every group's saturated set, with one 2-D filter instead of one per group.
     """
     ngroups = planes.shape[0]
-    first = np.full(thresholds.shape, ngroups, np.int16)
-    for group in range(ngroups - 1, -1, -1):
-        reached = (planes[group] >= thresholds) | ((dq[group] & SAT) != 0)
-        first[reached] = group
+    first = np.empty(thresholds.shape, np.int16)
+    _first_saturated_group(planes, dq, thresholds, first)
     if n_pix_grow_sat > 0:
         first = box_filter(first, n_pix_grow_sat, np.minimum, ngroups)
-    for group in range(ngroups):
-        dq[group] |= np.where(first <= group, SAT, np.uint8(0))
+    _saturated_from(dq, first)
+
+
+@njit(cache=True, parallel=True)
+def _first_saturated_group(planes, dq, thresholds, first):
+    """``first``[y, x]: the first group at or above the threshold or already SATURATED
+    (ngroups: none); groups at or below zero get AD_FLOOR | DO_NOT_USE. One pass, in place."""
+    ngroups, ny, nx = planes.shape
+    for y in prange(ny):
+        for x in range(nx):
+            first[y, x] = ngroups
+        for group in range(ngroups):
+            for x in range(nx):
+                value, flags = planes[group, y, x], dq[group, y, x]
+                if first[y, x] == ngroups and (value >= thresholds[y, x] or flags & SAT):
+                    first[y, x] = group
+                if value <= 0:
+                    dq[group, y, x] = flags | LOW
+
+
+@njit(cache=True, parallel=True)
+def _saturated_from(dq, first):
+    """SATURATED on every group from ``first``[y, x] on. In place."""
+    ngroups, ny, nx = dq.shape
+    for y in prange(ny):
+        for group in range(ngroups):
+            for x in range(nx):
+                if first[y, x] <= group:
+                    dq[group, y, x] |= SAT
 
 
 def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) -> None:
