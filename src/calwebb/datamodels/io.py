@@ -80,17 +80,54 @@ def _libyaml_manifests() -> Iterator[None]:
 def load_asdf_extensions() -> None:
     """Let asdf discover every installed plugin extension now (manifests read with libyaml).
 
-    Discovery imports each plugin package (astropy's converters, gwcs, stdatamodels: about
-    1 s); documents that use only core tags are read and written without it (``asdf_config``).
-    """
+    Discovery imports each plugin package (astropy's converters, gwcs, and whatever else is
+    installed, such as stdatamodels: 0.3 s and more); documents that need only asdf's core
+    or calwebb's own plugins are read and written without it (``asdf_config``)."""
     with _libyaml_manifests():
         asdf.get_config().extensions  # noqa: B018 - the property loads them
 
 
+@dataclass(frozen=True)
+class AsdfPlugins:
+    """A set of asdf resource mappings and extensions (the proxies asdf makes of them), the
+    tags their converters handle and the extension URIs/classes a document may name."""
+
+    mappings: tuple
+    extensions: tuple
+    tags: frozenset[str]
+    extension_items: frozenset[bytes]
+
+
+#: the distributions whose asdf plugins calwebb's own documents use (gwcs WCSs, astropy
+#: models, units, frames, times and tables); documents needing no others are read and written
+#: without importing every other installed plugin package
+OWN_PLUGIN_PACKAGES = frozenset({"asdf", "asdf-standard", "asdf-astropy", "asdf-transform-schemas",
+                                 "asdf-coordinates-schemas", "asdf-wcs-schemas", "gwcs"})
+
+
+def _plugins_made(mappings: list, make_extensions: Callable[[], list]) -> AsdfPlugins | None:
+    """The plugins of ``mappings`` and of the extensions ``make_extensions`` gives when
+    asdf's resources are those mappings alone (so that making them discovers nothing else);
+    None when this asdf keeps its configuration otherwise."""
+    with asdf.config_context() as config:
+        if not all(hasattr(config, name) for name in
+                   ("_resource_mappings", "_resource_manager", "_extensions")):
+            return None
+        config._resource_mappings, config._resource_manager = list(mappings), None
+        with _libyaml_manifests():
+            extensions = make_extensions()
+    tags = frozenset(tag for extension in extensions for converter in extension.converters
+                     for tag in converter.tags)
+    items = {name.encode() for extension in extensions
+             for name in (extension.extension_uri, extension.class_name,
+                          *extension.legacy_class_names) if name}
+    return AsdfPlugins(tuple(mappings), tuple(extensions), tags, frozenset(items))
+
+
 @cache
-def _core_plugins() -> tuple[list, list, frozenset[str]] | None:
-    """asdf's own resource mappings and core extensions and the tags they convert, built
-    without discovering other packages' plugins; None when this asdf is laid out otherwise."""
+def _core_plugins() -> AsdfPlugins | None:
+    """asdf's own resource mappings and core extensions, built without discovering other
+    packages' plugins; None when this asdf is laid out otherwise."""
     try:
         from asdf._core import _integration
         from asdf.extension import ExtensionProxy
@@ -104,37 +141,55 @@ def _core_plugins() -> tuple[list, list, frozenset[str]] | None:
                     ("asdf_standard", standard_version, standard.get_resource_mappings()),
                     ("asdf", asdf.__version__, _integration.get_json_schema_resource_mappings()))
                 for mapping in found]
-    with asdf.config_context() as config:
-        if not all(hasattr(config, name) for name in
-                   ("_resource_mappings", "_resource_manager", "_extensions")):
-            return None
-        config._resource_mappings, config._resource_manager = mappings, None
-        with _libyaml_manifests():
-            extensions = [ExtensionProxy(extension, package_name="asdf",
-                                         package_version=asdf.__version__)
-                          for extension in _integration.get_extensions()]
-    tags = frozenset(tag for extension in extensions for converter in extension.converters
-                     for tag in converter.tags)
-    return mappings, extensions, tags
+    return _plugins_made(mappings, lambda: [
+        ExtensionProxy(extension, package_name="asdf", package_version=asdf.__version__)
+        for extension in _integration.get_extensions()])
+
+
+@cache
+def _own_plugins() -> AsdfPlugins | None:
+    """The plugins of OWN_PLUGIN_PACKAGES, loaded from their entry points as asdf loads
+    every package's (the same order: asdf's own last); None if one fails to load (asdf's
+    own discovery then reports it)."""
+    from importlib.metadata import entry_points
+
+    from asdf.extension import ExtensionProxy
+    from asdf.resource import ResourceMappingProxy
+
+    def listed(group: str, proxy: type) -> list:
+        points = [point for point in entry_points(group=group)
+                  if re.sub(r"[-_.]+", "-", point.dist.name).lower() in OWN_PLUGIN_PACKAGES]
+        points.sort(key=lambda point: (point.dist.name == "asdf", point.dist.name))
+        found = []
+        for point in points:
+            elements = point.load()()
+            for element in elements if isinstance(elements, list) else [elements]:
+                found.append(proxy(element, package_name=point.dist.name,
+                                   package_version=point.dist.version))
+        return found
+
+    try:
+        return _plugins_made(listed("asdf.resource_mappings", ResourceMappingProxy),
+                             lambda: listed("asdf.extensions", ExtensionProxy))
+    except Exception:  # noqa: BLE001 - asdf's own discovery warns about a broken plugin
+        return None
 
 
 _HEAD_BYTES = 1 << 18
 _CORE_PREFIX = "tag:stsci.edu:asdf/"
 _TAG_DIRECTIVE = b"%TAG ! " + _CORE_PREFIX.encode() + b"\n"
-_TAG = re.compile(rb"!(?:<tag:stsci\.edu:asdf/([\w/.-]+)>|([\w/.-]+))?")
+_TAG = re.compile(rb"!(?:<([^>\s]+)>|([\w/.-]+))?")
 _EXTENSION_ITEM = re.compile(rb"^\s*-?\s*extension_(?:uri|class):\s*(\S+)", re.MULTILINE)
-_CORE_EXTENSION_ITEMS = (b"asdf://asdf-format.org/core/extensions/",
-                         b"asdf.extension._manifest.ManifestExtension",
-                         b"asdf.extension.BuiltinExtension")
+_CORE_EXTENSIONS = b"asdf://asdf-format.org/core/extensions/"
 
 
-def _core_tags_only(document: bytes | memoryview) -> bool:
-    """Whether an ASDF document's YAML uses only tags that asdf's core extensions convert.
+def _known_to(document: bytes | memoryview, plugins: AsdfPlugins | None) -> bool:
+    """Whether an ASDF document's YAML uses only tags that ``plugins`` convert and names only
+    their extensions (or asdf's core ones) in its history.
 
-    Conservative: any other ``!`` (a plugin tag, another tag handle, or one inside a string)
-    and any extension other than the core ones in its history answer False.
+    Conservative: another tag handle, a ``!`` inside a string, or an unknown tag or
+    extension answer False.
     """
-    plugins = _core_plugins()
     document = bytes(document[:_HEAD_BYTES])
     start, end = document.find(b"\n--- "), document.find(b"\n...")
     if plugins is None or start < 0 or end < start:
@@ -143,18 +198,27 @@ def _core_tags_only(document: bytes | memoryview) -> bool:
     if head.count(b"%TAG") != 1 or _TAG_DIRECTIVE not in head:
         return False
     for match in _TAG.finditer(body):
-        name = match.group(1) or match.group(2)
-        if name is None or _CORE_PREFIX + name.decode() not in plugins[2]:
+        verbatim, short = match.groups()
+        if verbatim is None and short is None:
             return False
-    return all(item.startswith(_CORE_EXTENSION_ITEMS)
+        tag = verbatim.decode() if verbatim is not None else _CORE_PREFIX + short.decode()
+        if tag not in plugins.tags:
+            return False
+    return all(item in plugins.extension_items or item.startswith(_CORE_EXTENSIONS)
                for item in _EXTENSION_ITEM.findall(body))
+
+
+def _core_tags_only(document: bytes | memoryview) -> bool:
+    """Whether an ASDF document needs only asdf's core extensions (see ``_known_to``)."""
+    return _known_to(document, _core_plugins())
 
 
 def _is_core_tree(node: Any) -> bool:
     """Whether a tree holds only what asdf's core writes (plain containers, scalars, arrays)."""
     if isinstance(node, TaggedDict):
         plugins = _core_plugins()
-        return plugins is not None and get_tag(node) in plugins[2] and _is_core_tree(dict(node))
+        return plugins is not None and get_tag(node) in plugins.tags and \
+            _is_core_tree(dict(node))
     if type(node) is dict:
         return all(isinstance(key, str) and _is_core_tree(value) for key, value in node.items())
     if type(node) in (list, tuple):
@@ -164,41 +228,50 @@ def _is_core_tree(node: Any) -> bool:
 
 
 @contextmanager
-def asdf_config(core: bool = False) -> Iterator[asdf.config.AsdfConfig]:
+def asdf_config(plugins: AsdfPlugins | None = None) -> Iterator[asdf.config.AsdfConfig]:
     """An ``asdf.config_context`` without read validation (each reader checks the parts it
-    uses); with ``core`` (the document or tree uses core tags only, see ``_core_tags_only``)
-    it holds only asdf's core extensions, sparing the discovery of every installed plugin."""
-    plugins = _core_plugins() if core else None
+    uses), holding only ``plugins`` (see ``_core_plugins``, ``_own_plugins``), or every
+    installed plugin when None."""
     if plugins is None:
         load_asdf_extensions()
     with asdf.config_context() as config:
         config.validate_on_read = False
         if plugins is not None:
-            config._resource_mappings, config._extensions = list(plugins[0]), list(plugins[1])
+            config._resource_mappings = list(plugins.mappings)
+            config._extensions = list(plugins.extensions)
             config._resource_manager = None
         yield config
 
 
-def _uses_core_only(source: Any) -> bool:
-    """Whether an ASDF source (bytes, BytesIO or a path) uses core tags only (its first
-    ``_HEAD_BYTES`` must hold the whole YAML)."""
+def _document_plugins(source: Any) -> AsdfPlugins | None:
+    """The smallest plugin set an ASDF source (bytes, BytesIO or a path; its first
+    ``_HEAD_BYTES`` must hold the whole YAML) needs: asdf's core, calwebb's own, or None
+    (every installed plugin)."""
     if isinstance(source, io.BytesIO):
         with source.getbuffer() as buffer:
-            return _core_tags_only(buffer)
-    if isinstance(source, str | os.PathLike):
+            document = bytes(buffer[:_HEAD_BYTES])
+    elif isinstance(source, str | os.PathLike):
         try:
             with open(source, "rb") as stream:
-                return _core_tags_only(stream.read(_HEAD_BYTES))
+                document = stream.read(_HEAD_BYTES)
         except OSError:
-            return False
-    return isinstance(source, bytes | bytearray) and _core_tags_only(source)
+            return None
+    elif isinstance(source, bytes | bytearray):
+        document = bytes(source)
+    else:
+        return None
+    for plugins_of in (_core_plugins, _own_plugins):  # (calwebb's own loaded only if needed)
+        plugins = plugins_of()
+        if _known_to(document, plugins):
+            return plugins
+    return None
 
 
 @contextmanager
 def open_asdf(source: Any, **options: Any) -> Iterator[asdf.AsdfFile]:
     """``asdf.open(source, **options)`` without schema validation, with only the core
     extensions when the document needs no others."""
-    with asdf_config(core=_uses_core_only(source)):
+    with asdf_config(_document_plugins(source)):
         with asdf.open(source, **options) as af:
             yield af
 
@@ -754,15 +827,30 @@ def _fits_reference(hdu: Any) -> TaggedDict:
 @cache
 def _ndarray_tag() -> str:
     """The ndarray tag of the ASDF standard this asdf library writes by default."""
-    with asdf_config(core=True):
+    with asdf_config(_core_plugins()):
         converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
     return converter.tags[-1]
 
 
 def write_asdf(tree: dict, target) -> None:
-    """Write ``tree`` as ASDF to ``target`` (a path or a binary file object), discovering
-    asdf's plugins only when the tree needs tags beyond asdf's core."""
-    with asdf_config(core=_is_core_tree(tree)):
+    """Write ``tree`` as ASDF to ``target`` (a path or a BytesIO): with asdf's core
+    extensions when it needs no others, else with calwebb's own plugins, and with every
+    installed plugin only when those cannot write it."""
+    if _is_core_tree(tree):
+        plugins = _core_plugins()
+    else:
+        plugins = _own_plugins()
+        if plugins is not None:
+            try:
+                with asdf_config(plugins):
+                    asdf.AsdfFile(tree).write_to(target)
+                return
+            except Exception:  # noqa: BLE001 - a type only another plugin converts: retried
+                if isinstance(target, io.BytesIO):
+                    target.seek(0)
+                    target.truncate()
+            plugins = None
+    with asdf_config(plugins):
         asdf.AsdfFile(tree).write_to(target)
 
 
