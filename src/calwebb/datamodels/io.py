@@ -657,8 +657,9 @@ def _read_asdf(model: DataModel, path: Path) -> None:
 
 # -- writing ------------------------------------------------------------------------------
 class _BackgroundWrites:
-    """File writes left to one thread, at most ``queued`` waiting (a caller saving faster
-    than the disk takes waits, so memory does not fill up with files to write)."""
+    """File writes left to the pool's threads, at most ``queued`` not finished (a caller
+    saving faster than the disk takes waits, so memory does not fill up with files to
+    write)."""
 
     def __init__(self, pool: ThreadPoolExecutor, queued: int = 2):
         self._pool = pool
@@ -681,17 +682,24 @@ _BACKGROUND: ContextVar[_BackgroundWrites | None] = ContextVar("calwebb_backgrou
                                                               default=None)
 
 
+#: files written at once inside ``writes_in_background`` (Image2: an i2d need not wait for
+#: the end of its cal file; alternating runs 1.36 -> 1.29 s median)
+WRITER_THREADS = 2
+
+
 @contextmanager
 def writes_in_background() -> Iterator[None]:
     """Inside the block, ``write(..., background=True)`` lays out a FITS file at once and
-    leaves the writing itself (ASDF extension, byte order, disk) to one background thread, so
-    the caller goes on meanwhile; the block ends when every file is written, raising the
-    first failure (a block inside another leaves its files to the outer one). The arrays of a
-    model saved so must not change before the block ends (the file reads them)."""
+    leaves the writing itself (ASDF extension, byte order, disk) to one of WRITER_THREADS
+    background threads, so the caller goes on meanwhile (and a file need not wait for the
+    one before it); the block ends when every file is written, raising the first failure (a
+    block inside another leaves its files to the outer one). The arrays of a model saved so
+    must not change before the block ends (the file reads them; it never changes them)."""
     if _BACKGROUND.get() is not None:
         yield
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calwebb-write") as pool:
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="calwebb-write") \
+            as pool:
         writes = _BackgroundWrites(pool)
         token = _BACKGROUND.set(writes)
         try:
