@@ -212,3 +212,20 @@ def test_refs_command_explains_the_choice(cache, tmp_path, capsys):
     assert "jwst_nircam_gain_9001.fits" in text and "instrument.detector=NRCA1" in text
     assert "jwst_nircam_readnoise_9001.fits" in text and "exposure.readpatt=MEDIUM8" in text
     assert "2000-01-01T00:00:00" in text
+
+
+def test_reference_metadata_is_read_again_when_the_file_changes(tmp_path):
+    import os
+
+    from calwebb.references.cache import reference_metadata
+
+    path = _reference(tmp_path, "gain.fits", "gain", detector="NRCA1")
+    assert reference_metadata(path)["META.INSTRUMENT.DETECTOR"] == "NRCA1"
+    first = os.stat(path)
+    path = _reference(tmp_path, "gain.fits", "gain", detector="NRCB4")  # (rewritten)
+    os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns + 1_000_000))
+    assert reference_metadata(path)["META.INSTRUMENT.DETECTOR"] == "NRCB4"
+    reference_metadata(path)["META.INSTRUMENT.DETECTOR"] = "changed by a caller"
+    assert reference_metadata(path)["META.INSTRUMENT.DETECTOR"] == "NRCB4"
+    with pytest.raises(ReferenceFileError, match="cannot read the reference header"):
+        reference_metadata(tmp_path / "absent.fits")

@@ -15,6 +15,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from astropy.io import fits
@@ -92,7 +93,19 @@ PARS_CLASSES = (
 
 
 def reference_metadata(path: str | os.PathLike) -> dict[str, object]:
-    """The upper-cased flat metadata of a reference file (``{"META.INSTRUMENT.NAME": ...}``)."""
+    """The upper-cased flat metadata of a reference file (``{"META.INSTRUMENT.NAME": ...}``),
+    read once per version of the file (a pipeline checks each reference for every step and
+    tile plan that asks for it)."""
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        raise ReferenceFileError(f"{path}: cannot read the reference header ({exc})") from exc
+    return dict(_metadata_of(str(path), status.st_mtime_ns, status.st_size))
+
+
+@lru_cache(maxsize=256)
+def _metadata_of(path: str, mtime_ns: int, size: int) -> dict[str, object]:
+    """``reference_metadata`` of one version (modification time and size) of a file."""
     path = Path(path)
     tree: dict = {"meta": {}}
     try:
