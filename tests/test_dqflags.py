@@ -68,6 +68,25 @@ def test_unusable_groups_need_do_not_use_on_every_pixel_of_the_plane():
                                   [[False, True, False, False], [False, False, True, True]])
 
 
+def test_invalid_pixels_are_flagged_or_not_finite_in_any_array():
+    dq = np.zeros((2, 3), np.uint32)
+    dq[0, 0] = dqflags.DO_NOT_USE
+    dq[0, 1] = dqflags.NON_SCIENCE
+    dq[0, 2] = dqflags.JUMP_DET  # not among the flags asked for
+    data = np.ones((2, 3), np.float32)
+    data[1, 0] = np.nan
+    err = np.ones((2, 3), np.float32)
+    err[1, 2] = np.inf
+    flags = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
+    expected = [[True, True, False], [True, False, True]]
+    np.testing.assert_array_equal(dqflags.invalid_pixels(dq, flags, data, None, err),
+                                  expected)
+    np.testing.assert_array_equal(dqflags.invalid_pixels(None, flags, data, err),
+                                  [[False, False, False], [True, False, True]])
+    np.testing.assert_array_equal(dqflags.invalid_pixels(dq, dqflags.DO_NOT_USE),
+                                  [[True, False, False], [False, False, False]])
+
+
 def test_group_to_pixel_ors_over_groups():
     groupdq = np.zeros((2, 3, 2, 2), np.uint8)
     groupdq[0, 1, 0, 0] = dqflags.JUMP_DET

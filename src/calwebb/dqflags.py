@@ -153,15 +153,25 @@ def unusable_groups(groupdq: np.ndarray) -> np.ndarray:
     return (np.bitwise_and.reduce(groupdq, axis=(2, 3)) & DO_NOT_USE) != 0
 
 
+def invalid_pixels(dq: np.ndarray | None, flags: int,
+                   *arrays: np.ndarray | None) -> np.ndarray:
+    """Booleans: True where ``dq`` has any of ``flags`` or any of ``arrays`` is not finite
+    (a None ``dq`` or array is left out; all of one shape; one work array, no temporary per
+    array)."""
+    present = [array for array in arrays if array is not None]
+    shape = np.shape(dq if dq is not None else present[0])
+    invalid = np.zeros(shape, bool) if dq is None else is_set(dq, flags)
+    not_finite = np.empty(shape, bool)
+    for array in present:
+        invalid |= np.logical_not(np.isfinite(array, out=not_finite), out=not_finite)
+    return invalid
+
+
 def harmonize_invalid(dq: np.ndarray, *arrays: np.ndarray) -> None:
     """Make NaN and DO_NOT_USE agree, in place: a pixel that is non-finite in any of
     ``arrays`` (each of ``dq``'s shape) or DO_NOT_USE in ``dq`` becomes NaN in all of them
     and DO_NOT_USE in ``dq``."""
-    invalid = (dq & DO_NOT_USE) != 0
-    finite = np.empty(invalid.shape, bool)
-    for array in arrays:
-        np.isfinite(array, out=finite)
-        invalid |= ~finite
+    invalid = invalid_pixels(dq, DO_NOT_USE, *arrays)
     np.bitwise_or(dq, np.asarray(DO_NOT_USE, dq.dtype), out=dq, where=invalid)
     for array in arrays:
         np.copyto(array, np.nan, where=invalid)

@@ -60,10 +60,11 @@ def test_plugin_tags_still_read(tmp_path):
 
 def test_core_tag_check_is_conservative():
     head = b"#ASDF 1.0.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n--- !core/asdf-1.1.0\n"
-    assert io._core_tags_only(head + b"a: !core/ndarray-1.1.0 {source: 0}\n...\n")
+    assert io._known_to(head + b"a: !core/ndarray-1.1.0 {source: 0}\n...\n",
+                        io._core_plugins())
     for body in (b"a: !unit/unit-1.0.0 m\n", b"a: !<asdf://x.org/y-1.0.0> 1\n",
                  b"a: 'wow!'\n", b"a: !!str 1\n", b"a: !core/table-1.0.0 {}\n"):
-        assert not io._core_tags_only(head + body + b"...\n")
+        assert not io._known_to(head + body + b"...\n", io._core_plugins())
 
 
 def test_documents_with_own_plugin_tags_skip_other_plugins(tmp_path):

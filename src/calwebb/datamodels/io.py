@@ -208,11 +208,6 @@ def _known_to(document: bytes | memoryview, plugins: AsdfPlugins | None) -> bool
                for item in _EXTENSION_ITEM.findall(body))
 
 
-def _core_tags_only(document: bytes | memoryview) -> bool:
-    """Whether an ASDF document needs only asdf's core extensions (see ``_known_to``)."""
-    return _known_to(document, _core_plugins())
-
-
 def _is_core_tree(node: Any) -> bool:
     """Whether a tree holds only what asdf's core writes (plain containers, scalars, arrays)."""
     if isinstance(node, TaggedDict):
@@ -844,21 +839,17 @@ def write_asdf(tree: dict, target) -> None:
     """Write ``tree`` as ASDF to ``target`` (a path or a BytesIO): with asdf's core
     extensions when it needs no others, else with calwebb's own plugins, and with every
     installed plugin only when those cannot write it."""
-    if _is_core_tree(tree):
-        plugins = _core_plugins()
-    else:
-        plugins = _own_plugins()
-        if plugins is not None:
-            try:
-                with asdf_config(plugins):
-                    asdf.AsdfFile(tree).write_to(target)
-                return
-            except Exception:  # noqa: BLE001 - a type only another plugin converts: retried
-                if isinstance(target, io.BytesIO):
-                    target.seek(0)
-                    target.truncate()
-            plugins = None
-    with asdf_config(plugins):
+    first = _core_plugins() if _is_core_tree(tree) else _own_plugins()
+    if first is not None:
+        try:
+            with asdf_config(first):
+                asdf.AsdfFile(tree).write_to(target)
+            return
+        except Exception:  # noqa: BLE001 - a type only another plugin converts: written again
+            if isinstance(target, io.BytesIO):
+                target.seek(0)
+                target.truncate()
+    with asdf_config(None):
         asdf.AsdfFile(tree).write_to(target)
 
 

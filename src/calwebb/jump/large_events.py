@@ -338,8 +338,9 @@ def shower_ellipses(working: np.ndarray, pixeldq: np.ndarray, difference, median
     nints, ngroups = working.shape[:2]
     kernel = Ring2DKernel(params.inner_radius, params.outer_radius).array
     found = []
+    usable_groups = ~unusable_groups(working)
     for i in range(nints):
-        usable = ~((working[i] & DO_NOT_USE) != 0).all(axis=(1, 2))
+        usable = usable_groups[i]
         first_good = int(np.argmax(usable)) if usable.any() else 0
         for g in range(first_good + 1, ngroups):
             with warnings.catch_warnings():

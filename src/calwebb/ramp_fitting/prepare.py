@@ -31,16 +31,12 @@ def drop_unusable_miri_groups(data: np.ndarray, groupdq: np.ndarray,
     only part of the frame (None: decided from ``groupdq``). Returns (data, groupdq) views,
     or (None, None) when fewer than two groups remain.
     """
-
-    def everywhere(group: int) -> bool:
-        if unusable is not None:
-            return bool(unusable[group])
-        return bool(((groupdq[:, group] & DNU) != 0).all())
-
+    if unusable is None:  # (every integration's group DO_NOT_USE on every pixel)
+        unusable = dqflags.unusable_groups(groupdq).all(axis=0)
     start, stop = 0, data.shape[1]
-    while stop - start > 1 and everywhere(start):
+    while stop - start > 1 and unusable[start]:
         start += 1
-    if stop - start > 1 and everywhere(stop - 1):
+    if stop - start > 1 and unusable[stop - 1]:
         stop -= 1
     if stop - start < 2:
         return None, None

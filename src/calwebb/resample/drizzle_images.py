@@ -91,14 +91,8 @@ def check_input(item: DrizzleInput) -> None:
 def excluded_pixels(item: DrizzleInput) -> np.ndarray:
     """True where a pixel is left out: DO_NOT_USE or NON_SCIENCE in DQ, (NaN/DO_NOT_USE
     harmonisation) a non-finite SCI, ERR or variance value, or ``item.excluded``."""
-    usable = np.isfinite(item.data)
-    check = np.empty_like(usable)  # (one work array: no temporary per test)
-    for array in (item.err, *item.variances.values()):
-        if array is not None:
-            usable &= np.isfinite(array, out=check)
-    if item.dq is not None:
-        usable &= np.equal(np.asarray(item.dq) & EXCLUDED_FLAGS, 0, out=check)
-    excluded = np.logical_not(usable, out=usable)
+    excluded = dqflags.invalid_pixels(item.dq, EXCLUDED_FLAGS, item.data, item.err,
+                                      *item.variances.values())
     if item.excluded is not None:
         excluded |= item.excluded
     return excluded
