@@ -157,15 +157,18 @@ def _own_plugins() -> AsdfPlugins | None:
     from asdf.resource import ResourceMappingProxy
 
     def listed(group: str, proxy: type) -> list:
-        points = [point for point in entry_points(group=group)
-                  if re.sub(r"[-_.]+", "-", point.dist.name).lower() in OWN_PLUGIN_PACKAGES]
-        points.sort(key=lambda point: (point.dist.name == "asdf", point.dist.name))
+        # a distribution's name and version are parsed from its metadata at every access:
+        # once per entry point here
+        points = [(point.dist.name, point) for point in entry_points(group=group)]
+        points = sorted(((name == "asdf", name, point.dist.version, point)
+                         for name, point in points
+                         if re.sub(r"[-_.]+", "-", name).lower() in OWN_PLUGIN_PACKAGES),
+                        key=lambda listing: listing[:2])
         found = []
-        for point in points:
+        for _, name, version, point in points:
             elements = point.load()()
             for element in elements if isinstance(elements, list) else [elements]:
-                found.append(proxy(element, package_name=point.dist.name,
-                                   package_version=point.dist.version))
+                found.append(proxy(element, package_name=name, package_version=version))
         return found
 
     try:
