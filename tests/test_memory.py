@@ -1,4 +1,9 @@
-"""calwebb.memory: numpy's huge-page advice is off within a run and in executor tasks."""
+"""calwebb.memory: numpy's huge-page advice is off within a run and in executor tasks; the
+allocator reuses freed blocks; the garbage collector leaves old objects alone during a run."""
+
+import gc
+import threading
+import weakref
 
 from calwebb import memory
 from calwebb.parallel import executor
@@ -83,3 +88,77 @@ def test_the_users_allocator_settings_win(monkeypatch):
     with memory.reused_memory():
         pass
     assert library.calls == []
+
+
+class _Cycle:
+    """An object in a reference cycle (freed only by the cyclic garbage collector)."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_old_objects_are_frozen_within_the_block_and_collected_after_it():
+    assert gc.get_freeze_count() == 0
+    cycle = _Cycle()
+    alive = weakref.ref(cycle)
+    del cycle  # garbage that existed before the block
+    with memory.old_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        young = _Cycle()
+        young_alive = weakref.ref(young)
+        del young
+        gc.collect()
+        assert young_alive() is None  # objects made within the block are collected
+        assert alive() is not None  # the old ones wait
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert alive() is None
+
+
+def test_nested_and_concurrent_blocks_freeze_once():
+    inner_done = threading.Event()
+    with memory.old_objects_frozen():
+        frozen = gc.get_freeze_count()
+
+        def other_thread():
+            with memory.old_objects_frozen():
+                pass
+            inner_done.set()
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert inner_done.is_set()
+        with memory.old_objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen  # an inner block's end unfreezes nothing
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_applications_own_freeze_is_left_alone():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with memory.old_objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_pipeline_runs_with_old_objects_frozen():
+    import numpy as np
+
+    from calwebb import datamodels
+    from toy_steps import AddStep
+
+    seen = []
+
+    class RecordingAdd(AddStep):
+        def process(self, model):
+            seen.append(gc.get_freeze_count())
+            return super().process(model)
+
+    RecordingAdd.call(datamodels.ImageModel(np.zeros((4, 4), np.float32)))
+    assert seen and seen[0] > 0
+    assert gc.get_freeze_count() == 0

@@ -201,7 +201,7 @@ class Step:
     def run(self, *inputs: Any) -> Any:
         """Prepare inputs, skip or process, run hooks, finalise, save; returns the result."""
         if self.parent is None:
-            with memory.normal_pages():
+            with memory.normal_pages(), memory.old_objects_frozen():
                 return self._run(*inputs)
         return self._run(*inputs)
 
