@@ -1,5 +1,10 @@
 """The calwebb command: strun-style parsing, help, errors and exit codes."""
 
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +159,28 @@ def test_asn_errors_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "bad_asn.json").write_text('{"products": [{"members": [{"expname": "x"}]}]}')
     assert main(["asn", "check", "bad_asn.json"]) == 2
     assert "exptype" in capsys.readouterr().err
+
+
+def test_the_console_script_freezes_the_objects_left_and_exits_with_mains_code(monkeypatch):
+    from calwebb.cli import main as cli
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.entry_point()
+        assert exit_.value.code == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_the_console_script_writes_whole_products(rate_file, tmp_path):
+    tests = Path(__file__).parents[1]
+    script = (f"import sys; sys.path.insert(0, {str(tests)!r}); import toy_steps; "
+              "from calwebb.cli.main import entry_point; entry_point()")
+    done = subprocess.run(
+        [sys.executable, "-c", script, "run", "calwebb_toy", str(rate_file),
+         f"--output_dir={tmp_path / 'out'}", "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = datamodels.open(tmp_path / "out" / "jw01_nrca1_toypipeline.fits")
+    np.testing.assert_array_equal(result.data, (1 + 1) * 2)
