@@ -109,9 +109,9 @@ def old_objects_frozen() -> Iterator[None]:
     generation (``gc.freeze``) and go back to the oldest one afterwards (``gc.unfreeze``).
 
     After astropy, gwcs, asdf and numba are imported, a full collection walks about a
-    million such objects (80–120 ms, and a pipeline run set off one or two) to find almost
-    nothing. Garbage among the frozen objects is collected after the block instead of during
-    it. Nested blocks (or blocks in several threads) freeze once; nothing is done when the
+    million such objects (50–120 ms; a run set off one to eight) to find almost nothing.
+    Garbage among the frozen objects is collected after the block instead of during it.
+    Nested blocks (or blocks in several threads) freeze once; nothing is done when the
     application has frozen objects itself."""
     global _frozen_depth, _frozen_by_us
     with _frozen_lock:

@@ -157,15 +157,13 @@ def _own_plugins() -> AsdfPlugins | None:
     from asdf.resource import ResourceMappingProxy
 
     def listed(group: str, proxy: type) -> list:
-        # a distribution's name and version are parsed from its metadata at every access:
-        # once per entry point here
-        points = [(point.dist.name, point) for point in entry_points(group=group)]
-        points = sorted(((name == "asdf", name, point.dist.version, point)
-                         for name, point in points
-                         if re.sub(r"[-_.]+", "-", name).lower() in OWN_PLUGIN_PACKAGES),
-                        key=lambda listing: listing[:2])
+        points = []
+        for point in entry_points(group=group):
+            name = point.dist.name  # parsed from the distribution's metadata at each access
+            if re.sub(r"[-_.]+", "-", name).lower() in OWN_PLUGIN_PACKAGES:
+                points.append((name == "asdf", name, point.dist.version, point))
         found = []
-        for _, name, version, point in points:
+        for _, name, version, point in sorted(points, key=lambda listing: listing[:2]):
             elements = point.load()()
             for element in elements if isinstance(elements, list) else [elements]:
                 found.append(proxy(element, package_name=name, package_version=version))
