@@ -868,7 +868,8 @@ class TiledRun:
                     pending = self._write_own_rows(tile, own, stage.halo)
                 self._keep_meta(model)
                 del model, own
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
         if pending is not None:
             self.store.write(*pending)
         if skipped and (not self.products or flags.get("ramp_fit.first_group_saturated")):
