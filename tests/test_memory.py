@@ -129,6 +129,7 @@ def test_nested_and_concurrent_blocks_freeze_once():
         worker.start()
         worker.join()
         assert inner_done.is_set()
+        assert gc.get_freeze_count() == frozen  # the other thread's end unfreezes nothing
         with memory.old_objects_frozen():
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen  # an inner block's end unfreezes nothing

@@ -94,7 +94,7 @@ def reused_memory() -> Iterator[None]:
         yield
     finally:
         library.mallopt(M_TRIM_THRESHOLD, TRIM_AFTER_RUN_BYTES)
-        library.malloc_trim(0)
+        release_freed_memory()
 
 
 _frozen_lock = threading.Lock()
