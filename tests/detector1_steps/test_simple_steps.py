@@ -83,6 +83,29 @@ def test_linearity_polynomial_and_bad_coefficients():
     assert result.pixeldq[1, 1] & dqflags.NO_LIN_CORR and result.pixeldq[2, 2] & dqflags.NO_LIN_CORR
 
 
+def test_linearity_kernel_is_numpy_float32_bit_for_bit():
+    """The compiled correction rounds as numpy's float32 Horner steps do (no fused
+    multiply-add), NaN included, and leaves SATURATED groups alone."""
+    from calwebb.linearity.correct import linearize
+
+    rng = np.random.default_rng(3)
+    data = rng.uniform(-100, 60000, (2, 5, 7, 9)).astype(np.float32)
+    data[0, 1, 2, 3] = np.nan
+    groupdq = np.where(rng.random(data.shape) < 0.2, SAT, 0).astype(np.uint8)
+    coeffs = np.stack([rng.normal(0, 5, (7, 9)), rng.normal(1, 0.01, (7, 9)),
+                       rng.normal(0, 1e-6, (7, 9)), rng.normal(0, 1e-11, (7, 9)),
+                       rng.normal(0, 1e-16, (7, 9))]).astype(np.float32)
+    expected = data.copy()
+    for index in np.ndindex(data.shape[:2]):
+        result = coeffs[-1].copy()
+        for coefficient in coeffs[-2::-1]:
+            result *= data[index]
+            result += coefficient
+        np.copyto(expected[index], result, where=(groupdq[index] & SAT) == 0)
+    linearize(data, groupdq, coeffs)
+    np.testing.assert_array_equal(data.view(np.uint32), expected.view(np.uint32))
+
+
 def test_dark_averaging_matches_frame_means():
     frames = np.arange(20, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
     averaged = averaged_dark(frames, 3, nframes=4, groupgap=1, dark_nframes=1, dark_groupgap=0)

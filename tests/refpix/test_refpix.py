@@ -80,6 +80,50 @@ def test_miri_columns_by_amplifier_and_row_parity():
     assert RefPixStep.call(sub).meta.cal_step.refpix == "SKIPPED"
 
 
+@pytest.mark.parametrize("odd_even_rows", [True, False])
+def test_miri_correction_rounds_as_float32_plane_arithmetic(odd_even_rows):
+    """Each value is taken relative to group 0, corrected and put back in float32, as the
+    official step computes it on whole planes: the same bits."""
+    from calwebb.refpix.miri import apply_miri
+
+    rng = np.random.default_rng(6)
+    ramp = rng.uniform(0, 60000, (5, 7, 12)).astype(np.float32)
+    signal = rng.normal(0, 30, (4, 2, 4))
+    expected = ramp.copy()
+    first = expected[0].copy()
+    parity = np.arange(3, 10) % 2 if odd_even_rows else np.zeros(7, int)
+    for group in range(1, 5):
+        plane = expected[group]
+        plane -= first
+        for amplifier in range(4):
+            plane[:, amplifier::4] -= signal[group - 1, parity, amplifier].astype(
+                np.float32)[:, None]
+        plane += first
+    apply_miri(ramp, signal, 3, odd_even_rows)
+    np.testing.assert_array_equal(ramp.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("with_side", [True, False])
+def test_nir_correction_rounds_as_float32_plane_arithmetic(with_side):
+    """On a flipped detector-frame view, amplifier then side signal are subtracted as the
+    two float32 whole-plane subtractions would: the same bits."""
+    from calwebb.refpix import nir
+
+    rng = np.random.default_rng(7)
+    science = rng.uniform(0, 60000, (3, 6, 2048)).astype(np.float32)
+    amplifier = rng.normal(0, 30, (3, 4, 2))
+    side = rng.normal(0, 5, (3, 2048)) if with_side else None
+    correction = nir.FullFrameCorrection(amplifier, side, True)
+    expected = science.copy()
+    view = nir.to_detector_frame(expected, -1, 2)
+    view -= nir._column_signal(amplifier, np.arange(2048), True)[:, None, :].astype(np.float32)
+    if with_side:
+        view -= side[:, 100:106][:, :, None].astype(np.float32)
+    nir.apply_full_frame(nir.to_detector_frame(science, -1, 2), correction, slice(100, 106),
+                         slice(0, 2048))
+    np.testing.assert_array_equal(science.view(np.uint32), expected.view(np.uint32))
+
+
 @pytest.mark.compare
 @pytest.mark.slow
 def test_nir_full_frame_matches_official_step():

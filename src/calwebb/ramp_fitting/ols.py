@@ -11,6 +11,8 @@ operations that would cost more than the fit itself.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -23,13 +25,16 @@ SNR_EDGES = np.array([5.0, 10.0, 20.0, 50.0, 100.0])
 EXPONENTS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 
 
+@functools.lru_cache(maxsize=8)
 def weight_table(ngroups: int) -> np.ndarray:
-    """w[p, n, i] = |(i - m)/m|^P for exponent index p, segment length n, sample i."""
+    """w[p, n, i] = |(i - m)/m|^P for exponent index p, segment length n, sample i (read-only:
+    made once per number of groups, for every tile)."""
     table = np.zeros((EXPONENTS.size, ngroups + 1, ngroups))
     for p, power in enumerate(EXPONENTS):
         for n in range(3, ngroups + 1):
             middle = (n - 1) / 2.0
             table[p, n, :n] = np.abs((np.arange(n) - middle) / middle) ** power
+    table.flags.writeable = False
     return table
 
 

@@ -7,6 +7,7 @@ correction can be applied to the whole frame or to any band of its rows.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
 
@@ -46,13 +47,22 @@ def measure_miri(left: np.ndarray, right: np.ndarray, good_left: np.ndarray,
 
 def apply_miri(ramp: np.ndarray, signal: np.ndarray, first_row: int, odd_even_rows: bool) -> None:
     """Subtract ``signal`` from groups ≥ 1 of one integration's rows [ngroups, rows, 1032]
-    (frame rows from ``first_row``), relative to group 0; in place, a group at a time."""
-    first = ramp[0].copy()
-    parity_of_row = row_parity(np.arange(first_row, first_row + ramp.shape[1]), odd_even_rows)
-    for group in range(1, ramp.shape[0]):
-        plane = ramp[group]
-        plane -= first  # relative to group 0, then back: the rounding of the official step
-        per_row = signal[group - 1, parity_of_row].astype(plane.dtype)  # [rows, amplifier]
-        for amplifier in range(N_AMPLIFIERS):
-            plane[:, amplifier::N_AMPLIFIERS] -= per_row[:, amplifier, None]
-        plane += first
+    (frame rows from ``first_row``), relative to group 0; in place."""
+    amplifier_of_column = np.arange(ramp.shape[-1]) % N_AMPLIFIERS
+    per_column = np.ascontiguousarray(signal[..., amplifier_of_column], ramp.dtype)
+    _subtract_signal(ramp, per_column, first_row, odd_even_rows)
+
+
+@njit(cache=True, parallel=True)
+def _subtract_signal(ramp, per_column, first_row, odd_even_rows):
+    """``apply_miri`` a row at a time with the signal of each column ``per_column`` [ngroups
+    - 1, parity, nx]; each value is taken relative to group 0, corrected and put back in
+    three float32 operations, the rounding of the official step."""
+    ngroups, nrows, nx = ramp.shape
+    for row in prange(nrows):
+        parity = (first_row + row) % 2 if odd_even_rows else 0
+        for group in range(1, ngroups):
+            for x in range(nx):
+                value = ramp[group, row, x] - ramp[0, row, x]
+                value -= per_column[group - 1, parity, x]
+                ramp[group, row, x] = value + ramp[0, row, x]

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit, prange
 
 from calwebb import dqflags
 from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
@@ -122,10 +123,25 @@ def apply_full_frame(ramp: np.ndarray, correction: FullFrameCorrection, rows: sl
     """Subtract ``correction`` from a detector-frame view [ngroups, rows, columns] in place;
     ``rows``/``columns`` say which detector rows and columns the view holds."""
     column_index = np.arange(columns.start, columns.stop)
-    ramp -= _column_signal(correction.amplifier, column_index,
-                           correction.odd_even_columns)[:, None, :].astype(ramp.dtype)
-    if correction.side is not None:
-        ramp -= correction.side[:, rows][:, :, None].astype(ramp.dtype)
+    by_column = _column_signal(correction.amplifier, column_index,
+                               correction.odd_even_columns).astype(ramp.dtype)
+    if correction.side is None:  # subtracting 0 leaves every float32 value as it is
+        by_row = np.zeros((ramp.shape[0], ramp.shape[1]), ramp.dtype)
+    else:
+        by_row = np.ascontiguousarray(correction.side[:, rows], ramp.dtype)
+    _subtract_signals(ramp, np.ascontiguousarray(by_column), by_row)
+
+
+@njit(cache=True, parallel=True)
+def _subtract_signals(ramp, by_column, by_row):
+    """ramp[g, y, x] -= by_column[g, x], then -= by_row[g, y]: the two float32 subtractions
+    of whole-plane arithmetic, a row of every group per thread task."""
+    ngroups, nrows, ncolumns = ramp.shape
+    for y in prange(nrows):
+        for group in range(ngroups):
+            for x in range(ncolumns):
+                value = ramp[group, y, x] - by_column[group, x]
+                ramp[group, y, x] = value - by_row[group, y]
 
 
 def _top_bottom_signal(bottom, top, good_bottom, good_top, odd_even_columns, sigma):
