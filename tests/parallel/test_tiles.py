@@ -286,11 +286,13 @@ def test_fits_rows_and_frame_store_round_trip(tmp_path):
     data = np.arange(2 * 3 * 10 * 7, dtype=np.uint16).reshape(2, 3, 10, 7) * 97
     model = datamodels.Level1bModel(data=data)
     model.save(tmp_path / "x_uncal.fits")
-    images = tiles.FitsImages(tmp_path / "x_uncal.fits")
+    lazy = datamodels.RampModel(tmp_path / "x_uncal.fits")
+    rows = tiles._InputRows(lazy, tmp_path / "x_uncal.fits")
     whole = datamodels.RampModel(tmp_path / "x_uncal.fits").data
-    np.testing.assert_array_equal(images.read("SCI", np.float32, (4, 9)), whole[..., 4:9, :])
-    np.testing.assert_array_equal(images.read("SCI", np.float32, (2, 5), (1, 3)),
-                                  whole[..., 2:5, 1:3])
+    band = rows.read((4, 9))
+    np.testing.assert_array_equal(band["data"], whole[..., 4:9, :])
+    assert band["data"].dtype == np.float32 and lazy.pending_loader("data") is not None
+    assert band["groupdq"].shape == (2, 3, 5, 7) and not band["groupdq"].any()
     store = tiles.FrameStore(10, tmp_path)
     store.write((0, 6), {"data": whole[..., :6, :], "pixeldq": np.ones((6, 7), np.uint32)})
     store.write((6, 10), {"data": whole[..., 6:, :], "pixeldq": np.ones((4, 7), np.uint32)})

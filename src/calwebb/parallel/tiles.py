@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 
 from calwebb import datamodels, dqflags, memory
 from calwebb.datamodels import DataModel
@@ -152,41 +151,6 @@ def _size(nbytes: float) -> str:
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
         nbytes /= 1000
     return f"{nbytes:.1f} TB"
-
-
-# -- reading rows of FITS images -----------------------------------------------------------
-class FitsImages:
-    """Reads bands of rows of the image HDUs of a FITS file, without mapping or loading it.
-
-    Values are converted to the requested type exactly as ``calwebb.datamodels`` converts
-    whole arrays (``calwebb.datamodels.io.ImageLoader``).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.images: dict[str, ImageLoader] = {}
-        with fits.open(self.path, memmap=False, do_not_scale_image_data=True,
-                       lazy_load_hdus=False) as hdul:
-            for index, hdu in enumerate(hdul):
-                if index == 0 or not isinstance(hdu, fits.ImageHDU | fits.CompImageHDU):
-                    continue
-                if hdu.header.get("NAXIS", 0) == 0 or hdu.name in self.images:
-                    continue
-                self.images[hdu.name] = ImageLoader(self.path, hdul, index, None)
-
-    def __contains__(self, extname: str) -> bool:
-        return extname in self.images
-
-    def shape(self, extname: str) -> tuple[int, ...]:
-        return self.images[extname].shape
-
-    def read(self, extname: str, dtype, rows: tuple[int, int] | None = None,
-             columns: tuple[int, int] | None = None) -> np.ndarray:
-        """Rows (and columns) of the image ``extname`` [..., ny, nx] as ``dtype``."""
-        image = self.images[extname]
-        if len(image.shape) < 2:
-            rows = columns = None
-        return image.read(dtype=dtype, rows=rows, columns=columns)
 
 
 # -- the frame between stages --------------------------------------------------------------
@@ -293,13 +257,13 @@ class FrameStore:
 
 
 class _InputRows:
-    """The input ramp read band by band: arrays not loaded yet from the FITS file ``path``,
-    the others from the model."""
+    """The input ramp read band by band: arrays not loaded yet straight from their file
+    (through the model's own loaders), the others from the model."""
 
     def __init__(self, model: DataModel, path: Path | None):
         self.model = model
-        self.images = FitsImages(path) if path is not None else None
-        self.shape = self.images.shape("SCI") if self.images else model.data.shape
+        self.from_file = path is not None
+        self.shape = model.array_shape("data")
 
     def read(self, rows: tuple[int, int]) -> dict[str, np.ndarray]:
         r0, r1 = rows
@@ -307,9 +271,9 @@ class _InputRows:
         window = {}
         for name, dtype in TILE_ARRAYS.items():
             if self.model.has_array(name):
-                if self.images is not None and not _is_loaded(self.model, name):
-                    extname = type(self.model).arrays[name].extname
-                    window[name] = self.images.read(extname, dtype, rows)
+                loader = self.model.pending_loader(name)
+                if self.from_file and isinstance(loader, ImageLoader):
+                    window[name] = loader.read(dtype, rows=rows)
                 else:
                     window[name] = np.array(getattr(self.model, name)[..., r0:r1, :], dtype)
             elif name == "groupdq":
@@ -353,7 +317,6 @@ class TileReferences:
         self.frame, self.frame_shape = frame, frame_shape
         self._paths: dict[tuple[str, str], str] = {}
         self._models: dict[tuple[str, str], Any] = {}
-        self._images: dict[str, FitsImages] = {}
 
     @contextmanager
     def installed(self, steps) -> Iterator[None]:
@@ -390,21 +353,29 @@ class TileReferences:
             return None
         return self.cut(path, reftype, model)
 
-    def _reference(self, path: str, reftype: str):
+    def reference(self, path: str, reftype: str):
+        """The reference model of ``path`` (opened once: metadata and tables; images load
+        lazily)."""
         key = (path, reftype)
         if key not in self._models:
             cls = datamodels.reference_model_class(reftype, self.frame.meta.instrument.name)
             self._models[key] = cls(path)  # metadata and tables only: images load lazily
         return self._models[key]
 
-    def images(self, path: str) -> FitsImages:
-        if path not in self._images:
-            self._images[path] = FitsImages(path)
-        return self._images[path]
+    def stored_images(self, path: str, reftype: str) -> dict[str, ImageLoader]:
+        """The image arrays of the FITS reference at ``path`` (not read: their loaders tell
+        their shapes and stored value sizes)."""
+        reference = self.reference(path, reftype)
+        loaders = {}
+        for name, spec in type(reference).arrays.items():
+            loader = reference.pending_loader(name)
+            if not spec.is_table and isinstance(loader, ImageLoader):
+                loaders[spec.extname] = loader
+        return loaders
 
     def cut(self, path: str, reftype: str, model: DataModel):
         """The reference of ``path`` cut to ``model``'s window (arrays read on access)."""
-        reference = self._reference(path, reftype)
+        reference = self.reference(path, reftype)
         cls = type(reference)
         if cls.primary_array is None or not _is_fits(path):
             return datamodels.cutout_reference(reference, model)
@@ -692,9 +663,9 @@ class TiledRun:
         if isinstance(override, DataModel):
             return max(override.data.shape[:2]) // 2
         path = self._planning_path(step, "ipc")
-        if path is None or not _is_fits(path):
-            return 0 if path is None else max(datamodels.IPCModel(path).data.shape[:2]) // 2
-        return max(self.references.images(path).shape("SCI")[:2]) // 2
+        if path is None:
+            return 0
+        return max(self.references.reference(path, "ipc").array_shape("data")[:2]) // 2
 
     def _reference_bytes(self, step) -> int:
         """Bytes per pixel of the detector-image references the step reads for a tile."""
@@ -703,7 +674,7 @@ class TiledRun:
             path = self._planning_path(step, reftype)
             if path is None or not _is_fits(path):
                 continue
-            for extname, image in self.references.images(path).images.items():
+            for extname, image in self.references.stored_images(path, reftype).items():
                 if extname != "ERR" and len(image.shape) >= 2:
                     total += image.disk_itemsize * int(np.prod(image.shape[:-2]))
         return total
