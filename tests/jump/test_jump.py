@@ -126,3 +126,29 @@ def test_row_sorting_settles_exactly_the_pixels_without_jumps(single_pass):
     assert expected[0].any()
     for ours, theirs in zip(found, expected, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("flag_neighbours", [True, False])
+def test_group_flags_match_array_formulation(flag_neighbours):
+    """Jumps flag their group and sources their 4 neighbours (edges included, rows with no
+    source nearby skipped), SATURATED/DO_NOT_USE groups lose JUMP_DET: as whole-array
+    shifts say."""
+    from calwebb.jump.twopoint import flag_jump_groups
+
+    rng = np.random.default_rng(11)
+    shape = (2, 6, 9, 8)
+    groupdq = rng.choice(np.array([0, 0, 0, 1, 2, 4, 6], np.uint8), shape)
+    jumps = rng.random((2, 5, 9, 8)) < 0.05
+    sources = rng.random((2, 5, 9, 8)) < 0.03
+    sources[0, 1, 0, 0] = sources[1, 4, 8, 7] = True  # corners
+    near = np.zeros_like(sources)
+    near[..., 1:, :] |= sources[..., :-1, :]
+    near[..., :-1, :] |= sources[..., 1:, :]
+    near[..., 1:] |= sources[..., :-1]
+    near[..., :-1] |= sources[..., 1:]
+    hit = np.zeros(shape, bool)
+    hit[:, 1:] = jumps | (near if flag_neighbours else False)
+    unusable = (groupdq & 3) != 0
+    expected = np.where(unusable, groupdq & ~np.uint8(4), np.where(hit, groupdq | 4, groupdq))
+    flag_jump_groups(groupdq, jumps, sources, flag_neighbours)
+    np.testing.assert_array_equal(groupdq, expected)

@@ -197,17 +197,32 @@ def _iterate(magnitudes, total, ndiffs, read_noise_2, thresholds, buffer, flags)
 def flag_jump_groups(groupdq, jumps, sources, flag_neighbours):
     """Set JUMP_DET on the groups after ``jumps`` and, with ``flag_neighbours``, on the 4
     orthogonal neighbours of ``sources``; clear it from every SATURATED or DO_NOT_USE group.
-    In place; ``jumps``/``sources`` [nints, ngroups - 1, ny, nx] as from ``find_jumps``."""
+    In place; ``jumps``/``sources`` [nints, ngroups - 1, ny, nx] as from ``find_jumps``.
+
+    Sources are rare: rows of differences without one near them (in the row or the rows
+    above and below) only look at their own jumps."""
     nints, ngroups, ny, nx = groupdq.shape
+    has_source = np.zeros((nints, max(ngroups - 1, 0), ny), np.bool_)
+    if flag_neighbours:
+        for y in prange(ny):
+            for i in range(nints):
+                for k in range(ngroups - 1):
+                    for x in range(nx):
+                        if sources[i, k, y, x]:
+                            has_source[i, k, y] = True
+                            break
     for y in prange(ny):
         for i in range(nints):
             for g in range(ngroups):
                 k = g - 1
+                near = k >= 0 and flag_neighbours and (
+                    has_source[i, k, y] or (y > 0 and has_source[i, k, y - 1])
+                    or (y < ny - 1 and has_source[i, k, y + 1]))
                 for x in range(nx):
                     flags = groupdq[i, g, y, x]
                     if flags & UNUSABLE:
                         groupdq[i, g, y, x] = flags & ~JUMP_DET
-                    elif k >= 0 and (jumps[i, k, y, x] or flag_neighbours and (
+                    elif k >= 0 and (jumps[i, k, y, x] or near and (
                             (y > 0 and sources[i, k, y - 1, x])
                             or (y < ny - 1 and sources[i, k, y + 1, x])
                             or (x > 0 and sources[i, k, y, x - 1])
