@@ -9,8 +9,10 @@ cache). Each run is a fresh process (imports included in time and peak RSS; the 
 calwebb run of a checkout also compiles the numba kernels and the modules' bytecode into
 their caches, as an installed package has them, so it is not counted); the exposure is
 generated in yet another process so that the parent's memory does not leak into the
-children's peak. With ``--repeat`` the median wall and CPU times and the
-largest peak are shown (CPU seconds stay meaningful on a shared machine).
+children's peak. With ``--repeat`` each pipeline runs that many times, the two alternating
+(the machine's speed drifts by tens of per cent within minutes), and the median wall and CPU
+times and the largest peak of each are shown (CPU seconds stay meaningful on a shared
+machine).
 """
 
 from __future__ import annotations
@@ -61,9 +63,8 @@ def write_case(directory: str, case: dict) -> None:
     write_exposure(Path(directory), **case)
 
 
-def repeated(times: int, func, *args) -> tuple[float, float, float]:
-    """(median wall s, median CPU s, largest peak MiB) of ``times`` fresh-process runs."""
-    runs = [measure_cpu(func, *args) for _ in range(times)]
+def medians(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(median wall s, median CPU s, largest peak MiB) of fresh-process runs."""
     return (statistics.median(run[0] for run in runs),
             statistics.median(run[1] for run in runs), max(run[2] for run in runs))
 
@@ -85,7 +86,8 @@ def report(rows: list[tuple]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", default="1", help="maximum_cores for jump and ramp_fit")
-    parser.add_argument("--repeat", type=int, default=1, help="calwebb runs per case")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each pipeline per case")
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument("--max-memory", default="auto",
                         help="calwebb's max_memory (row tiles), e.g. 100MB or None; default: "
@@ -100,10 +102,13 @@ def main() -> None:
             cache = Path(directory) / "crds"
             calwebb = (str(uncal), str(cache), args.cores, args.max_memory)
             measure(run_calwebb, *calwebb)  # numba cache warm
-            ours = repeated(args.repeat, run_calwebb, *calwebb)
-            theirs = measure_cpu(run_official, str(uncal), str(cache), args.cores) if official \
-                else (None, None, None)
-            rows.append((name, *ours, *theirs))
+            ours, theirs = [], []
+            for _ in range(args.repeat):
+                ours.append(measure_cpu(run_calwebb, *calwebb))
+                if official:
+                    theirs.append(measure_cpu(run_official, str(uncal), str(cache), args.cores))
+            rows.append((name, *medians(ours),
+                         *(medians(theirs) if official else (None, None, None))))
             print(report(rows[-1:]), flush=True)
     print()
     print(report(rows))
