@@ -129,10 +129,24 @@ def _median_rate(ramp, dq, i, tgroup):
 
 
 @njit(cache=True, inline="always")
-def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group,
+def _row_ramps(data, groupdq, y, row_data, row_dq):
+    """Every pixel's ramps of row y side by side: row_data/row_dq [nints, nx, ngroups]. Read
+    plane by plane, the row streams through the cache once; the per-pixel passes that follow
+    then find each ramp in a few cache lines instead of one line per group."""
+    nints, ngroups, _, nx = data.shape
+    for i in range(nints):
+        for k in range(ngroups):
+            for x in range(nx):
+                row_data[i, x, k] = data[i, k, y, x]
+                row_dq[i, x, k] = groupdq[i, k, y, x]
+
+
+@njit(cache=True, inline="always")
+def _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group,
                       tframe, one_group_time, ramp, dq, relaxed):
     """Fill ramp[i], dq[i] (PERSISTENCE ignored, one-good-group ramps suppressed) and
-    relaxed[i] (dq with CHARGELOSS groups usable) for integration i of a pixel.
+    relaxed[i] (dq with CHARGELOSS groups usable) for integration i of pixel (y, x), from its
+    row's ramps (``_row_ramps``).
 
     Returns (special timing or 0, group flags to carry to the DQ, any CHARGELOSS, number of
     good groups). The special timings, only without suppression: one_group_time when group 0
@@ -144,8 +158,8 @@ def _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress
     good_count = 0
     any_charge_loss = False
     for k in range(ngroups):
-        ramp[i, k] = data[i, k, y, x]
-        raw = groupdq[i, k, y, x]
+        ramp[i, k] = row_data[i, x, k]
+        raw = row_dq[i, x, k]
         dq[i, k] = raw & ~PERSISTENCE
         relaxed[i, k] = dq[i, k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[i, k]
         any_charge_loss |= (raw & CHARGELOSS) != 0
@@ -177,17 +191,17 @@ def _integration_rate(ramp, dq, i, special_time, one_group_time, tgroup):
 
 
 @njit(cache=True)
-def _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x, suppress_one_group, tgroup,
-                  tframe, one_group_time, dark, ramp, dq, relaxed, special):
+def _poisson_rate(row_data, row_dq, zeroframe, has_zeroframe, y, x, suppress_one_group,
+                  tgroup, tframe, one_group_time, dark, ramp, dq, relaxed, special):
     """Count rate (DN/s) behind a pixel's Poisson variance: dark plus the positive part of the
     mean over integrations of ``_integration_rate``. Loads every integration: ramp/dq/relaxed
     [nints, ngroups] and the special timings ``special`` [nints] are filled as
     ``_load_integration`` fills them."""
-    nints = data.shape[0]
+    nints = row_data.shape[0]
     median = 0.0
     for i in range(nints):
         special[i], _, _, _ = _load_integration(
-            data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+            row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
             one_group_time, ramp, dq, relaxed)
         median += _integration_rate(ramp, dq, i, special[i], one_group_time, tgroup)
     median /= nints
@@ -273,6 +287,9 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
         if ngroups > 1:
             _row_median_rates(data, groupdq, y, tgroup, network,
                               np.empty((ngroups - 1, nx)), medians, settled)
+        row_data = np.empty((nints, nx, ngroups), data.dtype)
+        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
+        _row_ramps(data, groupdq, y, row_data, row_dq)
         for x in range(nx):
             g = gain[y, x]
             bad_gain = not (g > 0)
@@ -283,7 +300,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             median = 0.0  # as _poisson_rate, with the row's median rates where settled
             for i in range(nints):
                 special[i], group_flags[i], charge_losses[i], good[i] = _load_integration(
-                    data, groupdq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
+                    row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
                     one_group_time, ramp, dq, relaxed)
                 if good[i] >= 2 and settled[i, x]:  # (then no special timing)
                     median += 0.0 if np.isnan(medians[i, x]) else medians[i, x]
@@ -302,13 +319,13 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                 all_sat = True
                 for k in range(ngroups):
                     all_sat &= (dq[i, k] & SATURATED) != 0
-                unusable = (groupdq[i, 0, y, x] & SATURATED) != 0 or nseg == 0 or (
+                unusable = (row_dq[i, x, 0] & SATURATED) != 0 or nseg == 0 or (
                     pixel_flags & DO_NOT_USE) != 0
                 if special_time > 0:
                     unusable = (pixel_flags & DO_NOT_USE) != 0
                 if unusable:
                     flags |= DO_NOT_USE
-                    if all_sat or (groupdq[i, 0, y, x] & SATURATED) != 0:
+                    if all_sat or (row_dq[i, x, 0] & SATURATED) != 0:
                         flags |= SATURATED
                     ints[i, row, x] = np.nan
                     ints_err[i, row, x] = ints_var_p[i, row, x] = ints_var_r[i, row, x] = 0.0

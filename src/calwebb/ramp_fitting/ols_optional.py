@@ -29,6 +29,7 @@ from calwebb.ramp_fitting.ols import (
     _exponent_index,
     _load_integration,
     _poisson_rate,
+    _row_ramps,
     _segments,
 )
 
@@ -49,9 +50,12 @@ def count_segments(data, groupdq, zeroframe, has_zeroframe, suppress_one_group, 
         dq = np.empty((nints, ngroups), np.int64)
         relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
+        row_data = np.empty((nints, nx, ngroups), data.dtype)
+        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
+        _row_ramps(data, groupdq, y, row_data, row_dq)
         for x in range(nx):
             for i in range(nints):
-                _load_integration(data, groupdq, zeroframe, has_zeroframe, i, y, x,
+                _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x,
                                   suppress_one_group, tframe, one_group_time, ramp, dq, relaxed)
                 nseg = 0 if dq[i, 0] & SATURATED else _segments(dq, i, starts, lengths)
                 if nseg == 1 and lengths[0] == 1:
@@ -109,10 +113,13 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
         relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
         special = np.empty(nints)
+        row_data = np.empty((nints, nx, ngroups), data.dtype)
+        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
+        _row_ramps(data, groupdq, y, row_data, row_dq)
         for x in range(nx):
             g = np.float64(gain[y, x])
             r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes)
-            rate = _poisson_rate(data, groupdq, zeroframe, has_zeroframe, y, x,
+            rate = _poisson_rate(row_data, row_dq, zeroframe, has_zeroframe, y, x,
                                  suppress_one_group, tgroup, tframe, one_group_time, dark[y, x],
                                  ramp, dq, relaxed, special)
             bad_gain = not (g > 0)
