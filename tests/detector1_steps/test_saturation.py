@@ -115,3 +115,26 @@ def test_flags_equal_per_group_dilation_of_the_saturated_sets(n_pix_grow_sat):
             np.testing.assert_array_equal(flagged[integration, group] & (LOW | DNU),
                                           np.where(low, LOW | DNU, 0))
     assert 0.05 < (flagged & SAT != 0).mean() < 0.95  # both kinds of pixel are exercised
+
+
+def test_second_group_check_matches_array_expressions():
+    """The late-saturation check of group 2, compiled, flags what the array expressions
+    (float64 extrapolation, float32 jump limit) flag."""
+    from calwebb.saturation.flag import DNU, SAT, _flag_second_group, read_pattern
+
+    rng = np.random.default_rng(5)
+    planes = rng.uniform(0, 60000, (4, 40, 50)).astype(np.float32)
+    thresholds = rng.uniform(20000, 50000, (40, 50)).astype(np.float32)
+    bias = rng.uniform(0, 12000, (40, 50)).astype(np.float32)
+    dq = np.where(rng.random((4, 40, 50)) < 0.5, SAT, 0).astype(np.uint8)
+    pattern = read_pattern(4, 4)
+    expected = dq.copy()
+    first = planes[0] - bias
+    expected_third = first / np.mean(pattern[0]) * pattern[2][-1] + bias
+    jump = planes[1] - planes[0]
+    suspicious = ((expected_third < thresholds) & (jump > (thresholds - planes[0]) / len(
+        pattern[1])) & ((dq[2] & SAT) != 0) & ((dq[1] & SAT) == 0))
+    expected[1] |= np.where(suspicious, DNU, 0).astype(np.uint8)
+    assert suspicious.sum() > 10
+    _flag_second_group(planes, dq, thresholds, pattern, bias)
+    np.testing.assert_array_equal(dq, expected)

@@ -140,18 +140,26 @@ def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) ->
         dq[group] |= np.where(grow(partial, n_pix_grow_sat), DNU, 0).astype(np.uint8)
 
 
-def _flag_second_group(planes, dq, thresholds, pattern, bias, band: int = 256) -> None:
-    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3);
-    ``band`` rows at a time, so the float64 temporaries stay small."""
-    for start in range(0, thresholds.shape[0], band):
-        rows = slice(start, start + band)
-        first = planes[0, rows] - bias[rows]
-        expected_third = first / np.mean(pattern[0]) * pattern[2][-1] + bias[rows]
-        jump = planes[1, rows] - planes[0, rows]
-        suspicious = (
-            (expected_third < thresholds[rows])
-            & (jump > (thresholds[rows] - planes[0, rows]) / len(pattern[1]))
-            & ((dq[2, rows] & SAT) != 0)
-            & ((dq[1, rows] & SAT) == 0)
-        )
-        dq[1, rows] |= np.where(suspicious, DNU, 0).astype(np.uint8)
+def _flag_second_group(planes, dq, thresholds, pattern, bias) -> None:
+    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3)."""
+    _second_group_hits(planes, dq, thresholds, bias, float(np.mean(pattern[0])),
+                       float(pattern[2][-1]), np.float32(len(pattern[1])))
+
+
+@njit(cache=True, parallel=True)
+def _second_group_hits(planes, dq, thresholds, bias, first_mean_frame, third_last_frame,
+                       second_frames):
+    """``_flag_second_group`` pixel by pixel, with the official array expressions' types:
+    the extrapolated third group in float64, the jump and its limit in float32."""
+    ny, nx = thresholds.shape
+    for y in prange(ny):
+        for x in range(nx):
+            if (dq[2, y, x] & SAT) == 0 or (dq[1, y, x] & SAT) != 0:
+                continue
+            first = planes[0, y, x] - bias[y, x]
+            expected_third = (np.float64(first) / first_mean_frame * third_last_frame
+                              + np.float64(bias[y, x]))
+            jump = planes[1, y, x] - planes[0, y, x]
+            limit = (thresholds[y, x] - planes[0, y, x]) / second_frames
+            if expected_third < thresholds[y, x] and jump > limit:
+                dq[1, y, x] |= DNU
