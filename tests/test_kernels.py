@@ -51,3 +51,19 @@ def test_in_threads_runs_the_calls_beside_the_block_and_raises_their_error():
     with pytest.raises(ValueError, match="kernel failed"):
         with in_threads([(fails, ())]):
             pass
+
+
+@pytest.mark.parametrize("users_value", [None, "ACTIVE"])
+def test_idle_kernel_threads_sleep_unless_the_user_says_otherwise(users_value):
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if users_value:
+        env["OMP_WAIT_POLICY"] = users_value
+    done = subprocess.run([sys.executable, "-c", "import os, calwebb; "
+                           "print(os.environ['OMP_WAIT_POLICY'])"],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (users_value or "PASSIVE")
