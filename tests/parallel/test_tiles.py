@@ -302,6 +302,20 @@ def test_fits_rows_and_frame_store_round_trip(tmp_path):
     store.close()
 
 
+def test_reference_images_are_sized_without_reading_them(tmp_path):
+    """Planning sizes a reference's images, the DQ translated on load included, from the
+    file's headers; nothing is read."""
+    dq = np.zeros((10, 7), np.uint32)
+    dq[2, 2] = dqflags.DO_NOT_USE
+    dark = datamodels.DarkModel(data=np.zeros((3, 10, 7), np.float32), dq=dq)
+    dark.save(tmp_path / "dark.fits")
+    frame = datamodels.RampModel((1, 3, 10, 7))
+    images = tiles.TileReferences(frame, (10, 7)).stored_images(str(tmp_path / "dark.fits"),
+                                                                 "dark")
+    assert {name: (image.shape, image.disk_itemsize) for name, image in images.items()} == {
+        "SCI": ((3, 10, 7), 4), "DQ": ((10, 7), 4)}
+
+
 def refpix_case(name: str) -> datamodels.RampModel:
     """NIR full frame (read along rows or, transposed, along columns), a NIR subarray with
     flagged reference pixels, MIRI full frame."""

@@ -67,6 +67,7 @@ class _TranslatingLoader:
     def __init__(self, raw: Any, table: np.ndarray, source: str | None):
         self.raw, self.table, self.source = raw, table, source
         self.shape = getattr(raw, "shape", None)
+        self.disk_itemsize = getattr(raw, "disk_itemsize", None)  # (of the stored values)
 
     def __call__(self) -> np.ndarray:
         return self.read()

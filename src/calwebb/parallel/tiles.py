@@ -362,14 +362,15 @@ class TileReferences:
             self._models[key] = cls(path)  # metadata and tables only: images load lazily
         return self._models[key]
 
-    def stored_images(self, path: str, reftype: str) -> dict[str, ImageLoader]:
-        """The image arrays of the FITS reference at ``path`` (not read: their loaders tell
-        their shapes and stored value sizes)."""
+    def stored_images(self, path: str, reftype: str) -> dict[str, Any]:
+        """The image arrays of the FITS reference at ``path`` not read yet, by EXTNAME: their
+        loaders (``ImageLoader``, or a DQ translated on load) tell their ``shape`` and
+        ``disk_itemsize``."""
         reference = self.reference(path, reftype)
         loaders = {}
         for name, spec in type(reference).arrays.items():
             loader = reference.pending_loader(name)
-            if not spec.is_table and isinstance(loader, ImageLoader):
+            if not spec.is_table and getattr(loader, "disk_itemsize", None) is not None:
                 loaders[spec.extname] = loader
         return loaders
 
