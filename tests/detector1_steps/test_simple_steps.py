@@ -71,6 +71,8 @@ def test_linearity_polynomial_and_bad_coefficients():
     model = ramp()
     model.data[0, :, 0, 0] = [0, 10, 20, 30]
     model.groupdq[0, 3, 0, 0] = SAT
+    model.zeroframe = np.full((1, 6, 5), 10.0, np.float32)
+    model.zeroframe[0, 0, 1] = 0  # unusable: stays 0
     coeffs = np.zeros((3, 6, 5), np.float32)
     coeffs[1], coeffs[2] = 1.0, 0.01
     coeffs[:, 1, 1] = np.nan
@@ -80,6 +82,8 @@ def test_linearity_polynomial_and_bad_coefficients():
     np.testing.assert_allclose(result.data[0, :, 0, 0], [0, 11, 24, 30])  # saturated kept
     np.testing.assert_allclose(result.data[0, 0, 3, 3], 100 + 0.01 * 100**2)
     assert result.data[0, 0, 1, 1] == 100 and result.data[0, 0, 2, 2] == 100
+    np.testing.assert_allclose(result.zeroframe[0, 0, 0], 10 + 0.01 * 10**2, rtol=1e-6)
+    assert result.zeroframe[0, 0, 1] == 0 and result.zeroframe[0, 1, 1] == 10  # identity
     assert result.pixeldq[1, 1] & dqflags.NO_LIN_CORR and result.pixeldq[2, 2] & dqflags.NO_LIN_CORR
 
 

@@ -29,11 +29,20 @@ def linearize(data: np.ndarray, groupdq: np.ndarray, coeffs: np.ndarray) -> None
     _linearize(data, groupdq, np.ascontiguousarray(coeffs, np.float32), dqflags.SATURATED)
 
 
+def linearize_zeroframe(zeroframe: np.ndarray, coeffs: np.ndarray) -> None:
+    """Correct frame-zero data [nints, ny, nx]; zeros (unusable) stay zero. In place."""
+    unusable = (zeroframe == 0).view(np.uint8)  # flag 1 where the value is left alone
+    _linearize(zeroframe[:, None], unusable[:, None], np.ascontiguousarray(coeffs, np.float32),
+               1)
+
+
 @njit(cache=True, parallel=True)
-def _linearize(data, groupdq, coeffs, saturated):
-    """``linearize`` a row of every plane per thread task, each Horner step over the whole
-    row (so that it runs in SIMD lanes). The operations are numpy's on float32 planes, one
-    by one (no fused multiply-add), so the result is the same bit for bit."""
+def _linearize(data, flags, coeffs, keep):
+    """The polynomial on every value of ``data`` [nints, ngroups, ny, nx] whose ``flags``
+    have none of the bits ``keep``, a row of every plane per thread task, each Horner step
+    over the whole row (so that it runs in SIMD lanes). The operations are numpy's on
+    float32 planes, one by one (no fused multiply-add), so the result is the same bit for
+    bit."""
     nints, ngroups, ny, nx = data.shape
     last = coeffs.shape[0] - 1
     for y in prange(ny):
@@ -46,21 +55,5 @@ def _linearize(data, groupdq, coeffs, saturated):
                     for x in range(nx):
                         result[x] = result[x] * data[i, group, y, x] + coeffs[k, y, x]
                 for x in range(nx):
-                    if not groupdq[i, group, y, x] & saturated:
+                    if not flags[i, group, y, x] & keep:
                         data[i, group, y, x] = result[x]
-
-
-def linearize_zeroframe(zeroframe: np.ndarray, coeffs: np.ndarray) -> None:
-    """Correct frame-zero data; zeros (unusable) stay zero. In place."""
-    for plane in zeroframe:
-        unusable = plane == 0
-        plane[...] = _horner(plane, coeffs)
-        plane[unusable] = 0
-
-
-def _horner(plane: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
-    result = coeffs[-1].copy()
-    for coefficient in coeffs[-2::-1]:
-        result *= plane
-        result += coefficient
-    return result

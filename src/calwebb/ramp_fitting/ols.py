@@ -129,16 +129,19 @@ def _median_rate(ramp, dq, i, tgroup):
 
 
 @njit(cache=True, inline="always")
-def _row_ramps(data, groupdq, y, row_data, row_dq):
-    """Every pixel's ramps of row y side by side: row_data/row_dq [nints, nx, ngroups]. Read
-    plane by plane, the row streams through the cache once; the per-pixel passes that follow
-    then find each ramp in a few cache lines instead of one line per group."""
+def _row_ramps(data, groupdq, y):
+    """Every pixel's ramps of row y side by side: (row_data, row_dq) [nints, nx, ngroups].
+    Read plane by plane, the row streams through the cache once; the per-pixel passes that
+    follow then find each ramp in a few cache lines instead of one line per group."""
     nints, ngroups, _, nx = data.shape
+    row_data = np.empty((nints, nx, ngroups), data.dtype)
+    row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
     for i in range(nints):
         for k in range(ngroups):
             for x in range(nx):
                 row_data[i, x, k] = data[i, k, y, x]
                 row_dq[i, x, k] = groupdq[i, k, y, x]
+    return row_data, row_dq
 
 
 @njit(cache=True, inline="always")
@@ -287,9 +290,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
         if ngroups > 1:
             _row_median_rates(data, groupdq, y, tgroup, network,
                               np.empty((ngroups - 1, nx)), medians, settled)
-        row_data = np.empty((nints, nx, ngroups), data.dtype)
-        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
-        _row_ramps(data, groupdq, y, row_data, row_dq)
+        row_data, row_dq = _row_ramps(data, groupdq, y)
         for x in range(nx):
             g = gain[y, x]
             bad_gain = not (g > 0)

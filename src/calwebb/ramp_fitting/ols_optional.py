@@ -50,9 +50,7 @@ def count_segments(data, groupdq, zeroframe, has_zeroframe, suppress_one_group, 
         dq = np.empty((nints, ngroups), np.int64)
         relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
-        row_data = np.empty((nints, nx, ngroups), data.dtype)
-        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
-        _row_ramps(data, groupdq, y, row_data, row_dq)
+        row_data, row_dq = _row_ramps(data, groupdq, y)
         for x in range(nx):
             for i in range(nints):
                 _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x,
@@ -113,9 +111,7 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
         relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
         special = np.empty(nints)
-        row_data = np.empty((nints, nx, ngroups), data.dtype)
-        row_dq = np.empty((nints, nx, ngroups), groupdq.dtype)
-        _row_ramps(data, groupdq, y, row_data, row_dq)
+        row_data, row_dq = _row_ramps(data, groupdq, y)
         for x in range(nx):
             g = np.float64(gain[y, x])
             r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes)

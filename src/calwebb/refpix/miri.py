@@ -50,17 +50,18 @@ def apply_miri(ramp: np.ndarray, signal: np.ndarray, first_row: int, odd_even_ro
     (frame rows from ``first_row``), relative to group 0; in place."""
     amplifier_of_column = np.arange(ramp.shape[-1]) % N_AMPLIFIERS
     per_column = np.ascontiguousarray(signal[..., amplifier_of_column], ramp.dtype)
-    _subtract_signal(ramp, per_column, first_row, odd_even_rows)
+    parity_of_row = row_parity(np.arange(first_row, first_row + ramp.shape[1]), odd_even_rows)
+    _subtract_signal(ramp, per_column, parity_of_row)
 
 
 @njit(cache=True, parallel=True)
-def _subtract_signal(ramp, per_column, first_row, odd_even_rows):
+def _subtract_signal(ramp, per_column, parity_of_row):
     """``apply_miri`` a row at a time with the signal of each column ``per_column`` [ngroups
     - 1, parity, nx]; each value is taken relative to group 0, corrected and put back in
     three float32 operations, the rounding of the official step."""
     ngroups, nrows, nx = ramp.shape
     for row in prange(nrows):
-        parity = (first_row + row) % 2 if odd_even_rows else 0
+        parity = parity_of_row[row]
         for group in range(1, ngroups):
             for x in range(nx):
                 value = ramp[group, row, x] - ramp[0, row, x]
