@@ -146,10 +146,9 @@ def _row_ramps(data, groupdq, y):
 
 @njit(cache=True, inline="always")
 def _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group,
-                      tframe, one_group_time, ramp, dq, relaxed):
-    """Fill ramp[i], dq[i] (PERSISTENCE ignored, one-good-group ramps suppressed) and
-    relaxed[i] (dq with CHARGELOSS groups usable) for integration i of pixel (y, x), from its
-    row's ramps (``_row_ramps``).
+                      tframe, one_group_time, ramp, dq):
+    """Fill ramp[i] and dq[i] (PERSISTENCE ignored, one-good-group ramps suppressed) for
+    integration i of pixel (y, x), from its row's ramps (``_row_ramps``).
 
     Returns (special timing or 0, group flags to carry to the DQ, any CHARGELOSS, number of
     good groups). The special timings, only without suppression: one_group_time when group 0
@@ -164,7 +163,6 @@ def _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppr
         ramp[i, k] = row_data[i, x, k]
         raw = row_dq[i, x, k]
         dq[i, k] = raw & ~PERSISTENCE
-        relaxed[i, k] = dq[i, k] & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else dq[i, k]
         any_charge_loss |= (raw & CHARGELOSS) != 0
         flags |= raw & (JUMP_DET | PERSISTENCE | SATURATED)
         good_count += dq[i, k] == 0
@@ -183,6 +181,16 @@ def _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppr
 
 
 @njit(cache=True, inline="always")
+def _relaxed_flags(row_dq, i, x, relaxed):
+    """relaxed[i]: integration i's group flags as ``_load_integration`` reads them before any
+    suppression or ZEROFRAME, with the CHARGELOSS groups usable."""
+    for k in range(relaxed.shape[1]):
+        raw = row_dq[i, x, k]
+        flags = raw & ~PERSISTENCE
+        relaxed[i, k] = flags & ~(DO_NOT_USE | CHARGELOSS) if raw & CHARGELOSS else flags
+
+
+@njit(cache=True, inline="always")
 def _integration_rate(ramp, dq, i, special_time, one_group_time, tgroup):
     """Integration i's share of the rate behind the Poisson noise: its median rate, or its
     first group over the special timing (NaN for a saturated single group)."""
@@ -195,9 +203,9 @@ def _integration_rate(ramp, dq, i, special_time, one_group_time, tgroup):
 
 @njit(cache=True)
 def _poisson_rate(row_data, row_dq, zeroframe, has_zeroframe, y, x, suppress_one_group,
-                  tgroup, tframe, one_group_time, dark, ramp, dq, relaxed, special):
+                  tgroup, tframe, one_group_time, dark, ramp, dq, special):
     """Count rate (DN/s) behind a pixel's Poisson variance: dark plus the positive part of the
-    mean over integrations of ``_integration_rate``. Loads every integration: ramp/dq/relaxed
+    mean over integrations of ``_integration_rate``. Loads every integration: ramp/dq
     [nints, ngroups] and the special timings ``special`` [nints] are filled as
     ``_load_integration`` fills them."""
     nints = row_data.shape[0]
@@ -205,7 +213,7 @@ def _poisson_rate(row_data, row_dq, zeroframe, has_zeroframe, y, x, suppress_one
     for i in range(nints):
         special[i], _, _, _ = _load_integration(
             row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
-            one_group_time, ramp, dq, relaxed)
+            one_group_time, ramp, dq)
         median += _integration_rate(ramp, dq, i, special[i], one_group_time, tgroup)
     median /= nints
     return dark + (median if median > 0 else 0.0)
@@ -302,7 +310,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
             for i in range(nints):
                 special[i], group_flags[i], charge_losses[i], good[i] = _load_integration(
                     row_data, row_dq, zeroframe, has_zeroframe, i, y, x, suppress_one_group, tframe,
-                    one_group_time, ramp, dq, relaxed)
+                    one_group_time, ramp, dq)
                 if good[i] >= 2 and settled[i, x]:  # (then no special timing)
                     median += 0.0 if np.isnan(medians[i, x]) else medians[i, x]
                 else:
@@ -317,15 +325,15 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                 special_time, any_charge_loss = special[i], charge_losses[i]
                 flags = pixel_flags | group_flags[i]
                 nseg = _segments(dq, i, starts, lengths)
-                all_sat = True
-                for k in range(ngroups):
-                    all_sat &= (dq[i, k] & SATURATED) != 0
                 unusable = (row_dq[i, x, 0] & SATURATED) != 0 or nseg == 0 or (
                     pixel_flags & DO_NOT_USE) != 0
                 if special_time > 0:
                     unusable = (pixel_flags & DO_NOT_USE) != 0
                 if unusable:
                     flags |= DO_NOT_USE
+                    all_sat = True
+                    for k in range(ngroups):
+                        all_sat &= (dq[i, k] & SATURATED) != 0
                     if all_sat or (row_dq[i, x, 0] & SATURATED) != 0:
                         flags |= SATURATED
                     ints[i, row, x] = np.nan
@@ -367,6 +375,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                 if any_charge_loss:  # read noise as if the CHARGELOSS groups were usable
                     inv_relaxed = 0.0
                     t = special_time if special_time > 0 else tgroup
+                    _relaxed_flags(row_dq, i, x, relaxed)
                     for s in range(_segments(relaxed, i, starts, lengths)):
                         var_r, _ = _variances(lengths[s], t, r, g, poisson_rate)
                         if var_r > 0:

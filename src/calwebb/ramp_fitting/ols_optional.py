@@ -48,13 +48,12 @@ def count_segments(data, groupdq, zeroframe, has_zeroframe, suppress_one_group, 
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
         dq = np.empty((nints, ngroups), np.int64)
-        relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
         row_data, row_dq = _row_ramps(data, groupdq, y)
         for x in range(nx):
             for i in range(nints):
                 _load_integration(row_data, row_dq, zeroframe, has_zeroframe, i, y, x,
-                                  suppress_one_group, tframe, one_group_time, ramp, dq, relaxed)
+                                  suppress_one_group, tframe, one_group_time, ramp, dq)
                 nseg = 0 if dq[i, 0] & SATURATED else _segments(dq, i, starts, lengths)
                 if nseg == 1 and lengths[0] == 1:
                     # only the first single-group segment is fitted, but the official
@@ -108,7 +107,6 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
         starts = np.empty(ngroups, np.int64)
         lengths = np.empty(ngroups, np.int64)
         dq = np.empty((nints, ngroups), np.int64)
-        relaxed = np.empty((nints, ngroups), np.int64)
         ramp = np.empty((nints, ngroups))
         special = np.empty(nints)
         row_data, row_dq = _row_ramps(data, groupdq, y)
@@ -117,7 +115,7 @@ def segment_products(data, groupdq, pixeldq, gain, readnoise_cds, dark, zerofram
             r = readnoise_cds[y, x] * g / np.sqrt(2.0 * nframes)
             rate = _poisson_rate(row_data, row_dq, zeroframe, has_zeroframe, y, x,
                                  suppress_one_group, tgroup, tframe, one_group_time, dark[y, x],
-                                 ramp, dq, relaxed, special)
+                                 ramp, dq, special)
             bad_gain = not (g > 0)
             for i in range(nints):
                 jump = 0
