@@ -144,6 +144,16 @@ def test_gain_scale():
     assert GainScaleStep.call(rate, override_gain="N/A").meta.cal_step.gain_scale == "SKIPPED"
 
 
+def test_gain_scale_takes_gainfact_from_the_gain_reference(tmp_path):
+    gain = datamodels.GainModel(data=np.full((3, 3), 2.0, np.float32))
+    gain.meta.exposure.gain_factor = 1.5
+    gain.save(tmp_path / "gain.fits")
+    rate = datamodels.ImageModel(data=np.full((3, 3), 2.0, np.float32))
+    result = GainScaleStep.call(rate, override_gain=str(tmp_path / "gain.fits"))
+    assert result.data[0, 0] == 3 and result.meta.exposure.gain_factor == 1.5
+    assert result.meta.cal_step.gain_scale == "COMPLETE"
+
+
 def test_lastframe_and_firstframe_are_miri_only():
     nircam = LastFrameStep.call(ramp())
     assert nircam.meta.cal_step.lastframe == "SKIPPED" and not nircam.groupdq.any()

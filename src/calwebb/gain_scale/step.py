@@ -1,7 +1,7 @@
 """GainScaleStep: rescale slopes taken in a non-standard gain setting."""
 
-from calwebb import datamodels
 from calwebb.gain_scale.scale import scale_by_gain_factor
+from calwebb.references.cache import reference_metadata
 from calwebb.stpipe import Step
 
 
@@ -15,8 +15,8 @@ class GainScaleStep(Step):
         factor = model.meta.exposure.gain_factor
         if factor is None:
             path = self.get_reference_file(model, "gain")
-            if path not in ("N/A", ""):
-                factor = datamodels.GainModel(path).meta.exposure.gain_factor
+            if path not in ("N/A", ""):  # the header CRDS selection has read already
+                factor = reference_metadata(path).get("META.EXPOSURE.GAIN_FACTOR")
         if factor is None:
             return self.skip_model(model, "no GAINFACT in the data or the GAIN reference")
         # views may share memory with another product (one-integration rate and rateints):
