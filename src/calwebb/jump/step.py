@@ -91,13 +91,13 @@ class JumpStep(Step):
             fully_bad = self.tile.all_do_not_use
         jumps = self.flag_jumps(model, gain, readnoise, fully_bad)
         if self.tile is not None:  # rates so far; large events follow on the whole frame
-            self.tile.counts["jump.primary"] += int(jumps[..., self.tile.rows, :].sum())
+            self.tile.counts["jump.primary"] += np.count_nonzero(jumps[..., self.tile.rows, :])
             self._record_rates(model, self.tile.counts["jump.primary"], 0,
                                int(fully_bad.sum()))
             self.set_status(model, "COMPLETE")
             return model
         events = self.flag_large_events(model, gain, readnoise)
-        self._record_rates(model, int(jumps.sum()), events, int(fully_bad.sum()))
+        self._record_rates(model, np.count_nonzero(jumps), events, int(fully_bad.sum()))
         self.set_status(model, "COMPLETE")
         return model
 
