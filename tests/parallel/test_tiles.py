@@ -287,7 +287,7 @@ def test_fits_rows_and_frame_store_round_trip(tmp_path):
     model = datamodels.Level1bModel(data=data)
     model.save(tmp_path / "x_uncal.fits")
     lazy = datamodels.RampModel(tmp_path / "x_uncal.fits")
-    rows = tiles._InputRows(lazy, tmp_path / "x_uncal.fits")
+    rows = tiles._InputRows(lazy)
     whole = datamodels.RampModel(tmp_path / "x_uncal.fits").data
     band = rows.read((4, 9))
     np.testing.assert_array_equal(band["data"], whole[..., 4:9, :])

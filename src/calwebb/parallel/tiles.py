@@ -260,9 +260,8 @@ class _InputRows:
     """The input ramp read band by band: arrays not loaded yet straight from their file
     (through the model's own loaders), the others from the model."""
 
-    def __init__(self, model: DataModel, path: Path | None):
+    def __init__(self, model: DataModel):
         self.model = model
-        self.from_file = path is not None
         self.shape = model.array_shape("data")
 
     def read(self, rows: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -272,7 +271,7 @@ class _InputRows:
         for name, dtype in TILE_ARRAYS.items():
             if self.model.has_array(name):
                 loader = self.model.pending_loader(name)
-                if self.from_file and isinstance(loader, ImageLoader):
+                if isinstance(loader, ImageLoader):
                     window[name] = loader.read(dtype, rows=rows)
                 else:
                     window[name] = np.array(getattr(self.model, name)[..., r0:r1, :], dtype)
@@ -283,15 +282,9 @@ class _InputRows:
         return window
 
 
-def _is_loaded(model: DataModel, name: str) -> bool:
-    # calwebb.datamodels keeps an array not read yet as its loader (a callable) until first
-    # access; there is no public query for it yet
-    return not callable(model._arrays.get(name))
-
-
 def _lazy_file(model: DataModel, path: str | os.PathLike | None) -> Path | None:
     """The FITS file the model's SCI array is still to be read from (None if loaded)."""
-    if path is None or _is_loaded(model, "data"):
+    if path is None or model.pending_loader("data") is None:
         return None
     path = Path(path)
     return path if _is_fits(path) and path.is_file() else None
@@ -579,7 +572,7 @@ class TiledRun:
                  input_path: str | os.PathLike | None = None):
         self.pipeline, self.model, self.steps, self.budget = pipeline, model, steps, budget
         self.path = _lazy_file(model, input_path)
-        self.input = _InputRows(model, self.path)
+        self.input = _InputRows(model)
         self.shape = tuple(self.input.shape)
         self.frame_shape = tuple(self.shape[-2:])
         self.frame_tree = copy.deepcopy(model.tree)
