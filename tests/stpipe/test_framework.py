@@ -238,3 +238,23 @@ def test_a_result_saved_early_is_saved_once_as_run_would_save_it(rate_file, tmp_
     _EarlySaving.call(rate_file, save_results=True, output_dir=str(tmp_path / "hooked"),
                       post_hooks=[lambda model: None])
     assert [path.parent.name for path in saved] == ["hooked"]
+
+
+@pytest.mark.parametrize("step_class, expected", [
+    ("ResampleStep", "resample cannot use a int: give an image model"),
+    ("SkyMatchStep", "skymatch cannot use a int: give image models"),
+    ("OutlierDetectionStep", "outlier_detection cannot use a int: give a model"),
+])
+def test_library_steps_name_a_missing_member_file_and_a_wrong_input(step_class, expected,
+                                                                     tmp_path):
+    from calwebb.errors import DataModelError
+
+    step = registry.resolve(step_class)[0]()
+    missing = tmp_path / "missing_cal.fits"
+    with pytest.raises(DataModelError, match=r"missing_cal\.fits: no such file"):
+        step.prepare_input([str(missing)])
+    with pytest.raises(DataModelError, match=expected):
+        step.prepare_input([3])
+    existing = tmp_path / "a_cal.fits"
+    existing.write_bytes(b"")
+    assert step.prepare_input((existing,)) == [str(existing)]

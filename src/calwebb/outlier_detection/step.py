@@ -121,17 +121,9 @@ class OutlierDetectionStep(Step):
     def prepare_input(self, value):
         """Libraries, association files and dicts, and models are used as given (a model is
         copied before it is changed); other file names are resolved and kept as paths."""
-        if isinstance(value, ModelLibrary | datamodels.DataModel | dict):
-            return value
-        if isinstance(value, list | tuple):
-            return [self.prepare_input(item) for item in value]
-        if isinstance(value, str | os.PathLike):
-            path = self._resolve_input_path(value)
-            if not path.exists():
-                raise DataModelError(f"{path}: no such file")
-            return str(path)
-        raise DataModelError(f"outlier_detection cannot use a {type(value).__name__}: give a "
-                             "model, a file, a list of them, an association or a library")
+        return self.members_as_given(
+            value, (ModelLibrary, datamodels.DataModel, dict),
+            "a model, a file, a list of them, an association or a library")
 
     def _check_parameters(self) -> dict:
         def pair(name: str) -> tuple[float, float]:

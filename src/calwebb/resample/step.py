@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import os
 from itertools import repeat
 from pathlib import Path
 
@@ -62,19 +61,9 @@ class ResampleStep(Step):
     def prepare_input(self, value):
         """Files stay paths (each is read when drizzled); models are used as given, never
         modified; an association (.json) becomes its first product's science members."""
-        if isinstance(value, ModelLibrary):
-            return value
-        if isinstance(value, list | tuple):
-            return [self.prepare_input(item) for item in value]
-        if isinstance(value, str | os.PathLike):
-            path = self._resolve_input_path(value)
-            if not path.exists():
-                raise DataModelError(f"{path}: no such file")
-            return str(path)
-        if isinstance(value, datamodels.DataModel):
-            return value
-        raise DataModelError(f"resample cannot use a {type(value).__name__}: give an image "
-                             "model, a file, a list of them or an association")
+        return self.members_as_given(
+            value, (ModelLibrary, datamodels.DataModel),
+            "an image model, a file, a list of them or an association")
 
     def _sources(self, value) -> list:
         """Models or file paths to resample, in order (a library's members as calls giving

@@ -41,6 +41,24 @@ def _describe(model, reftype: str, truth: DetectorTruth, subarray=None, window=N
     return model
 
 
+def _save_described(files, truth: DetectorTruth, directory: Path, serial: int,
+                    exposure_type: str | None = None) -> list[Path]:
+    """Describe and save each (reftype, model, extension) of ``files`` as
+    ``jwst_<instrument>_<reftype>_<number>.<extension>``, numbered on from ``serial``
+    (``exposure_type``: also set as the models' EXP_TYPE); returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    instrument = truth.detector.instrument.lower()
+    paths = []
+    for number, (reftype, model, extension) in enumerate(files, start=serial + 1):
+        _describe(model, reftype, truth)
+        if exposure_type is not None:
+            model.meta.exposure.type = exposure_type
+        path = directory / f"jwst_{instrument}_{reftype}_{number:04d}.{extension}"
+        model.save(path)
+        paths.append(path)
+    return paths
+
+
 def write_detector_references(truth: DetectorTruth, directory: Path, serial: int,
                               readpatt: str, exposure_type: str, subarrays: dict) -> list[Path]:
     """Mask, saturation, superbias, linearity, gain, readnoise, IPC when the detector has it,
@@ -64,13 +82,9 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
     if truth.first_group_transient is not None:
         models["rscd"] = _rscd(truth.detector.instrument)
     instrument = truth.detector.instrument.lower()
-    paths = []
-    for reftype, model in models.items():
-        _describe(model, reftype, truth)
-        serial += 1
-        path = directory / f"jwst_{instrument}_{reftype}_{serial:04d}.fits"
-        model.save(path)
-        paths.append(path)
+    paths = _save_described([(reftype, model, "fits") for reftype, model in models.items()],
+                            truth, directory, serial)
+    serial += len(paths)
     for name, window in subarrays.items():
         serial += 1
         path = directory / f"jwst_{instrument}_dark_{serial:04d}.fits"
@@ -192,18 +206,9 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
         for name, (column, row) in FILTER_OFFSETS.items() if name in filters]
     filteroffset.meta.input_units = "pixel"
 
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
     files = (("flat", flat, "fits"), ("area", pixel_area, "fits"), ("photom", photom, "fits"),
              ("distortion", distortion_model, "asdf"), ("filteroffset", filteroffset, "asdf"))
-    for reftype, model, extension in files:
-        _describe(model, reftype, truth)
-        model.meta.exposure.type = detector.exposure_type
-        serial += 1
-        path = directory / f"jwst_{instrument.lower()}_{reftype}_{serial:04d}.{extension}"
-        model.save(path)
-        paths.append(path)
-    return paths
+    return _save_described(files, truth, directory, serial, detector.exposure_type)
 
 
 #: encircled-energy fractions tabulated in the simulated APCORR references
@@ -267,14 +272,5 @@ def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int)
     if nircam:
         table["pupil"] = "CLEAR"
     offsets.abvega_offset = table
-    paths = []
-    directory.mkdir(parents=True, exist_ok=True)
-    for reftype, model, extension in (("apcorr", apcorr, "fits"),
-                                      ("abvegaoffset", offsets, "asdf")):
-        _describe(model, reftype, truth)
-        model.meta.exposure.type = detector.exposure_type
-        serial += 1
-        path = directory / f"jwst_{instrument.lower()}_{reftype}_{serial:04d}.{extension}"
-        model.save(path)
-        paths.append(path)
-    return paths
+    return _save_described((("apcorr", apcorr, "fits"), ("abvegaoffset", offsets, "asdf")),
+                           truth, directory, serial, detector.exposure_type)

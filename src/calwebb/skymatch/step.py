@@ -4,7 +4,6 @@ record (default) or subtract it (stage3.md §2.4)."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
@@ -68,17 +67,9 @@ class SkyMatchStep(Step):
     def prepare_input(self, value):
         """A library is used as is; files stay paths (the library opens them); models are not
         copied here (the library copies a caller's model before changing it)."""
-        if isinstance(value, ModelLibrary | datamodels.DataModel):
-            return value
-        if isinstance(value, list | tuple):
-            return [self.prepare_input(item) for item in value]
-        if isinstance(value, str | os.PathLike):
-            path = self._resolve_input_path(value)
-            if not path.exists():
-                raise DataModelError(f"{path}: no such file")
-            return str(path)
-        raise DataModelError(f"skymatch cannot use a {type(value).__name__}: give image "
-                             "models, files, a list of them, an association or a ModelLibrary")
+        return self.members_as_given(
+            value, (ModelLibrary, datamodels.DataModel),
+            "image models, files, a list of them, an association or a ModelLibrary")
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, value):

@@ -23,7 +23,7 @@ from typing import Any
 import calwebb
 from calwebb import datamodels, memory
 from calwebb.datamodels import DataModel
-from calwebb.errors import ParameterError, ReferenceFileError
+from calwebb.errors import DataModelError, ParameterError, ReferenceFileError
 from calwebb.stpipe import config as configs
 from calwebb.stpipe import naming
 from calwebb.stpipe.spec import Param, parse_spec
@@ -271,6 +271,22 @@ class Step:
             if cls is not None and not isinstance(value, cls):
                 value = cls(value)
         return value
+
+    def members_as_given(self, value: Any, kinds: tuple[type, ...], expected: str) -> Any:
+        """Input of a step that opens its members itself (through a library): values of
+        ``kinds`` are used as given, a list item by item, a file name becomes the path of an
+        existing file; anything else is a DataModelError that names what was ``expected``."""
+        if isinstance(value, kinds):
+            return value
+        if isinstance(value, list | tuple):
+            return [self.members_as_given(item, kinds, expected) for item in value]
+        if isinstance(value, str | os.PathLike):
+            path = self._resolve_input_path(value)
+            if not path.exists():
+                raise DataModelError(f"{path}: no such file")
+            return str(path)
+        raise DataModelError(f"{self.class_alias or self.name} cannot use a "
+                             f"{type(value).__name__}: give {expected}")
 
     def _resolve_input_path(self, value: str | os.PathLike) -> Path:
         path = Path(value)
