@@ -133,6 +133,19 @@ def test_leading_planes_read_only_what_is_asked(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ramp.leading_planes("data", 9), ramp.data)  # now loaded
 
 
+def test_stored_part_maps_only_values_stored_as_they_are(tmp_path):
+    """Unscaled stored values are memory-mapped as stored; a raw ramp's (uint16 with BZERO)
+    cannot be, and a loaded array's part is a view of it."""
+    model, path = _uncal(tmp_path, shape=(2, 4, 6, 5))
+    ramp = datamodels.RampModel(path)
+    assert ramp.stored_part("data", planes=2) is None  # stored as int16 + 32768
+    assert callable(ramp._arrays["data"])
+    ramp.data  # noqa: B018 - now loaded
+    part = ramp.stored_part("data", rows=(1, 3), planes=2)
+    assert np.shares_memory(part, ramp.data)
+    np.testing.assert_array_equal(part, model.data[:, :2, 1:3].astype(np.float32))
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int16, np.float32, np.float64])
 def test_band_reads_equal_astropy(tmp_path, monkeypatch, dtype):
     monkeypatch.setattr(dm_io, "_CHUNK_BYTES", 64)  # many bands per plane

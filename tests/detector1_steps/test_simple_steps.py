@@ -6,7 +6,12 @@ import pytest
 from calwebb import datamodels, dqflags
 from calwebb.charge_migration.step import ChargeMigrationStep
 from calwebb.dark_current.step import DarkCurrentStep
-from calwebb.dark_current.subtract import averaged_dark, can_represent
+from calwebb.dark_current.subtract import (
+    averaged_dark,
+    can_represent,
+    subtract_dark,
+    subtract_frames,
+)
 from calwebb.dq_init.step import DQInitStep
 from calwebb.firstframe.step import FirstFrameStep
 from calwebb.gain_scale.step import GainScaleStep
@@ -308,3 +313,42 @@ def test_gain_scale_scales_shared_planes_once():
         model.meta.exposure.gain_factor = 2.0
         assert step.process(model).meta.cal_step.gain_scale == "COMPLETE"
     assert rate.data[0, 0] == 4 and rateints.data[0, 0, 0] == 4 and buffer[0, 0, 0] == 2
+
+
+@pytest.mark.parametrize("ndark", [1, 2])
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+def test_dark_frames_subtracted_in_one_pass_as_group_by_group(ndark, byte_order):
+    """The compiled pass (frames stored in either byte order, one or two dark integrations
+    for three science ones) gives subtract_dark's bits, NaN and ±inf in the dark included."""
+    rng = np.random.default_rng(11)
+    data = rng.normal(1000, 50, (3, 5, 7, 9)).astype(np.float32)
+    frames = rng.normal(0, 5, (ndark, 6, 7, 9)).astype(np.float32)  # one frame to spare
+    frames[0, 1, 2, 3], frames[-1, 2, 4, 4], frames[0, 3, 6, 8] = np.nan, np.inf, -np.inf
+    expected = data.copy()
+    subtract_dark(expected, list(frames), 1, 0, 1, 0)
+    stored = frames.astype(byte_order + "f4")[:, :5]
+    subtract_frames(data, stored if ndark == 2 else stored[0])
+    np.testing.assert_array_equal(data.view(np.uint32), expected.view(np.uint32))
+    assert np.isfinite(expected).all()  # NaN subtracted as 0, ±inf as ±float32 max
+
+
+def test_dark_current_reads_no_dark_frame_when_the_pattern_matches(tmp_path, monkeypatch):
+    """With the science readout pattern the dark file's frames are subtracted from a memory
+    map of its stored values, none read into an array; the result is the in-memory dark's."""
+    import calwebb.dark_current.step as dark_step
+
+    rng = np.random.default_rng(5)
+    frames = rng.normal(0, 5, (2, 6, 6, 5)).astype(np.float32)
+    frames[1, 2, 3, 4] = np.nan
+    dark = datamodels.DarkMIRIModel(data=frames, dq=np.zeros((2, 1, 6, 5), np.uint32))
+    dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
+    dark.save(tmp_path / "dark.fits")
+    monkeypatch.setattr(dark_step, "_subtract_in_bands", None)  # not to be used
+    from_file = DarkCurrentStep.call(ramp(nints=3, instrument="MIRI"),
+                                     override_dark=str(tmp_path / "dark.fits"))
+    monkeypatch.undo()
+    in_memory = DarkCurrentStep.call(ramp(nints=3, instrument="MIRI"), override_dark=dark)
+    np.testing.assert_array_equal(from_file.data, in_memory.data)
+    model = ramp(nints=3)
+    np.testing.assert_array_equal(from_file.data[2, :, 1, 1],
+                                  model.data[2, :, 1, 1] - frames[1, :4, 1, 1])

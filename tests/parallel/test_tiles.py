@@ -259,6 +259,9 @@ def test_tile_reference_parts_are_read_through_the_reference_loader(tmp_path):
     cut.set_loader("dq", tiles._CutLoader(reference, "dq", (2, 6), (1, 5)))
     assert cut.array_shape("data") == (3, 4, 4)
     np.testing.assert_array_equal(cut.leading_planes("data", 2, (1, 3)), sci[:2, 3:5, 1:5])
+    mapped = cut.stored_part("data", planes=2)  # the stored (big-endian) values, not read
+    assert isinstance(mapped.base, np.memmap) and not mapped.dtype.isnative
+    np.testing.assert_array_equal(mapped, sci[:2, 2:6, 1:5])
     assert cut.has_array("data") and callable(cut._arrays["data"])  # still not loaded
     np.testing.assert_array_equal(cut.data, sci[:, 2:6, 1:5])
     expected = np.zeros((4, 4), np.uint32)

@@ -8,6 +8,7 @@ from calwebb.dark_current.subtract import (
     can_represent,
     frames_needed,
     subtract_dark,
+    subtract_frames,
 )
 from calwebb.stpipe import Step
 
@@ -42,17 +43,12 @@ class DarkCurrentStep(Step):
         if not can_represent(dark_nframes, dark_groupgap, nframes, groupgap):
             return self.skip_model(model, "the dark has more frames per group or a larger gap "
                                           "than the science data")
-        # only the frames the science groups reach are read, a band of rows at a time
-        count = frames_needed(ngroups, nframes, groupgap)
-        ny, nx = model.data.shape[-2:]
-        band = max(1, BAND_BYTES // (4 * count * nx))
-        for first in range(0, ny, band):
-            rows = (first, min(first + band, ny))
-            frames = dark.leading_planes("data", count, rows)
-            stacks = list(frames) if frames.ndim == 4 else [frames]
-            subtract_dark(model.data[..., rows[0]:rows[1], :], stacks, nframes, groupgap,
-                          dark_nframes, dark_groupgap)
-            del frames, stacks
+        pattern, dark_pattern = (nframes, groupgap), (dark_nframes, dark_groupgap)
+        stored = _frame_per_group(dark, ngroups, pattern, dark_pattern)
+        if stored is not None:
+            subtract_frames(model.data, stored)
+        else:
+            _subtract_in_bands(model.data, dark, pattern, dark_pattern)
         if dark.has_array("dq"):
             dq = dark.dq
             model.pixeldq |= dq if dq.ndim == 2 else np.bitwise_or.reduce(dq[:, 0], axis=0)
@@ -92,3 +88,32 @@ class DarkCurrentStep(Step):
             return bool(np.any(dark.average_dark_current))
         return self.tile.memo("dark_current.any_rate", lambda: bool(np.any(
             self.tile.frame_reference(self, "dark").average_dark_current)))
+
+
+def _subtract_in_bands(data: np.ndarray, dark, pattern: tuple[int, int],
+                       dark_pattern: tuple[int, int]) -> None:
+    """``subtract_dark`` with frames averaged or extrapolated as needed: only the frames the
+    science groups reach are read, a band of rows at a time."""
+    count = frames_needed(data.shape[1], *pattern)
+    ny, nx = data.shape[-2:]
+    band = max(1, BAND_BYTES // (4 * count * nx))
+    for first in range(0, ny, band):
+        rows = (first, min(first + band, ny))
+        frames = dark.leading_planes("data", count, rows)
+        stacks = list(frames) if frames.ndim == 4 else [frames]
+        subtract_dark(data[..., rows[0]:rows[1], :], stacks, *pattern, *dark_pattern)
+        del frames, stacks
+
+
+def _frame_per_group(dark, ngroups: int, pattern: tuple[int, int],
+                     dark_pattern: tuple[int, int]) -> np.ndarray | None:
+    """The dark's first ``ngroups`` float32 frames, not read (``stored_part``), when they are
+    subtracted as they are: the dark has the science readout pattern and a frame for every
+    group; None otherwise (frames to average or extrapolate, values to convert)."""
+    if pattern != dark_pattern:
+        return None
+    stored = dark.stored_part("data", planes=ngroups)
+    if (stored is None or stored.ndim not in (3, 4) or stored.dtype.kind != "f"
+            or stored.dtype.itemsize != 4 or stored.shape[-3] < ngroups):
+        return None
+    return stored

@@ -9,6 +9,10 @@ built one at a time, so memory stays at two image planes whatever the ramp lengt
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
+
+#: what NaN and ±inf in a dark frame become (as numpy.nan_to_num makes them in float32)
+FLOAT32_MAX = np.float32(np.finfo(np.float32).max)
 
 
 def frames_needed(ngroups: int, nframes: int, groupgap: int) -> int:
@@ -59,6 +63,48 @@ def subtract_dark(data: np.ndarray, darks: list[np.ndarray], nframes: int, group
                   for frames in darks]
         for integration in range(data.shape[0]):
             data[integration, group] -= planes[min(integration, len(planes) - 1)]
+
+
+def subtract_frames(data: np.ndarray, frames: np.ndarray) -> None:
+    """``subtract_dark`` for a dark of the science NFRAMES/GROUPGAP with a frame for every
+    group (``frames`` [ngroups, ny, nx] or [ndark, ngroups, ny, nx], float32 in either byte
+    order, such as a memory map of the stored reference), in one compiled pass per row: no
+    copy of the dark is made."""
+    stacks = frames if frames.ndim == 4 else frames[np.newaxis]
+    _subtract_frames(data, stacks.view(np.uint32), not stacks.dtype.isnative)
+
+
+@njit(parallel=True, cache=True)
+def _subtract_frames(data, words, swapped):
+    """data[i, g] -= dark frame g of stack min(i, last) (``words``: the float32 bits,
+    byte-swapped when ``swapped``), NaN as 0 and ±inf as ±FLOAT32_MAX."""
+    nints, ngroups, ny, nx = data.shape
+    for y in prange(ny):
+        bits = np.empty(nx, np.uint32)
+        frame = bits.view(np.float32)
+        for g in range(ngroups):
+            loaded = -1
+            for i in range(nints):
+                stack = min(i, words.shape[0] - 1)
+                if stack != loaded:
+                    _load_row(words[stack, g, y], swapped, bits, frame)
+                    loaded = stack
+                for x in range(nx):
+                    data[i, g, y, x] -= frame[x]
+
+
+@njit(cache=True, inline="always")
+def _load_row(stored, swapped, bits, frame):
+    for x in range(bits.size):
+        word = stored[x]
+        if swapped:
+            word = (((word >> 24) & 0xFF) | ((word >> 8) & 0xFF00) | ((word << 8) & 0xFF0000)
+                    | ((word << 24) & 0xFF000000))
+        bits[x] = word
+    for x in range(frame.size):
+        value = frame[x]
+        if not np.isfinite(value):
+            frame[x] = 0.0 if np.isnan(value) else (FLOAT32_MAX if value > 0 else -FLOAT32_MAX)
 
 
 def averaged_dark(frames: np.ndarray, ngroups: int, nframes: int, groupgap: int,

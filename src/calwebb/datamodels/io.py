@@ -448,6 +448,19 @@ class ImageLayout:
             self._read_planes(out.reshape(-1, r1 - r0, c1 - c0), numbers, (r0, r1), (c0, c1))
         return out if len(self.shape) >= 2 else out.reshape(self.shape)
 
+    def mapped(self, rows: tuple[int, int] | None = None,
+               columns: tuple[int, int] | None = None,
+               planes: int | None = None) -> np.ndarray | None:
+        """The stored values of the same parts as ``read``, memory-mapped read-only in their
+        stored byte order (nothing is read until used); None when they are scaled (BSCALE or
+        BZERO), as the stored values are then not the array's."""
+        if self.bscale != 1 or self.bzero != 0 or len(self.shape) < 2 or not math.prod(
+                self.shape):
+            return None
+        stored = np.memmap(self.path, dtype=self.disk, mode="r", offset=self.offset,
+                           shape=self.shape)
+        return array_cut(stored, rows, columns, planes)
+
     def _read_planes(self, planes: np.ndarray, numbers: np.ndarray, rows: tuple[int, int],
                      columns: tuple[int, int]) -> None:
         ny, nx = (self.shape[-2:] if len(self.shape) >= 2 else (1, math.prod(self.shape)))
@@ -509,6 +522,10 @@ class ImageLoader:
 
     def __call__(self) -> np.ndarray:
         return self.read()
+
+    def mapped(self, **parts: Any) -> np.ndarray | None:
+        """``ImageLayout.mapped`` of the image (None when it is compressed)."""
+        return None if self.layout is None else self.layout.mapped(**parts)
 
     def read(self, dtype: Any = None, **parts: Any) -> np.ndarray:
         """The array as ``dtype`` (the loader's own by default), or the part that

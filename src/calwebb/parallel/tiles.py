@@ -472,14 +472,22 @@ class _CutLoader:
              ) -> np.ndarray:
         """The cut, or its first ``planes`` along the third-from-last axis and its ``rows``
         (counted within the cut)."""
-        cut_rows, columns = self.rows, self.columns
+        from_file = self.reference.pending_loader(self.name) is not None
+        part = self.reference.array_part(self.name, *self._window(rows), planes=planes)
+        return part if from_file else np.array(part)  # a loaded array's part is a view
+
+    def mapped(self, rows: tuple[int, int] | None = None, planes: int | None = None
+               ) -> np.ndarray | None:
+        """The same part, not read: the reference's ``stored_part`` of it."""
+        return self.reference.stored_part(self.name, *self._window(rows), planes=planes)
+
+    def _window(self, rows: tuple[int, int] | None) -> tuple:
+        """(rows, columns) of the reference for ``rows`` of the cut (None: all of it)."""
+        cut_rows = self.rows
         if rows is not None:
             first = 0 if cut_rows is None else cut_rows[0]
             cut_rows = (first + rows[0], first + rows[1])
-        from_file = self.reference.pending_loader(self.name) is not None
-        part = self.reference.array_part(self.name, rows=cut_rows, columns=columns,
-                                         planes=planes)
-        return part if from_file else np.array(part)  # a loaded array's part is a view
+        return cut_rows, self.columns
 
 
 # -- what a tile-aware step is told ----------------------------------------------------------
