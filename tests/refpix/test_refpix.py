@@ -1,5 +1,7 @@
 """Reference-pixel correction: analytic drifts removed; agreement with the official step."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,33 @@ def test_nir_full_frame_matches_official_step():
     theirs_input.meta.exposure.noutputs = 4
     theirs = official.RefPixStep().run(theirs_input)
     np.testing.assert_allclose(ours.data, theirs.data, atol=2e-3)
+
+
+def test_side_signal_is_the_nan_ignoring_running_median_bit_for_bit():
+    """The running medians are nanmedian's bit for bit (its masked sort is only used for
+    windows with an unusable pixel): without flags, with one, and with rows of them (windows
+    with no usable pixel on one side take the other side's median)."""
+    from calwebb.refpix.clipping import average_ignoring_nan
+    from calwebb.refpix.nir import side_signal
+
+    rng = np.random.default_rng(8)
+    left, right = (rng.normal(1000, 30, (3, 64, 4)).astype(np.float32) for _ in range(2))
+    good = np.ones((64, 4), bool)
+
+    def by_nanmedian(columns, usable):
+        values = np.pad(np.where(usable, columns, np.nan), ((0, 0), (5, 5), (0, 0)),
+                        mode="reflect")
+        windows = np.lib.stride_tricks.sliding_window_view(values, 11, axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+            return np.nanmedian(windows.reshape(3, 64, -1), axis=-1)
+
+    flagged = good.copy()
+    flagged[10, 2] = False
+    rows_flagged = flagged.copy()
+    rows_flagged[30:45] = False
+    for usable in (good, flagged, rows_flagged):
+        expected = average_ignoring_nan(by_nanmedian(left, usable), by_nanmedian(right, good),
+                                        both_nan=0.0)
+        result = side_signal(left, right, usable, good, 11)
+        np.testing.assert_array_equal(result.view(np.uint32), expected.view(np.uint32))

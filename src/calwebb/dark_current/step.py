@@ -112,8 +112,7 @@ def _frame_per_group(dark, ngroups: int, pattern: tuple[int, int],
     group; None otherwise (frames to average or extrapolate, values to convert)."""
     if pattern != dark_pattern:
         return None
-    stored = dark.stored_part("data", planes=ngroups)
-    if (stored is None or stored.ndim not in (3, 4) or stored.dtype.kind != "f"
-            or stored.dtype.itemsize != 4 or stored.shape[-3] < ngroups):
+    stored = dark.stored_part("data", planes=ngroups, dtype=np.float32)
+    if stored is None or stored.ndim not in (3, 4) or stored.shape[-3] < ngroups:
         return None
     return stored

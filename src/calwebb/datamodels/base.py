@@ -171,18 +171,24 @@ class DataModel:
         return array_cut(getattr(self, name), rows, columns, planes)
 
     def stored_part(self, name: str, rows: tuple[int, int] | None = None,
-                    columns: tuple[int, int] | None = None,
-                    planes: int | None = None) -> np.ndarray | None:
+                    columns: tuple[int, int] | None = None, planes: int | None = None,
+                    dtype: Any = None) -> np.ndarray | None:
         """The part of array ``name`` that ``array_part`` gives, without reading it: while the
         array is still in its file, its stored values memory-mapped in their stored byte order
-        (None when its loader cannot map them: compressed or scaled); once loaded, a view."""
+        (None when its loader cannot map them: compressed or scaled); once loaded, a view.
+        With ``dtype``, None also when the values are of another type (in either byte
+        order)."""
         value = self._arrays.get(name)
         if callable(value):
             mapped = getattr(value, "mapped", None)
             parts = {"rows": rows, "columns": columns, "planes": planes}
-            return None if mapped is None else mapped(
+            part = None if mapped is None else mapped(
                 **{key: part for key, part in parts.items() if part is not None})
-        return self.array_part(name, rows, columns, planes)
+        else:
+            part = self.array_part(name, rows, columns, planes)
+        if part is None or (dtype is not None and part.dtype.newbyteorder("=") != dtype):
+            return None
+        return part
 
     def pending_loader(self, name: str) -> Loader | None:
         """The loader of array ``name`` while it has not been read (None once it has, or when
