@@ -143,6 +143,8 @@ def test_stored_part_maps_only_values_stored_as_they_are(tmp_path):
     ramp.data  # noqa: B018 - now loaded
     part = ramp.stored_part("data", rows=(1, 3), planes=2)
     assert np.shares_memory(part, ramp.data)
+    assert ramp.stored_part("data", dtype=np.float64) is None  # float32 values
+    assert ramp.stored_part("data", dtype=np.float32) is not None
     np.testing.assert_array_equal(part, model.data[:, :2, 1:3].astype(np.float32))
 
 
