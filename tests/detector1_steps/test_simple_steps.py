@@ -352,3 +352,20 @@ def test_dark_current_reads_no_dark_frame_when_the_pattern_matches(tmp_path, mon
     model = ramp(nints=3)
     np.testing.assert_array_equal(from_file.data[2, :, 1, 1],
                                   model.data[2, :, 1, 1] - frames[1, :4, 1, 1])
+
+
+def test_dark_current_reads_the_frames_where_the_file_cannot_be_mapped(tmp_path, monkeypatch):
+    """A file system without memory maps: the dark is read in bands, with the same result."""
+    frames = np.random.default_rng(6).normal(0, 5, (4, 6, 5)).astype(np.float32)
+    dark = datamodels.DarkModel(data=frames, dq=np.zeros((6, 5), np.uint32))
+    dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
+    dark.save(tmp_path / "dark.fits")
+    mapped = DarkCurrentStep.call(ramp(), override_dark=str(tmp_path / "dark.fits")).data
+
+    def unmappable(*args, **kwargs):
+        raise OSError("mmap: no such device")
+
+    monkeypatch.setattr(np, "memmap", unmappable)
+    read = DarkCurrentStep.call(ramp(), override_dark=str(tmp_path / "dark.fits")).data
+    np.testing.assert_array_equal(read, mapped)
+    np.testing.assert_array_equal(read, ramp().data - frames)

@@ -453,12 +453,17 @@ class ImageLayout:
                planes: int | None = None) -> np.ndarray | None:
         """The stored values of the same parts as ``read``, memory-mapped read-only in their
         stored byte order (nothing is read until used); None when they are scaled (BSCALE or
-        BZERO), as the stored values are then not the array's."""
+        BZERO), as the stored values are then not the array's, when the image is not at least
+        2-D, or when the file system cannot map the file (it is then read instead)."""
         if self.bscale != 1 or self.bzero != 0 or len(self.shape) < 2 or not math.prod(
                 self.shape):
             return None
-        stored = np.memmap(self.path, dtype=self.disk, mode="r", offset=self.offset,
-                           shape=self.shape)
+        try:
+            stored = np.memmap(self.path, dtype=self.disk, mode="r", offset=self.offset,
+                               shape=self.shape)
+        except (OSError, ValueError) as exc:
+            log.debug("%s: not memory-mapped (%s); read instead", self.path, exc)
+            return None
         return array_cut(stored, rows, columns, planes)
 
     def _read_planes(self, planes: np.ndarray, numbers: np.ndarray, rows: tuple[int, int],
