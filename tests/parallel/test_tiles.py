@@ -319,6 +319,29 @@ def test_reference_images_are_sized_without_reading_them(tmp_path):
         "SCI": ((3, 10, 7), 4), "DQ": ((10, 7), 4)}
 
 
+def test_steps_of_a_tile_share_a_reference_cut(tmp_path):
+    """Jump and ramp_fit cut GAIN once per tile (the same rows read once); another tile's
+    window gets its own cut, of its own rows."""
+    from calwebb.jump.step import JumpStep
+    from calwebb.ramp_fitting.step import RampFitStep
+
+    gain = np.arange(10 * 7, dtype=np.float32).reshape(10, 7)
+    datamodels.GainModel(data=gain).save(tmp_path / "gain.fits")
+    frame = datamodels.RampModel((1, 3, 10, 7))
+    references = tiles.TileReferences(frame, (10, 7))
+    jump, ramp_fit = (JumpStep(override_gain=str(tmp_path / "gain.fits")),
+                      RampFitStep(override_gain=str(tmp_path / "gain.fits")))
+    first, second = (datamodels.RampModel((1, 3, 4, 7)) for _ in range(2))
+    for tile, ystart in ((first, 1), (second, 5)):
+        tile.meta.subarray.update({"xstart": 1, "ystart": ystart, "xsize": 7, "ysize": 4})
+    cut = references.open(jump, first, "gain")
+    assert references.open(ramp_fit, first, "gain") is cut
+    np.testing.assert_array_equal(cut.data, gain[:4])
+    other = references.open(ramp_fit, second, "gain")
+    assert other is not cut
+    np.testing.assert_array_equal(other.data, gain[4:8])
+
+
 def refpix_case(name: str) -> datamodels.RampModel:
     """NIR full frame (read along rows or, transposed, along columns), a NIR subarray with
     flagged reference pixels, MIRI full frame."""

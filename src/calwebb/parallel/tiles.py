@@ -310,6 +310,7 @@ class TileReferences:
         self.frame, self.frame_shape = frame, frame_shape
         self._paths: dict[tuple[str, str], str] = {}
         self._models: dict[tuple[str, str], Any] = {}
+        self._last_cuts: dict[tuple[str, str], tuple] = {}
 
     @contextmanager
     def installed(self, steps) -> Iterator[None]:
@@ -344,7 +345,13 @@ class TileReferences:
         path = self._paths[key]
         if path in ("N/A", ""):
             return None
-        return self.cut(path, reftype, model)
+        # steps of a tile that use the same reference (jump and ramp_fit: GAIN, READNOISE)
+        # share its cut, read once
+        window = _window_of(model, model.data.shape[-2:])
+        last = self._last_cuts.get((path, reftype))
+        if last is None or last[0] != window:
+            last = self._last_cuts[(path, reftype)] = (window, self.cut(path, reftype, model))
+        return last[1]
 
     def reference(self, path: str, reftype: str):
         """The reference model of ``path`` (opened once: metadata and tables; images load
