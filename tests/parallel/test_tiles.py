@@ -328,9 +328,9 @@ def test_steps_of_a_tile_share_a_reference_cut(tmp_path):
     gain = np.arange(10 * 7, dtype=np.float32).reshape(10, 7)
     datamodels.GainModel(data=gain).save(tmp_path / "gain.fits")
     frame = datamodels.RampModel((1, 3, 10, 7))
-    references = tiles.TileReferences(frame, (10, 7))
-    jump, ramp_fit = (JumpStep(override_gain=str(tmp_path / "gain.fits")),
-                      RampFitStep(override_gain=str(tmp_path / "gain.fits")))
+    references = tiles.TileReferences(frame, (10, 7), shared={"gain"})
+    jump, ramp_fit = (JumpStep(name="jump", override_gain=str(tmp_path / "gain.fits")),
+                      RampFitStep(name="ramp_fit", override_gain=str(tmp_path / "gain.fits")))
     first, second = (datamodels.RampModel((1, 3, 4, 7)) for _ in range(2))
     for tile, ystart in ((first, 1), (second, 5)):
         tile.meta.subarray.update({"xstart": 1, "ystart": ystart, "xsize": 7, "ysize": 4})
@@ -340,6 +340,9 @@ def test_steps_of_a_tile_share_a_reference_cut(tmp_path):
     other = references.open(ramp_fit, second, "gain")
     assert other is not cut
     np.testing.assert_array_equal(other.data, gain[4:8])
+    references.forget_cuts()
+    assert references.open(jump, second, "gain") is not other
+    assert tiles._shared_reference_types([jump, ramp_fit]) == {"gain", "readnoise"}
 
 
 def refpix_case(name: str) -> datamodels.RampModel:

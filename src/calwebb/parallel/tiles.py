@@ -306,11 +306,14 @@ class TileReferences:
     and recorded are the whole-frame run's.
     """
 
-    def __init__(self, frame: DataModel, frame_shape: tuple[int, int]):
+    def __init__(self, frame: DataModel, frame_shape: tuple[int, int], shared=()):
+        """``shared``: the reference types several steps open for a tile; their cut is made
+        once a tile and shared."""
         self.frame, self.frame_shape = frame, frame_shape
         self._paths: dict[tuple[str, str], str] = {}
         self._models: dict[tuple[str, str], Any] = {}
-        self._last_cuts: dict[tuple[str, str], tuple] = {}
+        self._tile_cuts: dict[tuple[str, str], tuple] = {}
+        self.shared = set(shared)
 
     @contextmanager
     def installed(self, steps) -> Iterator[None]:
@@ -345,13 +348,19 @@ class TileReferences:
         path = self._paths[key]
         if path in ("N/A", ""):
             return None
+        if reftype not in self.shared:
+            return self.cut(path, reftype, model)
         # steps of a tile that use the same reference (jump and ramp_fit: GAIN, READNOISE)
-        # share its cut, read once
+        # share its cut, read once (until ``forget_cuts``)
         window = _window_of(model, model.data.shape[-2:])
-        last = self._last_cuts.get((path, reftype))
+        last = self._tile_cuts.get((path, reftype))
         if last is None or last[0] != window:
-            last = self._last_cuts[(path, reftype)] = (window, self.cut(path, reftype, model))
+            last = self._tile_cuts[(path, reftype)] = (window, self.cut(path, reftype, model))
         return last[1]
+
+    def forget_cuts(self) -> None:
+        """Let the cuts made so far go (a new tile starts: they are not kept beside its own)."""
+        self._tile_cuts.clear()
 
     def reference(self, path: str, reftype: str):
         """The reference model of ``path`` (opened once: metadata and tables; images load
@@ -532,6 +541,12 @@ TILE_REFERENCES = {
 }
 
 
+def _shared_reference_types(steps) -> set[str]:
+    """The reference types that more than one of ``steps`` opens for a tile."""
+    counts = Counter(reftype for step in steps for reftype in TILE_REFERENCES.get(step.name, ()))
+    return {reftype for reftype, count in counts.items() if count > 1}
+
+
 #: barriers that only need the groups DO_NOT_USE on every pixel of the frame before them
 NEEDS_ONLY_DO_NOT_USE = ("jump", "ramp_fit")
 #: steps that never change the DO_NOT_USE flag of the group DQ: the groups DO_NOT_USE over
@@ -592,7 +607,8 @@ class TiledRun:
         self.frame_shape = tuple(self.shape[-2:])
         self.frame_tree = copy.deepcopy(model.tree)
         self.window = _subarray_window(self.frame_tree)
-        self.references = TileReferences(model, self.frame_shape)
+        self.references = TileReferences(model, self.frame_shape,
+                                         shared=_shared_reference_types(steps))
         self._memo: dict[str, Any] = {}
         self.stages = self._stages()
         self.halo = max((stage.halo for stage in self.stages), default=0)
@@ -823,6 +839,7 @@ class TiledRun:
         with progress_bar(len(self.tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
             for core in self.tiles:
                 tile = core.with_halo(stage.halo, self.frame_shape[0])
+                self.references.forget_cuts()
                 arrays = self.source.read((tile.start, tile.stop))
                 if pending is not None:  # the previous tile's last rows were in this halo
                     self.store.write(*pending)
