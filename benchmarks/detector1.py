@@ -12,7 +12,7 @@ generated in yet another process so that the parent's memory does not leak into 
 children's peak. With ``--repeat`` each pipeline runs that many times, the two alternating
 (the machine's speed drifts by tens of per cent within minutes), and the median wall and CPU
 times and the largest peak of each are shown (CPU seconds stay meaningful on a shared
-machine).
+machine), then each run's wall time and the speed-up of each alternating pair.
 """
 
 from __future__ import annotations
@@ -83,6 +83,17 @@ def report(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def run_by_run(ours: list[tuple], theirs: list[tuple]) -> str:
+    """Each run's wall seconds (and, run for run, the speed-up): the spread behind the
+    medians."""
+    text = "  calwebb runs: " + ", ".join(f"{run[0]:.2f}" for run in ours)
+    if theirs:
+        text += "; official runs: " + ", ".join(f"{run[0]:.2f}" for run in theirs)
+        text += "; speed-ups: " + ", ".join(
+            f"{their[0] / our[0]:.1f}x" for our, their in zip(ours, theirs, strict=True))
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", default="1", help="maximum_cores for jump and ramp_fit")
@@ -110,6 +121,7 @@ def main() -> None:
             rows.append((name, *medians(ours),
                          *(medians(theirs) if official else (None, None, None))))
             print(report(rows[-1:]), flush=True)
+            print(run_by_run(ours, theirs), flush=True)
     print()
     print(report(rows))
 
