@@ -369,3 +369,30 @@ def test_dark_current_reads_the_frames_where_the_file_cannot_be_mapped(tmp_path,
     read = DarkCurrentStep.call(ramp(), override_dark=str(tmp_path / "dark.fits")).data
     np.testing.assert_array_equal(read, mapped)
     np.testing.assert_array_equal(read, ramp().data - frames)
+
+
+@pytest.mark.parametrize("stored_as", ["<f4", ">f4", "<f8"])
+def test_linearity_coefficients_sanitized_as_plane_arithmetic(stored_as):
+    """The compiled pass over stored coefficients (either byte order, or converted) gives
+    the identity polynomial and NO_LIN_CORR exactly where the whole-plane rules do."""
+    from calwebb.linearity.correct import sanitize_coefficients
+
+    rng = np.random.default_rng(9)
+    coeffs = rng.normal(0, 1, (4, 6, 5)).astype(np.float32)
+    coeffs[2, 1, 1] = np.nan
+    coeffs[1, 2, 2] = 0.0
+    coeffs[1, 3, 3] = -0.0
+    reference_dq = np.zeros((6, 5), np.uint32)
+    reference_dq[4, 4] = dqflags.NO_LIN_CORR
+    reference_dq[0, 1] = dqflags.DO_NOT_USE
+    expected = coeffs.copy()
+    broken = np.isnan(expected).any(axis=0) | (expected[1] == 0)
+    expected_dq = reference_dq.copy()
+    expected_dq[broken] |= dqflags.NO_LIN_CORR
+    identity = (expected_dq & dqflags.NO_LIN_CORR) != 0
+    expected[:, identity] = 0
+    expected[1, identity] = 1
+    result, dq = sanitize_coefficients(coeffs.astype(stored_as), reference_dq)
+    np.testing.assert_array_equal(result.view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(dq, expected_dq)
+    assert result.dtype == np.float32 and reference_dq[1, 1] == 0  # inputs untouched

@@ -13,15 +13,45 @@ def sanitize_coefficients(coeffs: np.ndarray, reference_dq: np.ndarray) -> tuple
 
     Pixels flagged NO_LIN_CORR, with any NaN coefficient, or with a zero linear term get
     c1 = 1 and all other terms 0; the NaN and zero-linear cases are also flagged NO_LIN_CORR.
+    ``coeffs`` [ncoeffs, ny, nx] are float32 in either byte order (a memory map of the stored
+    reference is read once, in one compiled pass) or of another real type (converted first);
+    the results are new arrays (native float32 coefficients, uint32 DQ).
     """
-    coeffs = np.array(coeffs, dtype=np.float32, copy=True)
+    if coeffs.dtype.newbyteorder("=") != np.float32:
+        coeffs = coeffs.astype(np.float32)
+    sanitized = np.empty(coeffs.shape, np.float32)
     dq = reference_dq.astype(np.uint32, copy=True)
-    broken = np.isnan(coeffs).any(axis=0) | (coeffs[1] == 0)
-    dq[broken] |= dqflags.NO_LIN_CORR
-    identity = broken | ((dq & dqflags.NO_LIN_CORR) != 0)
-    coeffs[:, identity] = 0
-    coeffs[1, identity] = 1
-    return coeffs, dq
+    _sanitize(coeffs.view(np.uint32), not coeffs.dtype.isnative, dq, sanitized,
+              dqflags.NO_LIN_CORR)
+    return sanitized, dq
+
+
+@njit(cache=True, parallel=True)
+def _sanitize(words, swapped, dq, sanitized, no_lin_corr):
+    """``sanitize_coefficients`` on the float32 bits of the coefficients (byte-swapped when
+    ``swapped``), a row per thread task."""
+    ncoeffs, ny, nx = words.shape
+    for y in prange(ny):
+        bits = np.empty(nx, np.uint32)
+        values = bits.view(np.float32)
+        broken = np.zeros(nx, np.bool_)
+        for k in range(ncoeffs):
+            for x in range(nx):
+                word = words[k, y, x]
+                if swapped:
+                    word = (((word >> 24) & 0xFF) | ((word >> 8) & 0xFF00)
+                            | ((word << 8) & 0xFF0000) | ((word << 24) & 0xFF000000))
+                bits[x] = word
+            for x in range(nx):
+                value = values[x]
+                sanitized[k, y, x] = value
+                broken[x] |= np.isnan(value) or (k == 1 and value == 0)
+        for x in range(nx):
+            if broken[x]:
+                dq[y, x] |= no_lin_corr
+            if dq[y, x] & no_lin_corr:
+                for k in range(ncoeffs):
+                    sanitized[k, y, x] = 1.0 if k == 1 else 0.0
 
 
 def linearize(data: np.ndarray, groupdq: np.ndarray, coeffs: np.ndarray) -> None:

@@ -16,8 +16,10 @@ class LinearityStep(Step):
         reference = self.open_reference(model, "linearity")
         if reference is None:
             return self.skip_model(model, "no LINEARITY reference")
+        stored = reference.stored_part("coeffs")  # not read: mapped from the file
+        coeffs = stored if stored is not None and stored.ndim == 3 else reference.coeffs
         coeffs, ref_dq = sanitize_coefficients(
-            reference.coeffs, datamodels.reference_dq(reference, reference.coeffs.shape[1:]))
+            coeffs, datamodels.reference_dq(reference, coeffs.shape[1:]))
         model.pixeldq |= ref_dq
         linearize(model.data, model.groupdq, coeffs)
         if model.has_array("zeroframe"):
