@@ -33,6 +33,25 @@ def median_small(values, count):
     return values[middle] if count % 2 else 0.5 * (values[middle - 1] + values[middle])
 
 
+def float32_words(values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(the bits of float32 ``values`` as native uint32 words, whether they are stored
+    byte-swapped): how a kernel reads float32 data of either byte order, such as a memory
+    map of a big-endian FITS image, without a converted copy (see ``native_row``)."""
+    return values.view(np.uint32), not values.dtype.isnative
+
+
+@njit(cache=True, inline="always")
+def native_row(words, swapped, bits):
+    """Copy a row of ``float32_words`` into ``bits`` (uint32, viewed as float32 by the
+    caller) in native byte order."""
+    for x in range(bits.size):
+        word = words[x]
+        if swapped:
+            word = (((word >> 24) & 0xFF) | ((word >> 8) & 0xFF00) | ((word << 8) & 0xFF0000)
+                    | ((word << 24) & 0xFF000000))
+        bits[x] = word
+
+
 def sorting_network(n: int) -> np.ndarray:
     """Comparators (i, j), i < j < n, [count, 2], that sort n values: Batcher's odd-even merge
     sort of the next power of two, without the comparators beyond n (only +inf sits there,

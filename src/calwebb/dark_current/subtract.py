@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from calwebb.kernels import float32_words, native_row
+
 #: what NaN and ±inf in a dark frame become (as numpy.nan_to_num makes them in float32)
 FLOAT32_MAX = np.float32(np.finfo(np.float32).max)
 
@@ -71,7 +73,7 @@ def subtract_frames(data: np.ndarray, frames: np.ndarray) -> None:
     order, such as a memory map of the stored reference), in one compiled pass per row: no
     copy of the dark is made."""
     stacks = frames if frames.ndim == 4 else frames[np.newaxis]
-    _subtract_frames(data, stacks.view(np.uint32), not stacks.dtype.isnative)
+    _subtract_frames(data, *float32_words(stacks))
 
 
 @njit(parallel=True, cache=True)
@@ -95,12 +97,8 @@ def _subtract_frames(data, words, swapped):
 
 @njit(cache=True, inline="always")
 def _load_row(stored, swapped, bits, frame):
-    for x in range(bits.size):
-        word = stored[x]
-        if swapped:
-            word = (((word >> 24) & 0xFF) | ((word >> 8) & 0xFF00) | ((word << 8) & 0xFF0000)
-                    | ((word << 24) & 0xFF000000))
-        bits[x] = word
+    """A dark row into ``bits`` (``frame`` views them as float32), NaN → 0, ±inf → ±max."""
+    native_row(stored, swapped, bits)
     for x in range(frame.size):
         value = frame[x]
         if not np.isfinite(value):

@@ -48,6 +48,11 @@ def array_cut(array: np.ndarray, rows: tuple[int, int] | None = None,
                   slice(*columns) if columns else slice(None)]
 
 
+def _given(**parts: Any) -> dict[str, Any]:
+    """The keyword arguments that were given (not None), for a loader's ``read``/``mapped``."""
+    return {key: part for key, part in parts.items() if part is not None}
+
+
 def _check_integer_range(model: DataModel, name: str, spec: ArraySpec, array: np.ndarray) -> None:
     """Refuse integer values that the declared integer dtype cannot hold (no silent wrap)."""
     target = np.dtype(spec.dtype)
@@ -166,8 +171,7 @@ class DataModel:
         value = self._arrays.get(name)
         read = getattr(value, "read", None)
         if callable(value) and read is not None:
-            parts = {"rows": rows, "columns": columns, "planes": planes}
-            return read(**{key: part for key, part in parts.items() if part is not None})
+            return read(**_given(rows=rows, columns=columns, planes=planes))
         return array_cut(getattr(self, name), rows, columns, planes)
 
     def stored_part(self, name: str, rows: tuple[int, int] | None = None,
@@ -181,9 +185,8 @@ class DataModel:
         value = self._arrays.get(name)
         if callable(value):
             mapped = getattr(value, "mapped", None)
-            parts = {"rows": rows, "columns": columns, "planes": planes}
             part = None if mapped is None else mapped(
-                **{key: part for key, part in parts.items() if part is not None})
+                **_given(rows=rows, columns=columns, planes=planes))
         else:
             part = self.array_part(name, rows, columns, planes)
         if part is None or (dtype is not None and part.dtype.newbyteorder("=") != dtype):

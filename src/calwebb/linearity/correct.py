@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from calwebb import dqflags
+from calwebb.kernels import float32_words, native_row
 
 
 def sanitize_coefficients(coeffs: np.ndarray, reference_dq: np.ndarray) -> tuple:
@@ -21,8 +22,7 @@ def sanitize_coefficients(coeffs: np.ndarray, reference_dq: np.ndarray) -> tuple
         coeffs = coeffs.astype(np.float32)
     sanitized = np.empty(coeffs.shape, np.float32)
     dq = reference_dq.astype(np.uint32, copy=True)
-    _sanitize(coeffs.view(np.uint32), not coeffs.dtype.isnative, dq, sanitized,
-              dqflags.NO_LIN_CORR)
+    _sanitize(*float32_words(coeffs), dq, sanitized, dqflags.NO_LIN_CORR)
     return sanitized, dq
 
 
@@ -36,12 +36,7 @@ def _sanitize(words, swapped, dq, sanitized, no_lin_corr):
         values = bits.view(np.float32)
         broken = np.zeros(nx, np.bool_)
         for k in range(ncoeffs):
-            for x in range(nx):
-                word = words[k, y, x]
-                if swapped:
-                    word = (((word >> 24) & 0xFF) | ((word >> 8) & 0xFF00)
-                            | ((word << 8) & 0xFF0000) | ((word << 24) & 0xFF000000))
-                bits[x] = word
+            native_row(words[k, y], swapped, bits)
             for x in range(nx):
                 value = values[x]
                 sanitized[k, y, x] = value
