@@ -10,6 +10,7 @@ from calwebb.firstframe.step import FirstFrameStep
 from calwebb.gain_scale.step import GainScaleStep
 from calwebb.group_scale.step import GroupScaleStep
 from calwebb.ipc.step import IPCStep
+from calwebb.irs2 import is_irs2
 from calwebb.jump.step import JumpStep
 from calwebb.lastframe.step import LastFrameStep
 from calwebb.linearity.step import LinearityStep
@@ -105,9 +106,13 @@ class Detector1Pipeline(Pipeline):
         """The ramp steps planned tile by tile within max_memory (None: one tile will do)."""
         from calwebb.parallel.tiles import automatic_budget, plan_run
 
+        shape = model.array_shape("data")  # (without reading the ramp)
+        if shape and is_irs2(shape):
+            self.log.info("IRS2 readout: the ramp is processed whole (refpix removes the "
+                          "interleaved reference rows)")
+            return None
         budget = self._memory_limit
         if budget == AUTO:
-            shape = model.array_shape("data")  # (without reading the ramp)
             budget = automatic_budget(shape) if shape else None
             if budget is None:
                 return None
