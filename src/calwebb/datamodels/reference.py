@@ -271,6 +271,17 @@ class FgsImgApcorrModel(ApcorrModel):
     pass
 
 
+class IRS2Model(ReferenceModel):
+    """NIRSpec IRS2 reference-pixel coefficients: the IRS2 table (float32 columns alpha_0-3
+    and beta_0-3, real and imaginary parts on alternate rows, one complex value per
+    frequency of a frame's readout) and the DQ table of bad interleaved reference pixels
+    (OUTPUT, ODD_EVEN, MASK). Tables, not images: never cut to a subarray."""
+
+    reftype = "refpix"
+    primary_array = "irs2_table"
+    arrays = {"irs2_table": _table("IRS2"), "dq_table": _table("DQ")}
+
+
 #: the official model class (its DATAMODL) per reference type and instrument
 INSTRUMENT_MODELS = {
     "photom": {"NIRCAM": NrcImgPhotomModel, "NIRISS": NisImgPhotomModel,
@@ -375,7 +386,7 @@ REFERENCE_MODELS: dict[str, type[ReferenceModel]] = {
     for cls in (MaskModel, SaturationModel, SuperBiasModel, LinearityModel, DarkModel,
                 GainModel, ReadnoiseModel, IPCModel, ResetModel, RSCDModel, FlatModel,
                 PixelAreaModel, PhotomModel, DistortionModel, FilteroffsetModel, ApcorrModel,
-                ABVegaOffsetModel, EmiModel, PictureFrameModel)
+                ABVegaOffsetModel, EmiModel, PictureFrameModel, IRS2Model)
 }
 
 
@@ -453,3 +464,28 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
         {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
     )
     return cut
+
+
+@register_reference_model
+class SIRSKernelModel(_TreeReference):
+    """SIRS side-reference-pixel kernels (ASDF), never cut to a subarray: per detector, a
+    top-level item named as the detector in lower case (``nrcb1``, ``nrs2``) holding the
+    Fourier coefficients ``gamma`` (left reference columns) and ``zeta`` (right ones),
+    [amplifier, frequency] arrays (complex in the official files)."""
+
+    reftype = "sirskernel"
+
+    def coefficients(self, detector: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(gamma, zeta) of ``detector`` (names compared ignoring case), or None when the file
+        has no item with both for it."""
+        if not detector:
+            return None
+        for name, item in self.tree.items():
+            if name.lower() == detector.lower() and isinstance(item, dict):
+                if item.get("gamma") is not None and item.get("zeta") is not None:
+                    return np.asarray(item["gamma"]), np.asarray(item["zeta"])
+        return None
+
+    def set_coefficients(self, detector: str, gamma, zeta) -> None:
+        """Store the coefficients of ``detector`` under its lower-case name."""
+        self.tree[detector.lower()] = {"gamma": np.asarray(gamma), "zeta": np.asarray(zeta)}

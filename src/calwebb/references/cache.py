@@ -46,6 +46,7 @@ MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "gain": (DETECTOR, SUBARRAY, FILTER, BAND),
     "readnoise": (DETECTOR, READPATT, SUBARRAY),
     "ipc": (DETECTOR, SUBARRAY),
+    "refpix": (DETECTOR, READPATT),  # NIRSpec IRS2 coefficients
     "reset": (DETECTOR, READPATT, SUBARRAY),
     "rscd": (DETECTOR,),
     "distortion": (DETECTOR, EXP_TYPE, CHANNEL, FILTER, PUPIL, BAND),

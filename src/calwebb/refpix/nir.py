@@ -2,7 +2,8 @@
 
 Full frame: per amplifier (512 columns) the clipped means of the 4 bottom and 4 top
 reference rows, by column parity, are subtracted; then a running median of the 4 left and
-4 right reference columns removes the row-correlated (1/f) signal.
+4 right reference columns removes the row-correlated (1/f) signal (or, given SIRS kernels,
+their convolution, per amplifier: ``calwebb.refpix.sirs``).
 
 Measuring and applying are separate: the corrections come from the reference pixels alone
 (the border strips of the frame, or the pixels flagged REFERENCE_PIXEL in a subarray), and
@@ -18,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from calwebb import dqflags
+from calwebb.refpix import sirs
 from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
 
 N_REF = 4
@@ -84,7 +86,9 @@ class FullFrameCorrection:
     """What a full-frame ramp loses: per amplifier and column parity, and per detector row."""
 
     amplifier: np.ndarray  # [ngroups, amplifier, parity]
-    side: np.ndarray | None  # [ngroups, detector row], side gain applied, or None
+    #: [ngroups, detector row] running median, side gain applied; or [ngroups, amplifier,
+    #: detector row] SIRS signal (float64, subtracted in float64); or None
+    side: np.ndarray | None
     odd_even_columns: bool
 
 
@@ -98,9 +102,13 @@ def _column_signal(correction_amplifier: np.ndarray, columns: np.ndarray,
 def measure_full_frame(strips: dict[str, np.ndarray], good: dict[str, np.ndarray],
                        odd_even_columns: bool, use_side_ref_pixels: bool,
                        side_smoothing_length: int, side_gain: float,
-                       sigma: float) -> FullFrameCorrection | None:
+                       sigma: float, sirs_kernels: np.ndarray | None = None,
+                       sigreject: float = 4.0) -> FullFrameCorrection | None:
     """The correction of one integration from its detector-frame strips [ngroups, ...] and
-    their usable-pixel masks; None when an amplifier has no usable reference pixel."""
+    their usable-pixel masks; None when an amplifier has no usable reference pixel.
+
+    With ``sirs_kernels`` (``sirs.make_kernels``) the side signal is the SIRS one
+    (``sigreject``; no side gain, no pixel flags) instead of the running median."""
     signal = _top_bottom_signal(strips["bottom"], strips["top"], good["bottom"], good["top"],
                                 odd_even_columns, sigma)
     if signal is None:
@@ -113,8 +121,11 @@ def measure_full_frame(strips: dict[str, np.ndarray], good: dict[str, np.ndarray
         for name, columns in (("left", np.arange(N_REF)), ("right", np.arange(nx - N_REF, nx))):
             offset = _column_signal(signal, columns, odd_even_columns)[:, None, :].astype(dtype)
             corrected.append(strips[name] - offset)
-        side = side_gain * side_signal(corrected[0], corrected[1], good["left"], good["right"],
-                                       side_smoothing_length)
+        if sirs_kernels is not None:
+            side = sirs.side_signal(corrected[0], corrected[1], sirs_kernels, sigreject)
+        else:
+            side = side_gain * side_signal(corrected[0], corrected[1], good["left"],
+                                           good["right"], side_smoothing_length)
     return FullFrameCorrection(signal, side, odd_even_columns)
 
 
@@ -125,6 +136,11 @@ def apply_full_frame(ramp: np.ndarray, correction: FullFrameCorrection, rows: sl
     column_index = np.arange(columns.start, columns.stop)
     by_column = _column_signal(correction.amplifier, column_index,
                                correction.odd_even_columns).astype(ramp.dtype)
+    if correction.side is not None and correction.side.ndim == 3:  # SIRS, by amplifier
+        _subtract_amplifier_rows(ramp, np.ascontiguousarray(by_column),
+                                 np.ascontiguousarray(correction.side[:, :, rows]),
+                                 column_index // AMPLIFIER_WIDTH)
+        return
     if correction.side is None:  # subtracting 0 leaves every float32 value as it is
         by_row = np.zeros((ramp.shape[0], ramp.shape[1]), ramp.dtype)
     else:
@@ -142,6 +158,18 @@ def _subtract_signals(ramp, by_column, by_row):
             for x in range(ncolumns):
                 value = ramp[group, y, x] - by_column[group, x]
                 ramp[group, y, x] = value - by_row[group, y]
+
+
+@njit(cache=True, parallel=True)
+def _subtract_amplifier_rows(ramp, by_column, by_amplifier_row, amplifier):
+    """ramp[g, y, x] -= by_column[g, x] (float32), then -= by_amplifier_row[g, amplifier[x],
+    y] in float64, rounded back to float32 once."""
+    ngroups, nrows, ncolumns = ramp.shape
+    for y in prange(nrows):
+        for group in range(ngroups):
+            for x in range(ncolumns):
+                value = ramp[group, y, x] - by_column[group, x]
+                ramp[group, y, x] = np.float64(value) - by_amplifier_row[group, amplifier[x], y]
 
 
 def _top_bottom_signal(bottom, top, good_bottom, good_top, odd_even_columns, sigma):

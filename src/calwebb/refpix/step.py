@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from calwebb import datamodels, dqflags
-from calwebb.refpix import miri, nir
+from calwebb.refpix import miri, nir, sirs
 from calwebb.stpipe import Step
 
 NIR_FULL = (2048, 2048)
@@ -58,7 +58,32 @@ class RefPixStep(Step):
         else:
             mode = "nir_full" if tuple(frame_shape) == NIR_FULL else "nir_subarray"
         sub = model.meta.subarray
-        return ReferencePixels(mode, tuple(frame_shape), sub.fastaxis or 1, sub.slowaxis or 2)
+        pixels = ReferencePixels(mode, tuple(frame_shape), sub.fastaxis or 1, sub.slowaxis or 2)
+        if self.refpix_algorithm == "sirs":
+            pixels.sirs_kernels = self.sirs_kernels(model, mode)
+        return pixels
+
+    def sirs_kernels(self, model, mode: str) -> np.ndarray | None:
+        """The SIRS convolution kernels of the model's detector, or None (with the reason
+        logged) when the running median is used instead."""
+        if mode == "miri":
+            self.log.info("SIRS is not applied to MIRI data")
+            return None
+        if mode != "nir_full" or "FULL" not in (model.meta.subarray.name or "FULL").upper():
+            self.log.info("SIRS is not applied to subarray data")
+            return None
+        reference = self.open_reference(model, "sirskernel")
+        if reference is None:
+            self.log.warning("No SIRSKERNEL reference; using the running median for the side "
+                             "reference pixels")
+            return None
+        detector = model.meta.instrument.detector
+        kernels = sirs.detector_kernels(reference.coefficients(detector), self.gaussmooth,
+                                        self.halfwidth)
+        if kernels is None:
+            self.log.info("The SIRSKERNEL reference has no kernel for %s; using the running "
+                          "median", detector)
+        return kernels
 
     def measure(self, pixels: ReferencePixels) -> list:
         """One correction per ramp collected in ``pixels`` (integrations, then ZEROFRAME
@@ -80,7 +105,8 @@ class RefPixStep(Step):
                 nir.detector_strips({name: pixels.strips[name][index] for name in nir.STRIPS},
                                     pixels.fastaxis, pixels.slowaxis),
                 good, self.odd_even_columns, self.use_side_ref_pixels,
-                self.side_smoothing_length, self.side_gain, self.siglimit)
+                self.side_smoothing_length, self.side_gain, self.siglimit,
+                pixels.sirs_kernels, self.sigreject)
                 for index in range(pixels.nramps)]
         samples, columns = pixels.samples_in_reading_order()
         return [nir.measure_subarray(ramp_samples, columns, self.odd_even_columns,
@@ -91,8 +117,6 @@ class RefPixStep(Step):
         reason = self.not_applicable(model, frame_shape)
         if reason:
             return self.skip_model(model, reason)
-        if self.refpix_algorithm == "sirs":
-            self.log.warning("refpix_algorithm='sirs' is not available; using the running median")
         ramps = correctable_ramps(model)
         if self.tile is None:
             pixels = self.reference_pixels(model, frame_shape)
@@ -161,6 +185,8 @@ class ReferencePixels:
         self._samples: list[list[np.ndarray]] = []
         self._coordinates: list[tuple[np.ndarray, np.ndarray]] = []
         self.nramps = 0
+        #: SIRS kernels for the side correction of a full frame (None: running median)
+        self.sirs_kernels: np.ndarray | None = None
 
     def add(self, ramps: list[np.ndarray], pixeldq: np.ndarray, first_row: int) -> None:
         """Take the reference pixels of ``ramps`` ([ngroups, rows, nx] science frame each)
