@@ -303,3 +303,17 @@ def test_dq_def_with_signed_value_column(tmp_path):
     fits.HDUList([primary, fits.ImageHDU(dq, name="DQ"), table]).writeto(path)
     np.testing.assert_array_equal(datamodels.MaskModel(path).dq,
                                   [[2048, 2**31], [2**31 | 2048, 0]])
+
+
+def test_irs2_references_are_used_whole():
+    science = datamodels.RampModel(data=np.zeros((1, 1, 3200, 2048), np.float32))
+    science.meta.subarray.update({"name": "FULL", "xstart": 1, "ystart": 1,
+                                  "xsize": 2048, "ysize": 2048})
+    raw_layout = datamodels.SuperBiasModel(data=np.zeros((3200, 2048), np.float32))
+    normal_only = datamodels.SaturationModel(data=np.zeros((2048, 2048), np.float32))
+    assert datamodels.cutout_reference(raw_layout, science) is raw_layout
+    assert datamodels.cutout_reference(normal_only, science) is normal_only
+    other = datamodels.MaskModel(dq=np.zeros((3000, 2048), np.uint32))
+    other.meta.filename = "mask.fits"
+    with pytest.raises(ReferenceFileError, match=r"mask\.fits.*2048x3000.*IRS2 frame"):
+        datamodels.cutout_reference(other, science)

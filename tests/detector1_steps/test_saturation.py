@@ -43,12 +43,16 @@ def test_averaged_groups_hide_saturation_in_their_last_frame():
 
 
 def test_zeroframe_unusable_values_become_zero():
-    data = np.full((1, 2, 3, 3), 10.0, np.float32)
-    zeroframe = np.full((1, 3, 3), 10.0, np.float32)
+    """Saturated values are zeroed with their neighbours; values at or below zero alone."""
+    data = np.full((1, 2, 7, 7), 10.0, np.float32)
+    zeroframe = np.full((1, 7, 7), 10.0, np.float32)
     zeroframe[0, 0, 0] = 2000
-    flag_saturation(data, np.zeros(data.shape, np.uint8), np.full((3, 3), 1000.0, np.float32),
-                    np.zeros((3, 3), bool), 0, zeroframe=zeroframe)
-    assert zeroframe[0, 0, 0] == 0 and zeroframe[0, 1, 1] == 10
+    zeroframe[0, 4, 4] = -3
+    flag_saturation(data, np.zeros(data.shape, np.uint8), np.full((7, 7), 1000.0, np.float32),
+                    np.zeros((7, 7), bool), 1, zeroframe=zeroframe)
+    expected = np.full((7, 7), 10.0, np.float32)
+    expected[:2, :2] = expected[4, 4] = 0
+    np.testing.assert_array_equal(zeroframe[0], expected)
 
 
 def test_step_propagates_reference_dq():
@@ -86,6 +90,37 @@ def test_matches_stcal():
         read_pattern=read_pattern(6, nframes), bias=bias)
     np.testing.assert_array_equal(gdq, theirs_gdq)
     np.testing.assert_array_equal(dq_out, theirs_pdq)
+
+
+@pytest.mark.compare
+def test_zeroframe_and_nan_bias_match_stcal():
+    """ZEROFRAME zeroing and the group-2 test with NaNs in the superbias (those pixels are
+    exempt) as ``flag_saturated_pixels`` does them."""
+    stcal_saturation = pytest.importorskip("stcal.saturation.saturation")
+    rng = np.random.default_rng(8)
+    shape = (2, 4, 50, 50)
+    data = np.cumsum(rng.uniform(0, 500, shape), axis=1).astype(np.float32)
+    data[:, 1] = np.where(rng.random(shape[-2:]) < 0.3, data[:, 2] + 50, data[:, 1])
+    thresholds = rng.uniform(900, 1300, shape[-2:]).astype(np.float32)
+    bias = rng.uniform(0, 50, shape[-2:]).astype(np.float32)
+    bias[rng.random(shape[-2:]) < 0.2] = np.nan
+    zeroframe = rng.uniform(-300, 1500, (2, 50, 50)).astype(np.float32)
+    pattern = read_pattern(4, 3)
+    limits, _ = prepare_thresholds(thresholds, np.zeros(shape[-2:], np.uint32))
+    gdq, ours_zeroframe = np.zeros(shape, np.uint8), zeroframe.copy()
+    flag_saturation(data, gdq, limits, np.zeros(shape[-2:], bool), 1, pattern, bias,
+                    ours_zeroframe)
+    theirs_gdq, _, theirs_zeroframe = stcal_saturation.flag_saturated_pixels(
+        data.copy(), np.zeros(shape, np.uint8), np.zeros(shape[-2:], np.uint32),
+        thresholds.copy(), np.zeros(shape[-2:], np.uint32), 65535, dqflags.PIXEL,
+        n_pix_grow_sat=1, read_pattern=pattern, zframe=zeroframe.copy(), bias=bias)
+    np.testing.assert_array_equal(gdq, theirs_gdq)
+    np.testing.assert_array_equal(ours_zeroframe, theirs_zeroframe)
+    zero_bias_gdq = np.zeros(shape, np.uint8)  # NaN read as zero would flag more pixels
+    flag_saturation(data, zero_bias_gdq, limits, np.zeros(shape[-2:], bool), 1, pattern,
+                    np.nan_to_num(bias))
+    assert (zero_bias_gdq != gdq).any()
+    assert 0.05 < (ours_zeroframe == 0).mean() < 0.95
 
 
 @pytest.mark.parametrize("n_pix_grow_sat", [0, 1, 2])

@@ -12,6 +12,7 @@ import numpy as np
 from calwebb import dqflags
 from calwebb.datamodels.base import ArraySpec, DataModel, array_cut
 from calwebb.errors import DataModelError, ReferenceFileError
+from calwebb.irs2 import is_irs2
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +431,8 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
         return reference  # not a detector image (e.g. a single IPC kernel)
     ref_shape = tuple(primary_shape[-2:])
     sci_shape = tuple(science.data.shape[-2:])
+    if is_irs2(sci_shape):
+        return _irs2_reference(reference, ref_shape, sci_shape)
     rx, ry, rnx, rny = _window(reference, ref_shape)
     sx, sy, snx, sny = _window(science, sci_shape)
     if (rx, ry, rnx, rny) == (sx, sy, snx, sny) and ref_shape == sci_shape:
@@ -464,6 +467,18 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
         {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
     )
     return cut
+
+
+def _irs2_reference(reference: ReferenceModel, ref_shape: tuple, sci_shape: tuple):
+    """IRS2 readouts are full frame only: a reference is either laid out like the raw frame
+    (interleaved rows included) or holds the normal pixels alone; nothing is cut."""
+    if ref_shape in (sci_shape, (sci_shape[1], sci_shape[1])):
+        return reference
+    name = reference.meta.filename or type(reference).__name__
+    raise ReferenceFileError(
+        f"{name}: the {reference.reftype.upper()} reference is {ref_shape[1]}x{ref_shape[0]}; "
+        f"an IRS2 frame of {sci_shape[1]}x{sci_shape[0]} needs a reference of that size or "
+        f"of its {sci_shape[1]}x{sci_shape[1]} normal pixels")
 
 
 @register_reference_model

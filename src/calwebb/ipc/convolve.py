@@ -20,7 +20,8 @@ def convolve_plane(plane: np.ndarray, kernel: np.ndarray,
     """Replace the science region of ``plane`` by its convolution with ``kernel``, in place.
 
     ``kernel`` is [k, k] or per pixel [k, k, ny, nx]; reference pixels neither change nor
-    contribute (they count as zero).
+    contribute (they count as zero). The kernel's centre term is added last, as officially,
+    so float32 sums agree bit for bit.
     """
     bottom, top, left, right = border
     ny, nx = plane.shape[0] - bottom - top, plane.shape[1] - left - right
@@ -30,10 +31,20 @@ def convolve_plane(plane: np.ndarray, kernel: np.ndarray,
     padded[below:below + ny, before:before + nx] = plane[bottom:bottom + ny, left:left + nx]
     science = plane[bottom:bottom + ny, left:left + nx]
     science[...] = 0
-    for j in range(kshape[0]):
-        for i in range(kshape[1]):
-            weight = kernel[j, i]
-            if kernel.ndim == 4:
-                weight = weight[bottom:bottom + ny, left:left + nx]
-            row, column = kshape[0] - j - 1, kshape[1] - i - 1
-            science += weight * padded[row:row + ny, column:column + nx]
+    offsets = [(j, i) for j in range(kshape[0]) for i in range(kshape[1])
+               if (j, i) != (below, before)]
+    for j, i in [*offsets, (below, before)]:
+        weight = kernel[j, i]
+        if kernel.ndim == 4:
+            weight = weight[bottom:bottom + ny, left:left + nx]
+        row, column = kshape[0] - j - 1, kshape[1] - i - 1
+        science += weight * padded[row:row + ny, column:column + nx]
+
+
+def convolve_rows(plane: np.ndarray, rows: np.ndarray, kernel: np.ndarray,
+                  border: tuple[int, int, int, int]) -> None:
+    """``convolve_plane`` on the image made of ``plane``'s ``rows`` (the normal rows of an
+    IRS2 frame), written back in place; the other rows are untouched."""
+    image = plane[rows]
+    convolve_plane(image, kernel, border)
+    plane[rows] = image

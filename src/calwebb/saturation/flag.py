@@ -65,24 +65,30 @@ def flag_saturation(
 
     ``data`` [nints, ngroups, ny, nx]; ``thresholds`` [ny, nx] in DN; ``unchecked`` marks
     NO_SAT_CHECK pixels; ``pattern`` the frames of each group (None: no averaging
-    corrections). Works in place on ``groupdq`` and ``zeroframe``.
+    corrections); ``bias`` the superbias (None: zero; a NaN bias exempts its pixel from the
+    group-2 test, as officially). Works in place on ``groupdq`` and ``zeroframe``.
     """
     nints, ngroups = data.shape[:2]
-    bias = np.zeros_like(thresholds) if bias is None else np.nan_to_num(bias)
+    bias = np.zeros_like(thresholds) if bias is None else bias
     for integration in range(nints):
         planes, dq = data[integration], groupdq[integration]
-        _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat)
+        flag_from_first_saturated_group(planes, dq, thresholds, n_pix_grow_sat)
         if pattern is not None:
             _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat)
             if ngroups > 2:
                 _flag_second_group(planes, dq, thresholds, pattern, bias)
         if zeroframe is not None:
-            plane = zeroframe[integration]
-            bad = (plane >= thresholds) | (plane <= 0)
-            plane[grow(bad, n_pix_grow_sat)] = 0
+            clear_unusable_zeroframe(zeroframe[integration], thresholds, n_pix_grow_sat)
 
 
-def _flag_saturated_from_first_group(planes, dq, thresholds, n_pix_grow_sat) -> None:
+def clear_unusable_zeroframe(plane: np.ndarray, thresholds: np.ndarray,
+                             n_pix_grow_sat: int) -> None:
+    """Zero the frame-zero values that saturate (grown by the box) or sit at or below zero
+    (not grown): zero marks them unusable downstream. In place."""
+    plane[grow(plane >= thresholds, n_pix_grow_sat) | (plane <= 0)] = 0
+
+
+def flag_from_first_saturated_group(planes, dq, thresholds, n_pix_grow_sat) -> None:
     """SATURATED from each pixel's first saturated group on, grown by the box; AD_FLOOR and
     DO_NOT_USE on groups at or below zero.
 
@@ -141,25 +147,39 @@ def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) ->
 
 
 def _flag_second_group(planes, dq, thresholds, pattern, bias) -> None:
-    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3)."""
-    _second_group_hits(planes, dq, thresholds, bias, float(np.mean(pattern[0])),
-                       float(pattern[2][-1]), np.float32(len(pattern[1])))
+    """Group 2 (index 1) DO_NOT_USE where a saturating event hit late in it (§2.4 step 3):
+    among pixels SATURATED in group 3 but not in group 2."""
+    candidates = ((dq[2] & SAT) != 0) & ((dq[1] & SAT) == 0)
+    hits = second_group_hits(planes, candidates, thresholds, bias, pattern)
+    dq[1] |= np.where(hits, DNU, 0).astype(np.uint8)
+
+
+def second_group_hits(planes: np.ndarray, candidates: np.ndarray, thresholds: np.ndarray,
+                      bias: np.ndarray, pattern: list[list[int]]) -> np.ndarray:
+    """The ``candidates`` [ny, nx] whose group 2 (index 1) may hide a saturating event in its
+    last frame: group 1 (bias-subtracted, extrapolated to the last frame of group 3) stays
+    below the threshold, yet the group 1→2 jump exceeds the remaining range divided by the
+    frames of group 2. ``planes`` [ngroups ≥ 3, ny, nx]; a NaN bias never hits."""
+    hits = np.empty(thresholds.shape, bool)
+    _second_group_hits(planes, candidates, thresholds, bias, float(np.mean(pattern[0])),
+                       float(pattern[2][-1]), np.float32(len(pattern[1])), hits)
+    return hits
 
 
 @njit(cache=True, parallel=True)
-def _second_group_hits(planes, dq, thresholds, bias, first_mean_frame, third_last_frame,
-                       second_frames):
-    """``_flag_second_group`` pixel by pixel, with the official array expressions' types:
+def _second_group_hits(planes, candidates, thresholds, bias, first_mean_frame,
+                       third_last_frame, second_frames, hits):
+    """``second_group_hits`` pixel by pixel, with the official array expressions' types:
     the extrapolated third group in float64, the jump and its limit in float32."""
     ny, nx = thresholds.shape
     for y in prange(ny):
         for x in range(nx):
-            if (dq[2, y, x] & SAT) == 0 or (dq[1, y, x] & SAT) != 0:
+            hits[y, x] = False
+            if not candidates[y, x]:
                 continue
             first = planes[0, y, x] - bias[y, x]
             expected_third = (np.float64(first) / first_mean_frame * third_last_frame
                               + np.float64(bias[y, x]))
             jump = planes[1, y, x] - planes[0, y, x]
             limit = (thresholds[y, x] - planes[0, y, x]) / second_frames
-            if expected_third < thresholds[y, x] and jump > limit:
-                dq[1, y, x] |= DNU
+            hits[y, x] = expected_third < thresholds[y, x] and jump > limit
