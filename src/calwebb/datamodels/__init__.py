@@ -33,6 +33,7 @@ from calwebb.datamodels.reference import (
     FlatModel,
     GainModel,
     IPCModel,
+    IRS2Model,
     LinearityModel,
     MaskModel,
     MirImgApcorrModel,
@@ -49,6 +50,7 @@ from calwebb.datamodels.reference import (
     ResetModel,
     RSCDModel,
     SaturationModel,
+    SIRSKernelModel,
     SuperBiasModel,
     cutout_reference,
     reference_dq,
@@ -65,9 +67,10 @@ __all__ = [
     "FlatModel", "PixelAreaModel", "PhotomModel", "NrcImgPhotomModel", "NisImgPhotomModel",
     "MirImgPhotomModel", "FgsImgPhotomModel", "DistortionModel", "FilteroffsetModel",
     "ApcorrModel", "NrcImgApcorrModel", "NisImgApcorrModel", "MirImgApcorrModel",
-    "FgsImgApcorrModel", "ABVegaOffsetModel", "EmiModel", "PictureFrameModel",
-    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class", "cutout_reference", "reference_dq",
-    "reference_model_class", "register_reference_model",
+    "FgsImgApcorrModel", "ABVegaOffsetModel", "EmiModel", "PictureFrameModel", "IRS2Model",
+    "SIRSKernelModel",
+    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class",
+    "cutout_reference", "reference_dq", "reference_model_class", "register_reference_model",
 ]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from calwebb import datamodels, dqflags
-from calwebb.refpix import miri, nir, sirs
+from calwebb.errors import ReferenceFileError
+from calwebb.irs2 import IRS2Layout, is_irs2
+from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs
 from calwebb.stpipe import Step
 
 NIR_FULL = (2048, 2048)
@@ -44,9 +46,6 @@ class RefPixStep(Step):
 
     def not_applicable(self, model, frame_shape: tuple[int, int]) -> str | None:
         """Why the step does not apply to this exposure (None if it does)."""
-        readpatt = (model.meta.exposure.readpatt or "").upper()
-        if readpatt.startswith("NRSIRS2"):
-            return "NIRSpec IRS2 readouts are not supported yet"
         if _is_miri(model) and tuple(frame_shape) != MIRI_FULL:
             return "MIRI subarrays have no reference columns to use"
         return None
@@ -117,6 +116,8 @@ class RefPixStep(Step):
         reason = self.not_applicable(model, frame_shape)
         if reason:
             return self.skip_model(model, reason)
+        if not _is_miri(model) and is_irs2(model.data.shape):
+            return self._correct_irs2(model)
         ramps = correctable_ramps(model)
         if self.tile is None:
             pixels = self.reference_pixels(model, frame_shape)
@@ -132,6 +133,54 @@ class RefPixStep(Step):
             self._apply_nir(model, ramps, corrections, frame_shape, first_row)
         if any(_failed(correction) for correction in corrections):
             return self.skip_model(model, "no usable reference pixels")
+        self.set_status(model, "COMPLETE")
+        return model
+
+    def _correct_irs2(self, model):
+        """NIRSpec IRS2: bad interleaved reference pairs flagged and replaced (after the
+        optional mean subtraction), then the REFPIX-coefficient correction, which removes
+        the interleaved reference rows unless ``preserve_irs2_refpix``."""
+        layout = IRS2Layout.of(model)
+        irs2_badref.flag_bad_reference_pairs(model.data, model.pixeldq, layout,
+                                             self.ovr_corr_mitigation_ftr)
+        if self.irs2_mean_subtraction:
+            self.log.info("IRS2 mean subtraction: top/bottom reference rows only")
+            irs2_badref.subtract_top_bottom_means(model.data, model.pixeldq, layout,
+                                                  self.odd_even_columns, self.siglimit)
+            if model.has_array("zeroframe"):
+                unusable = model.zeroframe == 0  # zeros stay unusable
+                irs2_badref.subtract_top_bottom_means(model.zeroframe[:, None], model.pixeldq,
+                                                      layout, self.odd_even_columns,
+                                                      self.siglimit)
+                model.zeroframe[unusable] = 0
+        irs2_badref.replace_bad_reference_pairs(model.data, model.pixeldq, layout)
+        reference = self.open_reference(model, "refpix")
+        if reference is None:
+            return self.skip_model(model, "no REFPIX reference for the IRS2 correction")
+        source = reference.meta.filename or "refpix reference"
+        try:
+            alpha, beta = irs2_correct.coefficients(reference.irs2_table, source)
+        except ReferenceFileError as error:  # officially logged and the step skipped
+            self.log.error("%s", error)
+            return self.skip_model(model, "the REFPIX reference cannot be used")
+        if reference.has_array("dq_table") and len(reference.dq_table):
+            irs2_correct.clobber_bad_reference(model.data, layout, reference.dq_table,
+                                               model.pixeldq, source)
+        else:
+            self.log.warning("%s has no DQ table of bad interleaved reference pixels", source)
+        rows = slice(None) if self.preserve_irs2_refpix else layout.normal_rows()
+        nints, ngroups, _, ncolumns = model.data.shape
+        corrected = np.empty((nints, ngroups, layout.length if self.preserve_irs2_refpix
+                              else len(rows), ncolumns), model.data.dtype)
+        for integration, ramp in enumerate(model.data):
+            corrected[integration] = irs2_correct.subtract_reference(
+                ramp, layout, alpha, beta, self.preserve_irs2_refpix)
+        model.data = corrected
+        if not self.preserve_irs2_refpix:  # ZEROFRAME too, so that every array stays aligned
+            model.pixeldq = model.pixeldq[rows]
+            model.groupdq = model.groupdq[:, :, rows]
+            if model.has_array("zeroframe"):
+                model.zeroframe = model.zeroframe[:, rows]
         self.set_status(model, "COMPLETE")
         return model
 
