@@ -13,11 +13,13 @@ from calwebb.datamodels.base import ArraySpec, DataModel
 from calwebb.datamodels.models import (
     GROUP_DTYPE,
     INT_TIMES_DTYPE,
+    INT_TIMES_STRIPE_DTYPE,
     CubeModel,
     ImageModel,
     Level1bModel,
     RampFitOutputModel,
     RampModel,
+    SuperstripeRampModel,
 )
 from calwebb.datamodels.reference import (
     REFERENCE_MODELS,
@@ -61,7 +63,7 @@ from calwebb.errors import DataModelError
 
 __all__ = [
     "ArraySpec", "DataModel", "ReferenceModel", "Level1bModel", "RampModel", "ImageModel",
-    "RampFitOutputModel",
+    "RampFitOutputModel", "SuperstripeRampModel",
     "CubeModel", "MaskModel", "SaturationModel", "SuperBiasModel", "LinearityModel", "DarkModel",
     "DarkMIRIModel", "GainModel", "ReadnoiseModel", "IPCModel", "ResetModel", "RSCDModel",
     "FlatModel", "PixelAreaModel", "PhotomModel", "NrcImgPhotomModel", "NisImgPhotomModel",
@@ -69,7 +71,7 @@ __all__ = [
     "ApcorrModel", "NrcImgApcorrModel", "NisImgApcorrModel", "MirImgApcorrModel",
     "FgsImgApcorrModel", "ABVegaOffsetModel", "EmiModel", "PictureFrameModel", "IRS2Model",
     "SIRSKernelModel",
-    "GROUP_DTYPE", "INT_TIMES_DTYPE", "open", "model_class",
+    "GROUP_DTYPE", "INT_TIMES_DTYPE", "INT_TIMES_STRIPE_DTYPE", "open", "model_class",
     "cutout_reference", "reference_dq", "reference_model_class", "register_reference_model",
 ]
 

@@ -21,7 +21,8 @@ class ArraySpec:
 
     ``allocate`` says how an unset array is created on first access: ``"like_data"``
     (the shape of ``data``), ``"image"`` (the last two axes of ``data``), ``"ints"``
-    (integrations × image), or ``None`` (stays None until set or read).
+    (integrations × image), ``"stripes"`` (one image per superstripe,
+    ``meta.subarray.num_superstripe``), or ``None`` (stays None until set or read).
     """
 
     extname: str
@@ -73,8 +74,9 @@ class DataModel:
     """Base of every calwebb model.
 
     Create one from a file path, a shape tuple (declared arrays allocated), another
-    model (converted: metadata and arrays carried over), or keyword arrays
-    (``ImageModel(data=arr, dq=dq)``); ``None`` gives an empty model.
+    model (converted: metadata and arrays carried over, but for those given as keyword
+    arrays), or keyword arrays (``ImageModel(data=arr, dq=dq)``); ``None`` gives an empty
+    model.
     """
 
     arrays: dict[str, ArraySpec] = {}
@@ -93,7 +95,7 @@ class DataModel:
         elif isinstance(init, tuple):
             self._allocate(init)
         elif isinstance(init, DataModel):
-            self._convert_from(init)
+            self._convert_from(init, replaced=arrays.keys())
         elif isinstance(init, np.ndarray):
             self.data = init
         else:
@@ -236,7 +238,8 @@ class DataModel:
         if data is None:
             return None
         shape = self.data.shape
-        shapes = {"like_data": shape, "image": shape[-2:], "ints": (shape[0], *shape[-2:])}
+        shapes = {"like_data": shape, "image": shape[-2:], "ints": (shape[0], *shape[-2:]),
+                  "stripes": (self.meta.subarray.num_superstripe or 1, *shape[-2:])}
         array = np.full(shapes[spec.allocate], spec.fill, dtype=spec.dtype)
         self._arrays[name] = array
         return array
@@ -250,11 +253,16 @@ class DataModel:
             if name != "data" and spec.allocate is not None:
                 getattr(self, name)
 
-    def _convert_from(self, other: DataModel) -> None:
+    def _convert_from(self, other: DataModel, replaced=()) -> None:
         self._tree.update(_copy.deepcopy(other._tree))
         for name in type(self).arrays:
-            if name in type(other).arrays and other.has_array(name):
+            if name in type(other).arrays and other.has_array(name) and name not in replaced:
                 setattr(self, name, getattr(other, name))
+
+    def as_specific_class(self) -> DataModel:
+        """This model, or its content as the more specific class its metadata calls for
+        (a step's input is opened as the step's class, then made specific)."""
+        return self
 
     # -- life cycle -----------------------------------------------------------------------
     def copy(self) -> DataModel:

@@ -16,6 +16,12 @@ INT_TIMES_DTYPE = np.dtype([
     ("int_start_MJD_UTC", ">f8"), ("int_mid_MJD_UTC", ">f8"), ("int_end_MJD_UTC", ">f8"),
     ("int_start_BJD_TDB", ">f8"), ("int_mid_BJD_TDB", ">f8"), ("int_end_BJD_TDB", ">f8"),
 ])
+INT_TIMES_STRIPE = ArraySpec("INT_TIMES_STRIPE", None, (1,), allocate=None)
+#: columns of the INT_TIMES_STRIPE table of superstripe exposures: a row per stripe read
+INT_TIMES_STRIPE_DTYPE = np.dtype([
+    ("integration_number", ">i4"), ("stripe_number", ">i4"),
+    *((name, INT_TIMES_DTYPE[name]) for name in INT_TIMES_DTYPE.names[1:]),
+])
 #: columns of the GROUP table (dataformats.md §1.1)
 GROUP_DTYPE = np.dtype([
     ("integration_number", ">i4"), ("group_number", ">i2"), ("end_day", ">i2"),
@@ -51,8 +57,28 @@ class RampModel(DataModel):
         "refout": ArraySpec("REFOUT", F32, (4,), allocate=None),
         "average_dark_current": ArraySpec("AVDRKCUR", F32, (2,), allocate=None),
         "int_times": INT_TIMES,
+        "int_times_stripe": INT_TIMES_STRIPE,
         "group": GROUP,
     }
+
+    def as_specific_class(self) -> DataModel:
+        """A ramp of superstripes (SSTR_NST > 0) as a SuperstripeRampModel (a PIXELDQ image
+        serving every stripe)."""
+        nstripes = self.meta.subarray.num_superstripe or 0
+        if nstripes <= 0 or isinstance(self, SuperstripeRampModel):
+            return self
+        replaced = {}
+        if self.has_array("pixeldq") and self.pixeldq.ndim == 2:
+            replaced["pixeldq"] = np.repeat(self.pixeldq[None], nstripes, axis=0)
+        return SuperstripeRampModel(self, **replaced)
+
+
+class SuperstripeRampModel(RampModel):
+    """Superstripe ramps until refpix collates them: the integrations cycle over the
+    stripes, SCI [nints × nstripes, ngroups, ny, nx]; PIXELDQ [nstripes, ny, nx], a plane
+    per stripe."""
+
+    arrays = {**RampModel.arrays, "pixeldq": ArraySpec("PIXELDQ", U32, (3,), allocate="stripes")}
 
 
 def _slope_arrays(ndim: int) -> dict[str, ArraySpec]:
@@ -90,6 +116,7 @@ class CubeModel(DataModel):
         "area": ArraySpec("AREA", F32, (2,), allocate=None),
         "zeroframe": ArraySpec("ZEROFRAME", F32, (3,), allocate=None),
         "int_times": INT_TIMES,
+        "int_times_stripe": INT_TIMES_STRIPE,
     }
 
 

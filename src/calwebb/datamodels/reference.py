@@ -13,6 +13,7 @@ from calwebb import dqflags
 from calwebb.datamodels.base import ArraySpec, DataModel, array_cut
 from calwebb.errors import DataModelError, ReferenceFileError
 from calwebb.irs2 import is_irs2
+from calwebb.stripes import DETECTOR_LENGTH, StripeReadout, cut_reference_image
 
 log = logging.getLogger(__name__)
 
@@ -118,22 +119,28 @@ def _image(extname: str, ndim: tuple[int, ...] = (2,), dtype=F32) -> ArraySpec:
     return ArraySpec(extname, dtype, ndim, allocate=None)
 
 
+#: image dimensionalities of the references used on superstripe ramps (before refpix
+#: collates them): cut for one, they hold a plane per stripe
+PER_STRIPE = (2, 3)
+
+
 class MaskModel(ReferenceModel):
     reftype = "mask"
     primary_array = "dq"
-    arrays = {"dq": _image("DQ", dtype=U32), "dq_def": DQ_DEF}
+    arrays = {"dq": _image("DQ", PER_STRIPE, dtype=U32), "dq_def": DQ_DEF}
 
 
 class SaturationModel(ReferenceModel):
     reftype = "saturation"
-    arrays = {"data": _image("SCI"), "dq": _image("DQ", dtype=U32), "dq_def": DQ_DEF}
+    arrays = {"data": _image("SCI", PER_STRIPE), "dq": _image("DQ", PER_STRIPE, dtype=U32),
+              "dq_def": DQ_DEF}
 
 
 class SuperBiasModel(ReferenceModel):
     reftype = "superbias"
     arrays = {
-        "data": _image("SCI"), "err": _image("ERR"), "dq": _image("DQ", dtype=U32),
-        "dq_def": DQ_DEF,
+        "data": _image("SCI", PER_STRIPE), "err": _image("ERR", PER_STRIPE),
+        "dq": _image("DQ", PER_STRIPE, dtype=U32), "dq_def": DQ_DEF,
     }
 
 
@@ -433,9 +440,11 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
     sci_shape = tuple(science.data.shape[-2:])
     if is_irs2(sci_shape):
         return _irs2_reference(reference, ref_shape, sci_shape)
+    readout = StripeReadout.of(science)
     rx, ry, rnx, rny = _window(reference, ref_shape)
     sx, sy, snx, sny = _window(science, sci_shape)
-    if (rx, ry, rnx, rny) == (sx, sy, snx, sny) and ref_shape == sci_shape:
+    matches = (rx, ry, rnx, rny) == (sx, sy, snx, sny) and ref_shape == sci_shape
+    if matches and (readout is None or not readout.superstripe):
         return reference
     name = reference.meta.filename or type(reference).__name__
     x0, y0 = sx - rx, sy - ry
@@ -445,6 +454,9 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
             f"{reference.meta.subarray.name or 'FULL'} ({rnx}x{rny} at {rx},{ry}) but the science "
             f"data are {snx}x{sny} at {sx},{sy}; this reference type must match exactly"
         )
+    if readout is not None:
+        return _striped_reference(reference, readout, (rx, ry, rnx, rny), ref_shape,
+                                  (sx, sy, snx, sny), science.meta.subarray.name)
     if x0 < 0 or y0 < 0 or x0 + snx > ref_shape[1] or y0 + sny > ref_shape[0]:
         raise ReferenceFileError(
             f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at {rx},{ry}) "
@@ -466,6 +478,49 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
     cut.meta.subarray.update(
         {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
     )
+    return cut
+
+
+def _striped_reference(reference: ReferenceModel, readout: StripeReadout, ref_window: tuple,
+                       ref_shape: tuple, sci_window: tuple, subarray: str | None):
+    """The reference rows a striped readout reads (stripes.py), as the official cut-out:
+    the primary array, ERR and DQ only, the reference covering the whole detector along the
+    slow axis; a superstripe readout gets a plane per stripe (2-D references only)."""
+    name = reference.meta.filename or type(reference).__name__
+    rx, ry, rnx, rny = ref_window
+    sx, sy, snx, sny = sci_window
+    if readout.slow_axis == -2:  # |FASTAXIS| = 1: x is the fast axis
+        fast_axis, ref_fast, ref_slow, (start, size) = -1, (rx, rnx), (ry, rny), (sx, snx)
+    else:
+        fast_axis, ref_fast, ref_slow, (start, size) = -2, (ry, rny), (rx, rnx), (sy, sny)
+    if ref_slow != (1, DETECTOR_LENGTH) or ref_shape[readout.slow_axis] != DETECTOR_LENGTH:
+        raise ReferenceFileError(
+            f"{name}: a striped readout ({readout.name or 'multistripe'}) needs a "
+            f"{reference.reftype.upper()} reference covering all {DETECTOR_LENGTH} detector "
+            f"rows along the slow axis; this one covers {ref_slow[1]} from {ref_slow[0]}")
+    offset = start - ref_fast[0]
+    if offset < 0 or offset + size > ref_shape[fast_axis]:
+        raise ReferenceFileError(
+            f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at {rx},{ry}) "
+            f"does not cover the science subarray ({snx}x{sny} at {sx},{sy})")
+    fast_cut = (..., slice(offset, offset + size)) if fast_axis == -1 else (
+        ..., slice(offset, offset + size), slice(None))
+    cut = type(reference)()
+    cut.tree.clear()
+    cut.tree.update(copy.deepcopy(reference.tree))
+    for array_name in dict.fromkeys((type(reference).primary_array, "err", "dq")):
+        if array_name not in type(reference).arrays or not reference.has_array(array_name):
+            continue
+        array = getattr(reference, array_name)
+        spec = type(reference).arrays[array_name]
+        if readout.superstripe and array.ndim + 1 not in spec.ndim:
+            raise ReferenceFileError(
+                f"{name}: {reference.reftype.upper()} {array_name} of shape {array.shape} "
+                f"cannot be cut for superstripes (2-D images of mask, saturation and "
+                f"superbias references only)")
+        setattr(cut, array_name, cut_reference_image(array[fast_cut], readout))
+    cut.meta.subarray.update(
+        {"name": subarray, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny})
     return cut
 
 

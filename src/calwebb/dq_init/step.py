@@ -7,10 +7,12 @@ from calwebb import datamodels
 from calwebb.dq_init.mask import apply_mask
 from calwebb.errors import ParameterError
 from calwebb.stpipe import Step
+from calwebb.stripes import stripe_views, superstripe_count
 
 
 class DQInitStep(Step):
-    """OR the bad-pixel mask into PIXELDQ and its DO_NOT_USE bit into every group."""
+    """OR the bad-pixel mask into PIXELDQ and its DO_NOT_USE bit into every group (for
+    superstripes, each stripe's mask into its PIXELDQ plane and its integrations)."""
 
     class_alias = "dq_init"
     spec = """
@@ -38,6 +40,7 @@ class DQInitStep(Step):
             if self.tile is not None:
                 user = user[self.tile.row_offset:self.tile.row_offset + mask.shape[0]]
             mask = mask | user.astype(np.uint32)
-        apply_mask(model.pixeldq, model.groupdq, mask)
+        for plane, integrations in stripe_views(superstripe_count(model)):
+            apply_mask(model.pixeldq[plane], model.groupdq[integrations], mask[plane])
         self.set_status(model, "COMPLETE")
         return model

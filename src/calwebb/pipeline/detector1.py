@@ -22,6 +22,7 @@ from calwebb.reset.step import ResetStep
 from calwebb.rscd.step import RscdStep
 from calwebb.saturation.step import SaturationStep
 from calwebb.stpipe import Pipeline
+from calwebb.stripes import is_striped
 from calwebb.superbias.step import SuperBiasStep
 
 NIR_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
@@ -110,6 +111,10 @@ class Detector1Pipeline(Pipeline):
         if shape and is_irs2(shape):
             self.log.info("IRS2 readout: the ramp is processed whole (refpix removes the "
                           "interleaved reference rows)")
+            return None
+        if is_striped(model):
+            self.log.info("Striped readout: the ramp is processed whole (its rows are not "
+                          "contiguous on the detector; refpix collates superstripes)")
             return None
         budget = self._memory_limit
         if budget == AUTO:

@@ -206,9 +206,11 @@ def _with_meta(product, model):
 
 
 def _rate_products(model, image: dict, cube: dict):
-    """(rate ImageModel, rateints CubeModel) with the ramp's metadata and INT_TIMES."""
+    """(rate ImageModel, rateints CubeModel) with the ramp's metadata, INT_TIMES and (from
+    superstripes) INT_TIMES_STRIPE."""
     rate = _with_meta(datamodels.ImageModel(**image), model)
     rateints = _with_meta(datamodels.CubeModel(**cube), model)
-    if model.has_array("int_times"):
-        rateints.int_times = model.int_times
+    for table in ("int_times", "int_times_stripe"):
+        if model.has_array(table):
+            setattr(rateints, table, getattr(model, table))
     return rate, rateints

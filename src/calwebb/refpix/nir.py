@@ -5,6 +5,9 @@ reference rows, by column parity, are subtracted; then a running median of the 4
 4 right reference columns removes the row-correlated (1/f) signal (or, given SIRS kernels,
 their convolution, per amplifier: ``calwebb.refpix.sirs``).
 
+Striped (multistripe, superstripe) subarrays: per amplifier and column parity, the clipped
+mean of the flagged reference pixels of the striped frame, group by group.
+
 Measuring and applying are separate: the corrections come from the reference pixels alone
 (the border strips of the frame, or the pixels flagged REFERENCE_PIXEL in a subarray), and
 can then be applied to the whole frame or to any band of its rows.
@@ -24,6 +27,7 @@ from calwebb.refpix.clipping import average_ignoring_nan, clipped_mean
 
 N_REF = 4
 AMPLIFIER_WIDTH = 512
+DETECTOR_AMPLIFIERS = 4
 STRIPS = ("bottom", "top", "left", "right")
 
 
@@ -246,3 +250,32 @@ def apply_subarray(ramp: np.ndarray, means: list[tuple[int, np.ndarray]], column
     parity = index % 2 if odd_even_columns else np.zeros(index.size, int)
     for value, mean in means:
         ramp[:, :, parity == value] -= mean[:, None, None].astype(ramp.dtype)
+
+
+def subtract_striped_reference(ramp: np.ndarray, pixeldq: np.ndarray, first_column: int,
+                               odd_even_columns: bool, sigma: float) -> None:
+    """Striped (multistripe) subarray: per amplifier and column parity, the clipped mean of
+    the usable REFERENCE_PIXEL-flagged pixels of every group, subtracted from the group's
+    columns of that amplifier. In place.
+
+    ``ramp`` [ngroups, ny, nx] and ``pixeldq`` [ny, nx] are detector-frame views; detector
+    column ``first_column + x`` decides the amplifier, the frame's own column ``x`` the
+    parity. An amplifier without such pixels (with ``odd_even_columns``: in either parity)
+    is left as it is.
+    """
+    ncolumns = ramp.shape[-1]
+    columns = np.arange(ncolumns)
+    amplifier = (columns + first_column) // AMPLIFIER_WIDTH
+    parity = columns % 2 if odd_even_columns else np.zeros(ncolumns, int)
+    flagged = ((pixeldq & dqflags.REFERENCE_PIXEL) != 0) & usable(pixeldq)
+    for amp in np.unique(amplifier[amplifier < DETECTOR_AMPLIFIERS]):
+        selections = [(amplifier == amp) & (parity == value)
+                      for value in ((0, 1) if odd_even_columns else (0,))]
+        means = []
+        for selected in selections:
+            samples = ramp[:, flagged & selected[None, :]]  # [ngroups, n]
+            means.append(clipped_mean(samples, np.ones(samples.shape[-1], bool), sigma))
+        if any(np.isnan(mean).any() for mean in means):
+            continue
+        for selected, mean in zip(selections, means, strict=True):
+            ramp[:, :, selected] -= mean.astype(ramp.dtype)[:, None, None]

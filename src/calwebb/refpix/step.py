@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calwebb import datamodels, dqflags
+from calwebb import datamodels, dqflags, stripes
 from calwebb.errors import ReferenceFileError
 from calwebb.irs2 import IRS2Layout, is_irs2
 from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs
@@ -118,6 +118,9 @@ class RefPixStep(Step):
             return self.skip_model(model, reason)
         if not _is_miri(model) and is_irs2(model.data.shape):
             return self._correct_irs2(model)
+        readout = stripes.StripeReadout.of(model)
+        if readout is not None and tuple(frame_shape) != NIR_FULL:
+            return self._correct_striped(model, readout)
         ramps = correctable_ramps(model)
         if self.tile is None:
             pixels = self.reference_pixels(model, frame_shape)
@@ -184,6 +187,33 @@ class RefPixStep(Step):
         self.set_status(model, "COMPLETE")
         return model
 
+    def _correct_striped(self, model, readout: stripes.StripeReadout):
+        """Multistripe and superstripe subarrays: per amplifier and column parity, the
+        flagged reference pixels of the striped frame (for superstripes, as each stripe's
+        PIXELDQ plane flags them) correct each group; superstripes are then collated."""
+        sub = model.meta.subarray
+        fast, slow = readout.fastaxis, readout.slowaxis
+        first_column = int((sub.xstart if abs(fast) == 1 else sub.ystart) or 1) - 1
+        has_zeroframe = model.has_array("zeroframe")
+        unusable = model.zeroframe == 0 if has_zeroframe else None  # zeros stay unusable
+        for plane, integrations in stripes.stripe_views(stripes.superstripe_count(model)):
+            pixeldq = nir.to_detector_frame(model.pixeldq[plane], fast, slow)
+            ramps = list(model.data[integrations])
+            if has_zeroframe:
+                ramps += [frame[None] for frame in model.zeroframe[integrations]]
+            for ramp in ramps:
+                nir.subtract_striped_reference(nir.to_detector_frame(ramp, fast, slow), pixeldq,
+                                               first_column, self.odd_even_columns,
+                                               self.siglimit)
+        if has_zeroframe:
+            model.zeroframe[unusable] = 0
+        self.set_status(model, "COMPLETE")
+        if not readout.superstripe:
+            return model
+        self.log.info("Collating %d superstripes into contiguous integrations",
+                      readout.nstripes)
+        return collate_superstripes(model, readout)
+
     def _apply_nir(self, model, ramps, corrections, frame_shape, first_row) -> None:
         sub = model.meta.subarray
         fast, slow = sub.fastaxis or 1, sub.slowaxis or 2
@@ -199,6 +229,51 @@ class RefPixStep(Step):
                 nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
         if zeroframe is not None:
             zeroframe[unusable] = 0
+
+
+def collate_superstripes(model, readout: stripes.StripeReadout):
+    """A superstripe ramp as a RampModel of contiguous integrations (``calwebb.stripes``):
+    NaN data, no group flags and REFERENCE_PIXEL where no stripe reads; INT_TIMES per
+    collated integration with the rows per stripe kept as INT_TIMES_STRIPE; the subarray
+    keywords of the collated window and no stripe keywords; explicit read times when
+    repeated pieces became groups."""
+    nstripes = readout.nstripes
+    collated = datamodels.RampModel(model)
+    collated.data = stripes.collate_ramp(model.data, readout, np.nan)
+    collated.groupdq = stripes.collate_ramp(model.groupdq, readout, 0)
+    collated.pixeldq = stripes.collate_planes(model.pixeldq, readout, dqflags.REFERENCE_PIXEL,
+                                              per_integration=False)
+    if model.has_array("zeroframe"):
+        collated.zeroframe = stripes.collate_planes(model.zeroframe, readout, np.nan,
+                                                    per_integration=True)
+    collated.refout = collated.group = None
+    exposure, sub = collated.meta.exposure, collated.meta.subarray
+    first = exposure.integration_start or 1
+    last = exposure.integration_end or exposure.nints or model.data.shape[0]
+    if model.has_array("int_times") and len(model.int_times):
+        collated.int_times_stripe, collated.int_times = stripes.split_int_times(
+            model.int_times, nstripes, int(np.ceil(first / nstripes)),
+            datamodels.INT_TIMES_STRIPE_DTYPE)
+    if readout.pieces_per_stripe > 1:
+        fast_size = model.data.shape[-1 if readout.slow_axis == -2 else -2]
+        exposure.read_times = stripes.read_times(
+            readout, int(exposure.ngroups or model.data.shape[1]), int(exposure.nframes or 1),
+            int(exposure.groupgap or 0), int(exposure.noutputs or 1), fast_size)
+    exposure.integration_start = int(np.ceil(first / nstripes))
+    exposure.integration_end = int(np.ceil(last / nstripes))
+    exposure.nints = int(np.ceil((exposure.nints or model.data.shape[0]) / nstripes))
+    exposure.ngroups = collated.data.shape[1]
+    for keyword in ("multistripe_reads1", "multistripe_reads2", "multistripe_skips1",
+                    "multistripe_skips2", "repeat_stripe", "interleave_reads1",
+                    "num_superstripe", "superstripe_step"):
+        setattr(sub, keyword, None)
+    sub.ysize, sub.xsize = collated.data.shape[-2:]
+    first_row, _ = readout.collated_window()
+    if abs(readout.slowaxis) == 1:
+        sub.xstart = first_row + 1
+    else:
+        sub.ystart = first_row + 1
+    return collated
 
 
 def _is_miri(model) -> bool:

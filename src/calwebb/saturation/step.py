@@ -5,11 +5,13 @@ from calwebb.irs2 import IRS2Layout, is_irs2
 from calwebb.saturation.flag import flag_saturation, prepare_thresholds, read_pattern
 from calwebb.saturation.irs2 import flag_saturation_irs2, normal_part
 from calwebb.stpipe import Step
+from calwebb.stripes import stripe_views, superstripe_count
 
 
 class SaturationStep(Step):
     """Flag SATURATED groups (grown spatially), A/D-floor groups and averaging effects;
-    NIRSpec IRS2 ramps on their normal pixels only."""
+    NIRSpec IRS2 ramps on their normal pixels only; superstripes with each stripe's
+    thresholds."""
 
     class_alias = "saturation"
     spec = """
@@ -35,9 +37,12 @@ class SaturationStep(Step):
             self._flag_irs2(model, thresholds, ref_dq, pattern, bias, zeroframe)
         else:
             thresholds, ref_dq = prepare_thresholds(thresholds, ref_dq)
-            flag_saturation(model.data, model.groupdq, thresholds,
-                            (ref_dq & dqflags.NO_SAT_CHECK) != 0, self.n_pix_grow_sat,
-                            pattern, bias, zeroframe)
+            unchecked = (ref_dq & dqflags.NO_SAT_CHECK) != 0
+            for plane, integrations in stripe_views(superstripe_count(model)):
+                flag_saturation(model.data[integrations], model.groupdq[integrations],
+                                thresholds[plane], unchecked[plane], self.n_pix_grow_sat,
+                                pattern, None if bias is None else bias[plane],
+                                None if zeroframe is None else zeroframe[integrations])
             model.pixeldq |= ref_dq
         self.set_status(model, "COMPLETE")
         return model

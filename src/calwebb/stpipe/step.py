@@ -255,7 +255,8 @@ class Step:
         raise NotImplementedError(f"{type(self).__name__} does not implement process()")
 
     def prepare_input(self, value: Any) -> Any:
-        """Open a file as ``input_model_class``; copy a model given to a standalone step."""
+        """Open a file as ``input_model_class``; copy a model given to a standalone step.
+        Either is then made its specific class (a superstripe ramp model)."""
         if isinstance(value, list | tuple):
             return type(value)(self.prepare_input(item) for item in value)
         if isinstance(value, str | os.PathLike):
@@ -263,13 +264,14 @@ class Step:
             if path.suffix.lower() == ".json":
                 return str(path)
             opener = self.input_model_class or datamodels.open
-            return opener(path)
+            return opener(path).as_specific_class()
         if isinstance(value, DataModel):
             if self.parent is None:
                 value = value.copy()
             cls = self.input_model_class
             if cls is not None and not isinstance(value, cls):
                 value = cls(value)
+            value = value.as_specific_class()
         return value
 
     def members_as_given(self, value: Any, kinds: tuple[type, ...], expected: str) -> Any:

@@ -2,11 +2,13 @@
 
 from calwebb import datamodels
 from calwebb.stpipe import Step
+from calwebb.stripes import stripe_views, superstripe_count
 from calwebb.superbias.subtract import subtract_bias, subtract_bias_zeroframe
 
 
 class SuperBiasStep(Step):
-    """Subtract the SUPERBIAS reference from every group; OR its DQ into PIXELDQ."""
+    """Subtract the SUPERBIAS reference from every group; OR its DQ into PIXELDQ (for
+    superstripes, each stripe's bias from the integrations that read it)."""
 
     class_alias = "superbias"
     reference_file_types = ["superbias"]
@@ -16,9 +18,10 @@ class SuperBiasStep(Step):
         bias = self.open_reference(model, "superbias")
         if bias is None:
             return self.skip_model(model, "no SUPERBIAS reference")
-        subtract_bias(model.data, bias.data)
-        if model.has_array("zeroframe"):
-            subtract_bias_zeroframe(model.zeroframe, bias.data)
+        for plane, integrations in stripe_views(superstripe_count(model)):
+            subtract_bias(model.data[integrations], bias.data[plane])
+            if model.has_array("zeroframe"):
+                subtract_bias_zeroframe(model.zeroframe[integrations], bias.data[plane])
         if bias.has_array("dq"):
             model.pixeldq |= bias.dq
         self.set_status(model, "COMPLETE")
