@@ -2,6 +2,7 @@
 hand, and step by step agreement with the official steps (tests/stripe_exposure.py)."""
 
 import warnings
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from calwebb.dq_init.step import DQInitStep
 from calwebb.refpix.step import RefPixStep
 from calwebb.saturation.step import SaturationStep
 from calwebb.superbias.step import SuperBiasStep
+from offline_crds import offline_crds
 from stripe_exposure import write_striped_exposure
 
 NSTRIPES, NY, NX = 3, 5, 4
@@ -77,15 +79,13 @@ def test_dq_init_superbias_and_saturation_use_each_stripe_plane(monkeypatch):
 
 
 @pytest.fixture
-def crds_exposure(tmp_path, monkeypatch):
-    def build(mode):
-        uncal, cache, rate = write_striped_exposure(tmp_path, mode)
-        for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT", "CALWEBB_REFS"):
-            monkeypatch.delenv(variable, raising=False)
-        monkeypatch.setenv("CRDS_PATH", str(cache))
-        monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        return uncal
-    return build
+def crds_exposure(tmp_path):
+    with ExitStack() as stack:
+        def build(mode):
+            uncal, cache, _ = write_striped_exposure(tmp_path, mode)
+            stack.enter_context(offline_crds(cache))
+            return uncal
+        yield build
 
 
 @pytest.mark.compare

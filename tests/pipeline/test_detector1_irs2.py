@@ -5,22 +5,19 @@ import pytest
 
 from calwebb import dqflags
 from calwebb.pipeline.detector1 import Detector1Pipeline
+from detector1_exposure import assert_rates_agree
 from irs2_exposure import write_irs2_exposure
+from offline_crds import offline_crds
 
 
 @pytest.fixture(scope="module")
 def irs2_run(tmp_path_factory):
     """(our rate, uncal path, truth) of an NRS2 exposure, reference files in a local CRDS
-    cache (the environment is set for the module's tests only)."""
+    cache (used for the module's tests only)."""
     directory = tmp_path_factory.mktemp("irs2")
     uncal, cache, truth = write_irs2_exposure(directory, detector="NRS2")
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT", "CALWEBB_REFS"):
-            patch.delenv(variable, raising=False)
-        patch.setenv("CRDS_PATH", str(cache))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        ours = Detector1Pipeline.call(str(uncal))
-        yield ours, uncal, truth
+    with offline_crds(cache):
+        yield Detector1Pipeline.call(str(uncal)), uncal, truth
 
 
 @pytest.mark.slow
@@ -43,14 +40,4 @@ def test_irs2_rate_has_the_normal_pixels_and_recovers_the_truth(irs2_run):
 def test_irs2_detector1_agrees_with_the_official_pipeline(irs2_run):
     pipeline = pytest.importorskip("jwst.pipeline")
     ours, uncal, _ = irs2_run
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
-            patch.delenv(variable, raising=False)
-        patch.setenv("CRDS_PATH", str(uncal.parent / "crds"))
-        patch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
-        theirs = pipeline.Detector1Pipeline.call(str(uncal))
-    good = ((ours.dq & dqflags.DO_NOT_USE) == 0) & np.isfinite(theirs.data)
-    delta = np.abs(ours.data - theirs.data)[good]
-    assert np.median(delta / theirs.err[good]) < 0.01
-    assert np.median(delta / np.abs(theirs.data[good])) < 1e-4
-    assert (ours.dq == theirs.dq).mean() >= 0.999
+    assert_rates_agree(ours, pipeline.Detector1Pipeline.call(str(uncal)))
