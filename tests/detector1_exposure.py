@@ -28,9 +28,9 @@ def _subarray(instrument, shape):
     return "FULL" if instrument == "MIRI" and shape == MIRI_FULL else SETUPS[instrument][1]
 
 
-def _reference(model, reftype, instrument, shape):
-    detector, _, *_, fastaxis = SETUPS[instrument]
-    subarray = _subarray(instrument, shape)
+def label_reference(model, reftype, instrument, detector, subarray, shape, axes):
+    """``model`` with the metadata a test reference file needs to be selected: ``shape``
+    (ny, nx) of the ``subarray`` from (1, 1), ``axes`` (FASTAXIS, SLOWAXIS)."""
     model.meta.reftype = reftype.upper()
     model.meta.instrument.name = instrument
     model.meta.instrument.detector = detector
@@ -42,8 +42,14 @@ def _reference(model, reftype, instrument, shape):
     sub = model.meta.subarray
     sub.name, sub.xstart, sub.ystart = subarray, 1, 1
     sub.ysize, sub.xsize = shape
-    sub.fastaxis, sub.slowaxis = fastaxis, 2
+    sub.fastaxis, sub.slowaxis = axes
     return model
+
+
+def _reference(model, reftype, instrument, shape):
+    detector, _, *_, fastaxis = SETUPS[instrument]
+    return label_reference(model, reftype, instrument, detector,
+                           _subarray(instrument, shape), shape, (fastaxis, 2))
 
 
 def write_exposure(directory, seed=0, instrument="NIRCAM", shape=SHAPE, ngroups=NGROUPS,

@@ -12,6 +12,7 @@ import numpy as np
 from calwebb import datamodels, dqflags
 from calwebb.irs2 import IRS2Layout
 from calwebb.references.cache import write_local_cache
+from detector1_exposure import label_reference
 
 GAIN, READ_NOISE, TGROUP = 1.0, 10.0, 14.58889
 #: rows of the IRS2 coefficient table: real and imaginary parts of 712 x 2048 frequencies
@@ -33,16 +34,9 @@ def irs2_table(cutoff: float = 500.0) -> np.ndarray:
 
 
 def describe_reference(model, reftype, detector, readpatt=None):
-    model.meta.reftype = reftype.upper()
-    model.meta.instrument.name, model.meta.instrument.detector = "NIRSPEC", detector
-    model.meta.telescope = "JWST"
-    model.meta.useafter = "2000-01-01T00:00:00"
-    model.meta.pedigree = "DUMMY"
-    model.meta.description = f"calwebb IRS2 test {reftype}"
-    model.meta.author = "calwebb tests"
-    sub = model.meta.subarray
-    sub.name, sub.xstart, sub.ystart, sub.xsize, sub.ysize = "FULL", 1, 1, 2048, 2048
-    sub.fastaxis, sub.slowaxis = (2, 1) if detector == "NRS1" else (-2, -1)
+    """``model`` labelled as a full-frame NIRSpec reference of ``detector``."""
+    label_reference(model, reftype, "NIRSPEC", detector, "FULL", (2048, 2048),
+                    (2, 1) if detector == "NRS1" else (-2, -1))
     if readpatt:
         model.meta.exposure.readpatt = readpatt
     return model
