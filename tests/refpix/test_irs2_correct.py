@@ -13,13 +13,18 @@ from calwebb.irs2 import IRS2Layout
 from calwebb.refpix.irs2_correct import (
     COEFFICIENT_ROWS,
     ReadoutTiming,
+    SpectrumOrder,
     clobber_bad_reference,
     coefficients,
+    hermitian_part,
     subtract_reference,
 )
 
 #: frequencies of a frame's readout: 2048 rows of 712 samples
 SAMPLES = 712 * 2048
+#: how the correction orders a frame's spectrum, and the shape of its coefficients
+ORDER = SpectrumOrder.of(2048, 712)
+COEFFICIENTS = (4, 1025, 712)
 COLUMNS = [f"alpha_{k}" for k in range(4)] + [f"beta_{k}" for k in range(4)]
 DQ_DTYPE = [("OUTPUT", "<u2"), ("ODD_EVEN", "<u2"), ("MASK", "<u4")]
 
@@ -87,14 +92,42 @@ def test_coefficients_pair_real_and_imaginary_rows():
     table = table_of(alpha, beta)
     assert len(table) == COEFFICIENT_ROWS == 2 * 712 * 2048
     ours_alpha, ours_beta = coefficients(table)
-    assert ours_alpha.dtype == np.complex64 and ours_alpha.shape == (4, SAMPLES)
-    np.testing.assert_array_equal(ours_alpha, alpha)
-    np.testing.assert_array_equal(ours_beta, beta)
+    assert ours_alpha.dtype == np.complex64 and ours_alpha.shape == COEFFICIENTS
+    # (s[k] + conj(s[n - k])) / 2: alpha = a + i k gives a + i (k - n/2), a alone at 0
+    frequency = ORDER.frequencies()  # every one, or its conjugate n - k
+    assert np.array_equal(np.unique(np.minimum(frequency, SAMPLES - frequency)),
+                          np.arange(SAMPLES // 2 + 1))
+    expected = (np.arange(4)[:, None, None]
+                + 1j * np.where(frequency > 0, frequency - SAMPLES / 2, 0))
+    np.testing.assert_array_equal(ours_alpha, expected)
+    np.testing.assert_array_equal(ours_beta[2], hermitian_part(beta[2].real, beta[2].imag,
+                                                               ORDER))
     with pytest.raises(ReferenceFileError, match="IRS2 table has 2000 rows"):
         coefficients(table[:2000], "irs2.fits")
     with pytest.raises(ReferenceFileError, match="IRS2 table has no beta_3 column"):
         coefficients(table[["alpha_0", "alpha_1", "alpha_2", "alpha_3", "beta_0", "beta_1",
                             "beta_2"]])
+
+
+def test_spectrum_order_filters_to_the_real_part_of_the_full_product():
+    """A series transformed in SpectrumOrder (8 rows of 6 samples), times the Hermitian
+    part of a spectrum, transformed back (all columns, or some) is the real part of the
+    series filtered by the full spectrum."""
+    rng = np.random.default_rng(2)
+    order = SpectrumOrder.of(8, 6)
+    spectrum = rng.standard_normal(48) + 1j * rng.standard_normal(48)
+    series = rng.standard_normal((8, 6)).astype(np.float32)
+    expected = np.fft.ifft(np.fft.fft(series.ravel()) * spectrum).real.reshape(8, 6)
+    product = order.forward(series) * hermitian_part(spectrum.real, spectrum.imag, order)
+    np.testing.assert_allclose(order.inverse(product.copy(), np.arange(6)), expected,
+                               atol=1e-5)
+    columns = np.array([1, 4, 5])
+    np.testing.assert_allclose(order.inverse(product.copy(), columns), expected[:, columns],
+                               atol=1e-5)
+    sparse = np.zeros_like(series)
+    sparse[:, columns] = series[:, columns]
+    np.testing.assert_allclose(order.forward_columns(series[:, columns], columns),
+                               order.forward(sparse), atol=1e-5)
 
 
 @pytest.mark.parametrize("flipped", [False, True])
@@ -127,7 +160,7 @@ def test_zero_coefficients_give_back_the_normal_rows(detector):
     interleaved[refout] = False
     ramp[1, interleaved, 4:-4] += 5
     before = ramp.copy()
-    zero = np.zeros((4, SAMPLES), np.complex64)
+    zero = np.zeros(COEFFICIENTS, np.complex64)
     result = subtract_reference(ramp, layout, zero, zero)
     np.testing.assert_array_equal(ramp, before)  # the input is not modified
     assert result.shape == (2, 2048, 2048) and result.dtype == np.float32
@@ -151,8 +184,8 @@ def test_drift_common_to_all_outputs_removed_by_the_reference_output(detector):
     time = dms_sample_times(layout)
     drift = 40 * np.sin(2 * np.pi * time / 3e5) + 10 * np.cos(2 * np.pi * time / 7.1e3)
     ramp = (scene + np.array([-1.0, 1.0])[:, None, None] * drift).astype(np.float32)
-    result = subtract_reference(ramp, layout, np.ones((4, SAMPLES), np.complex64),
-                                np.zeros((4, SAMPLES), np.complex64))
+    result = subtract_reference(ramp, layout, np.ones(COEFFICIENTS, np.complex64),
+                                np.zeros(COEFFICIENTS, np.complex64))
     residual = result - scene[:, layout.normal_rows()]
     assert np.abs(ramp[:, layout.normal_rows()] - scene[:, layout.normal_rows()]).max() > 45
     assert np.abs(residual).max() < 5e-4
@@ -170,17 +203,33 @@ def test_amplifier_drift_removed_by_its_interleaved_reference_pixels():
     drift[:640] = 0  # not in the reference output
     ramp = (scene + np.array([-1.0, 1.0])[:, None, None] * drift).astype(np.float32)
     frequency = np.abs(np.fft.fftfreq(SAMPLES, 1 / SAMPLES))
-    beta = np.broadcast_to(712 / 256 * (frequency < 500) + 0.7j, (4, SAMPLES))
-    result = subtract_reference(ramp, layout, np.zeros((4, SAMPLES), np.complex64),
-                                beta.astype(np.complex64))
+    beta = 712 / 256 * (frequency < 500) + 0.7j
+    result = subtract_reference(ramp, layout, np.zeros(COEFFICIENTS, np.complex64),
+                                np.broadcast_to(hermitian_part(beta.real, beta.imag, ORDER),
+                                                COEFFICIENTS))
     residual = result - scene[:, layout.normal_rows()]
     assert np.abs(drift[layout.normal_rows()]).max() > 95
     assert np.abs(residual).max() < 2e-3
 
 
+@pytest.mark.parametrize("detector, preserve", [("NRS1", False), ("NRS2", True)])
+def test_result_written_over_the_ramp_equals_a_separate_result(detector, preserve,
+                                                               realistic_table):
+    """The step's way: the result written over the head of the ramp's own memory, groups
+    corrected two at a time, is the result of one group at a time in a new array."""
+    layout = IRS2Layout(flipped=detector == "NRS2")
+    ramp = realistic_ramp(layout, ngroups=3)
+    alpha, beta = coefficients(realistic_table)
+    expected = subtract_reference(ramp, layout, alpha, beta, preserve, threads=1)
+    out = ramp.reshape(-1)[:expected.size].reshape(expected.shape)
+    result = subtract_reference(ramp, layout, alpha, beta, preserve, out=out, threads=2)
+    assert np.shares_memory(result, ramp)
+    np.testing.assert_array_equal(result, expected)
+
+
 def test_subtract_reference_checks_shapes():
     layout = IRS2Layout()
-    coefficient = np.zeros((4, SAMPLES), np.complex64)
+    coefficient = np.zeros(COEFFICIENTS, np.complex64)
     with pytest.raises(DataModelError, match="must be"):
         subtract_reference(np.zeros((2, 2048, 2048), np.float32), layout, coefficient,
                            coefficient)

@@ -82,6 +82,25 @@ def test_preserved_reference_rows(coefficient_table):
     assert result.pixeldq.shape == (3200, 2048)
 
 
+@pytest.mark.parametrize("detector, preserve", [("NRS1", False), ("NRS2", True)])
+def test_integrations_corrected_one_by_one(coefficient_table, detector, preserve):
+    """Every integration's result written over the ramp's memory (the first before the
+    second's input is read) equals that integration corrected alone (no bad pairs are
+    flagged, which would tie the integrations through PIXELDQ)."""
+    parts = [irs2_ramp(detector, seed=seed) for seed in (1, 2)]
+    model = irs2_ramp(detector)
+    model.data = np.concatenate([part.data for part in parts])
+    model.groupdq = np.concatenate([part.groupdq for part in parts])
+    options = dict(override_refpix=refpix_model(coefficient_table), ovr_corr_mitigation_ftr=1e9,
+                   preserve_irs2_refpix=preserve)
+    result = RefPixStep.call(model, **options)
+    assert result.data.shape == (2, 2, 3200 if preserve else 2048, 2048)
+    for integration, part in enumerate(parts):
+        alone = RefPixStep.call(part, **options)
+        np.testing.assert_array_equal(result.data[integration], alone.data[0])
+        np.testing.assert_array_equal(result.groupdq[integration], alone.groupdq[0])
+
+
 @pytest.mark.compare
 @pytest.mark.slow
 @pytest.mark.parametrize("detector, mean_subtraction",

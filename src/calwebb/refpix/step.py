@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from calwebb import datamodels, dqflags, stripes
+from calwebb import datamodels, dqflags, memory, stripes
 from calwebb.errors import ReferenceFileError
-from calwebb.irs2 import IRS2Layout, is_irs2
+from calwebb.irs2 import NORMAL_LENGTH, IRS2Layout, is_irs2
 from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs
 from calwebb.stpipe import Step
 
@@ -157,6 +159,7 @@ class RefPixStep(Step):
                                                       self.siglimit)
                 model.zeroframe[unusable] = 0
         irs2_badref.replace_bad_reference_pairs(model.data, model.pixeldq, layout)
+        memory.release_freed_memory()  # before reading the 93 MB IRS2 table
         reference = self.open_reference(model, "refpix")
         if reference is None:
             return self.skip_model(model, "no REFPIX reference for the IRS2 correction")
@@ -166,26 +169,45 @@ class RefPixStep(Step):
         except ReferenceFileError as error:  # officially logged and the step skipped
             self.log.error("%s", error)
             return self.skip_model(model, "the REFPIX reference cannot be used")
-        if reference.has_array("dq_table") and len(reference.dq_table):
-            irs2_correct.clobber_bad_reference(model.data, layout, reference.dq_table,
-                                               model.pixeldq, source)
+        dq_table = reference.dq_table if reference.has_array("dq_table") else None
+        del reference  # and its IRS2 table (93 MB)
+        if dq_table is not None and len(dq_table):
+            irs2_correct.clobber_bad_reference(model.data, layout, dq_table, model.pixeldq,
+                                               source)
         else:
             self.log.warning("%s has no DQ table of bad interleaved reference pixels", source)
-        rows = slice(None) if self.preserve_irs2_refpix else layout.normal_rows()
-        nints, ngroups, _, ncolumns = model.data.shape
-        corrected = np.empty((nints, ngroups, layout.length if self.preserve_irs2_refpix
-                              else len(rows), ncolumns), model.data.dtype)
-        for integration, ramp in enumerate(model.data):
-            corrected[integration] = irs2_correct.subtract_reference(
-                ramp, layout, alpha, beta, self.preserve_irs2_refpix)
-        model.data = corrected
         if not self.preserve_irs2_refpix:  # ZEROFRAME too, so that every array stays aligned
+            rows = layout.normal_rows()  # (the correction drops the ramp's own)
             model.pixeldq = model.pixeldq[rows]
             model.groupdq = model.groupdq[:, :, rows]
             if model.has_array("zeroframe"):
                 model.zeroframe = model.zeroframe[:, rows]
+        memory.release_freed_memory()  # what reading the reference left, before the correction
+        model.data = self._subtract_irs2_reference(model, layout, alpha, beta)
         self.set_status(model, "COMPLETE")
         return model
+
+    def _subtract_irs2_reference(self, model, layout: IRS2Layout, alpha: np.ndarray,
+                                 beta: np.ndarray) -> np.ndarray:
+        """The IRS2 correction of every integration, written over the head of the ramp's own
+        memory, which is then shortened to the result (a copy of it if something else
+        holds the ramp); ``model.data`` is unset meanwhile."""
+        data = np.ascontiguousarray(model.data)
+        nints, ngroups, nrows, ncolumns = data.shape
+        shape = (ngroups, nrows if self.preserve_irs2_refpix else NORMAL_LENGTH, ncolumns)
+        size = math.prod(shape)
+        flat = data.reshape(-1)
+        for integration in range(nints):  # each result starts no later than its input
+            irs2_correct.subtract_reference(
+                data[integration], layout, alpha, beta, self.preserve_irs2_refpix,
+                out=flat[integration * size:(integration + 1) * size].reshape(shape))
+        del flat
+        model.data = None
+        try:
+            data.resize((nints, *shape))  # refused while anything else refers to it
+        except ValueError:
+            data = data.reshape(-1)[:nints * size].reshape(nints, *shape).copy()
+        return data
 
     def _correct_striped(self, model, readout: stripes.StripeReadout):
         """Multistripe and superstripe subarrays: per amplifier and column parity, the

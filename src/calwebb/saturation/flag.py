@@ -88,47 +88,58 @@ def clear_unusable_zeroframe(plane: np.ndarray, thresholds: np.ndarray,
     plane[grow(plane >= thresholds, n_pix_grow_sat) | (plane <= 0)] = 0
 
 
-def flag_from_first_saturated_group(planes, dq, thresholds, n_pix_grow_sat) -> None:
+def flag_from_first_saturated_group(planes, dq, thresholds, n_pix_grow_sat,
+                                    rows: np.ndarray | None = None,
+                                    flagged_saturate: bool = True) -> None:
     """SATURATED from each pixel's first saturated group on, grown by the box; AD_FLOOR and
-    DO_NOT_USE on groups at or below zero.
+    DO_NOT_USE on groups at or below zero. A group already flagged SATURATED counts as
+    saturated unless ``flagged_saturate`` is False. With ``rows``, the rows of ``planes`` and
+    ``dq`` that the rows of ``thresholds`` describe (the image is made of them).
 
     Flagging a pixel from the earliest first-saturation group within its box equals growing
     every group's saturated set, with one 2-D filter instead of one per group.
     """
     ngroups = planes.shape[0]
+    rows = np.arange(thresholds.shape[0]) if rows is None else rows
     first = np.empty(thresholds.shape, np.int16)
-    _first_saturated_group(planes, dq, thresholds, first)
+    _first_saturated_group(planes, dq, thresholds, rows, flagged_saturate, first)
     if n_pix_grow_sat > 0:
         first = box_filter(first, n_pix_grow_sat, np.minimum, ngroups)
-    _saturated_from(dq, first)
+    _saturated_from(dq, first, rows)
 
 
 @njit(cache=True, parallel=True)
-def _first_saturated_group(planes, dq, thresholds, first):
-    """``first``[y, x]: the first group at or above the threshold or already SATURATED
-    (ngroups: none); groups at or below zero get AD_FLOOR | DO_NOT_USE. One pass, in place."""
-    ngroups, ny, nx = planes.shape
+def _first_saturated_group(planes, dq, thresholds, rows, flagged_saturate, first):
+    """``first``[y, x]: the first group at or above the threshold or (``flagged_saturate``)
+    already SATURATED at row rows[y] (ngroups: none); groups at or below zero get AD_FLOOR |
+    DO_NOT_USE. One pass, in place."""
+    ngroups = planes.shape[0]
+    ny, nx = thresholds.shape
     for y in prange(ny):
+        row = rows[y]
         for x in range(nx):
             first[y, x] = ngroups
         for group in range(ngroups):
             for x in range(nx):
-                value, flags = planes[group, y, x], dq[group, y, x]
-                if first[y, x] == ngroups and (value >= thresholds[y, x] or flags & SAT):
+                value, flags = planes[group, row, x], dq[group, row, x]
+                if first[y, x] == ngroups and (value >= thresholds[y, x]
+                                               or (flagged_saturate and flags & SAT)):
                     first[y, x] = group
                 if value <= 0:
-                    dq[group, y, x] = flags | LOW
+                    dq[group, row, x] = flags | LOW
 
 
 @njit(cache=True, parallel=True)
-def _saturated_from(dq, first):
-    """SATURATED on every group from ``first``[y, x] on. In place."""
-    ngroups, ny, nx = dq.shape
+def _saturated_from(dq, first, rows):
+    """SATURATED on every group from ``first``[y, x] on, at row rows[y]. In place."""
+    ngroups = dq.shape[0]
+    ny, nx = first.shape
     for y in prange(ny):
+        row = rows[y]
         for group in range(ngroups):
             for x in range(nx):
                 if first[y, x] <= group:
-                    dq[group, y, x] |= SAT
+                    dq[group, row, x] |= SAT
 
 
 def _flag_diluted(planes, dq, thresholds, unchecked, pattern, n_pix_grow_sat) -> None:
@@ -155,31 +166,35 @@ def _flag_second_group(planes, dq, thresholds, pattern, bias) -> None:
 
 
 def second_group_hits(planes: np.ndarray, candidates: np.ndarray, thresholds: np.ndarray,
-                      bias: np.ndarray, pattern: list[list[int]]) -> np.ndarray:
+                      bias: np.ndarray, pattern: list[list[int]],
+                      rows: np.ndarray | None = None) -> np.ndarray:
     """The ``candidates`` [ny, nx] whose group 2 (index 1) may hide a saturating event in its
     last frame: group 1 (bias-subtracted, extrapolated to the last frame of group 3) stays
     below the threshold, yet the group 1→2 jump exceeds the remaining range divided by the
-    frames of group 2. ``planes`` [ngroups ≥ 3, ny, nx]; a NaN bias never hits."""
+    frames of group 2. ``planes`` [ngroups ≥ 3, ny, nx], or with ``rows`` those of its rows
+    that the image's rows are; a NaN bias never hits."""
     hits = np.empty(thresholds.shape, bool)
-    _second_group_hits(planes, candidates, thresholds, bias, float(np.mean(pattern[0])),
+    rows = np.arange(thresholds.shape[0]) if rows is None else rows
+    _second_group_hits(planes, candidates, thresholds, bias, rows, float(np.mean(pattern[0])),
                        float(pattern[2][-1]), np.float32(len(pattern[1])), hits)
     return hits
 
 
 @njit(cache=True, parallel=True)
-def _second_group_hits(planes, candidates, thresholds, bias, first_mean_frame,
+def _second_group_hits(planes, candidates, thresholds, bias, rows, first_mean_frame,
                        third_last_frame, second_frames, hits):
     """``second_group_hits`` pixel by pixel, with the official array expressions' types:
     the extrapolated third group in float64, the jump and its limit in float32."""
     ny, nx = thresholds.shape
     for y in prange(ny):
+        row = rows[y]
         for x in range(nx):
             hits[y, x] = False
             if not candidates[y, x]:
                 continue
-            first = planes[0, y, x] - bias[y, x]
+            first = planes[0, row, x] - bias[y, x]
             expected_third = (np.float64(first) / first_mean_frame * third_last_frame
                               + np.float64(bias[y, x]))
-            jump = planes[1, y, x] - planes[0, y, x]
-            limit = (thresholds[y, x] - planes[0, y, x]) / second_frames
+            jump = planes[1, row, x] - planes[0, row, x]
+            limit = (thresholds[y, x] - planes[0, row, x]) / second_frames
             hits[y, x] = expected_third < thresholds[y, x] and jump > limit

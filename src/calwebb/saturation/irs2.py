@@ -1,8 +1,8 @@
 """Saturation flagging of NIRSpec IRS2 frames (stage1.md §2.4).
 
-Only the normal pixels are tested: per integration they are gathered into the 2048-row
-image the SATURATION reference describes, flagged there (growth included) with the kernels
-of ``flag.py``, and the new flags are OR-ed back; interleaved reference rows are never
+Only the normal pixels are tested: per integration the kernels of ``flag.py`` flag the
+2048-row image of them that the SATURATION reference describes (growth included) in place,
+reading and flagging only those rows of the ramp; interleaved reference rows are never
 flagged. As the official IRS2 path does, flags already in GROUPDQ are neither grown nor
 carried forward, there is no backward (dilution) pass, and the group-2 test marks group 2
 SATURATED (grown) where group 3 alone reaches the threshold.
@@ -56,13 +56,14 @@ def flag_saturation_irs2(
     ngroups = data.shape[1]
     bias = np.zeros_like(thresholds) if bias is None else bias
     for integration in range(data.shape[0]):
-        planes = data[integration][:, normal_rows]
-        flags = np.zeros(planes.shape, np.uint8)
-        flag_from_first_saturated_group(planes, flags, thresholds, n_pix_grow_sat)
+        planes, flags = data[integration], groupdq[integration]
+        flag_from_first_saturated_group(planes, flags, thresholds, n_pix_grow_sat, normal_rows,
+                                        flagged_saturate=False)
         if pattern is not None and ngroups > 2:
-            hits = second_group_hits(planes, planes[2] >= thresholds, thresholds, bias, pattern)
-            flags[1] |= np.where(grow(hits, n_pix_grow_sat), SAT, 0).astype(np.uint8)
-        groupdq[integration][:, normal_rows] |= flags
+            hits = second_group_hits(planes, planes[2, normal_rows] >= thresholds, thresholds,
+                                     bias, pattern, normal_rows)
+            flags[1, normal_rows] |= np.where(grow(hits, n_pix_grow_sat), SAT,
+                                              0).astype(np.uint8)
         if zeroframe is not None:
             plane = zeroframe[integration][normal_rows]
             clear_unusable_zeroframe(plane, thresholds, n_pix_grow_sat)
