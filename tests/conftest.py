@@ -1,6 +1,7 @@
 """Shared test set-up: helper modules in tests/ importable; loggers restored after each test."""
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,18 @@ def stage3_observation(tmp_path_factory):
     from stage3_observation import build
 
     return build(tmp_path_factory.mktemp("stage3"))
+
+
+@pytest.fixture
+def striped_exposure(tmp_path):
+    """A function of the mode giving (uncal path, true rate) of a striped exposure in
+    ``tmp_path``, its references selected from an offline CRDS cache for the test."""
+    from offline_crds import offline_crds
+    from stripe_exposure import write_striped_exposure
+
+    with ExitStack() as stack:
+        def build(mode):
+            uncal, cache, rate = write_striped_exposure(tmp_path, mode)
+            stack.enter_context(offline_crds(cache))
+            return uncal, rate
+        yield build

@@ -230,3 +230,4 @@ def _dark(setup: StripedSetup, ngroups: int, striped_rows: int):
     dark.meta.exposure.type, dark.meta.exposure.readpatt = "NRC_IMAGE", "RAPID"
     dark.meta.exposure.noutputs = 1
     return _reference_window(dark, setup, XSTART, ystart, XSIZE, ysize)
+

@@ -3,25 +3,13 @@ and the official result."""
 
 import logging
 import warnings
-from contextlib import ExitStack
 
 import numpy as np
 import pytest
 
 from calwebb import datamodels, dqflags
 from calwebb.pipeline.detector1 import Detector1Pipeline
-from offline_crds import offline_crds
-from stripe_exposure import SETUPS, collated_rows, science_rows, write_striped_exposure
-
-
-@pytest.fixture
-def striped_exposure(tmp_path):
-    with ExitStack() as stack:
-        def build(mode):
-            uncal, cache, rate = write_striped_exposure(tmp_path, mode)
-            stack.enter_context(offline_crds(cache))
-            return uncal, rate
-        yield build
+from stripe_exposure import SETUPS, collated_rows, science_rows
 
 
 @pytest.mark.parametrize("mode", ["multistripe", "superstripe"])

@@ -107,36 +107,53 @@ def replace_bad_reference_pairs(data: np.ndarray, pixeldq: np.ndarray,
 
     Within the row's section, the unflagged rows one interleave period (NRS_NORM + NRS_REF)
     below and above give their mean, or the one of them that exists; failing both, an
-    unflagged interleaved reference row two rows below (else above); failing all, zero.
-    Sources are never flagged rows, so the order of replacement does not matter. PIXELDQ
-    is only read (the flagging pass already marked these rows across all columns).
+    unflagged interleaved reference row two rows below (else above); failing all, zero
+    (``replacement_sources``). Sources are never flagged rows, so the order of replacement
+    does not matter. PIXELDQ is only read (the flagging pass already marked these rows
+    across all columns).
     """
     flagged = flagged_rows(pixeldq)
     rows = np.flatnonzero(flagged)
     if rows.size == 0:
         return
     section_start = rows - rows % layout.section
-    section_stop = section_start + layout.section
-    reference_rows = interleaved_reference_rows(layout)
-
-    def usable_source(candidates: np.ndarray, reference_only: bool = False) -> np.ndarray:
-        inside = (candidates >= section_start) & (candidates < section_stop)
-        candidates = np.clip(candidates, 0, layout.length - 1)
-        good = inside & ~flagged[candidates]
-        return good & reference_rows[candidates] if reference_only else good
-
-    period = layout.normal + layout.reference
-    below, above = rows - period, rows + period
-    has_below, has_above = usable_source(below), usable_source(above)
-    both = has_below & has_above
-    source = np.select([has_below, has_above, usable_source(rows - 2, True),
-                        usable_source(rows + 2, True)], [below, above, rows - 2, rows + 2], -1)
-    copied = ~both & (source >= 0)
-    zeroed = ~both & (source < 0)
+    sources = replacement_sources(rows, flagged, interleaved_reference_rows(layout),
+                                  section_start, section_start + layout.section,
+                                  layout.normal + layout.reference)
     for ramp in data:  # one integration at a time bounds the temporaries
-        ramp[:, rows[both]] = (ramp[:, below[both]] + ramp[:, above[both]]) / 2
-        ramp[:, rows[copied]] = ramp[:, source[copied]]
-        ramp[:, rows[zeroed]] = 0
+        replace_rows(ramp, rows, *sources)
+
+
+def replacement_sources(rows: np.ndarray, flagged: np.ndarray, is_reference: np.ndarray,
+                        start, stop, period: int) -> tuple[np.ndarray, ...]:
+    """Where bad reference ``rows`` take their values from, within [``start``, ``stop``)
+    (per row or for all): (the rows one ``period`` before, after, whether both are unflagged
+    — their mean is taken —, and otherwise the single source: the one of them that is
+    unflagged, else an unflagged reference row two before, else two after, else -1: zero).
+    ``flagged`` and ``is_reference`` are indexed by row."""
+
+    def usable(candidates: np.ndarray, reference_only: bool = False) -> np.ndarray:
+        inside = (candidates >= start) & (candidates < stop)
+        candidates = np.clip(candidates, 0, flagged.size - 1)
+        good = inside & ~flagged[candidates]
+        return good & is_reference[candidates] if reference_only else good
+
+    before, after = rows - period, rows + period
+    has_before, has_after = usable(before), usable(after)
+    single = np.select([has_before, has_after, usable(rows - 2, True), usable(rows + 2, True)],
+                       [before, after, rows - 2, rows + 2], -1)
+    return before, after, has_before & has_after, single
+
+
+def replace_rows(data: np.ndarray, rows: np.ndarray, before: np.ndarray, after: np.ndarray,
+                 both: np.ndarray, single: np.ndarray) -> None:
+    """In place along the row axis (-2) of ``data``: ``rows`` become the mean of their rows
+    ``before`` and ``after`` where ``both``, else their ``single`` source row, or 0 where
+    that is -1 (``replacement_sources``)."""
+    copied, zeroed = ~both & (single >= 0), ~both & (single < 0)
+    data[..., rows[both], :] = (data[..., before[both], :] + data[..., after[both], :]) / 2
+    data[..., rows[copied], :] = data[..., single[copied], :]
+    data[..., rows[zeroed], :] = 0
 
 
 def odd_readout_columns(layout: IRS2Layout) -> np.ndarray:

@@ -38,9 +38,9 @@ import numpy as np
 import scipy.fft
 from numba import njit
 
-from calwebb import dqflags
 from calwebb.errors import DataModelError, ReferenceFileError
 from calwebb.irs2 import NORMAL_LENGTH, OUTPUTS, IRS2Layout
+from calwebb.refpix.irs2_badref import flagged_rows, replace_rows, replacement_sources
 
 #: idle samples at the end of every row of the readout (the new-row overhead)
 ROW_PAD = 8
@@ -115,7 +115,7 @@ def clobber_bad_reference(data: np.ndarray, layout: IRS2Layout, dq_table: np.nda
         readout_to_dms = readout_to_dms[::-1]
     flagged = np.zeros(layout.length, bool)
     if pixeldq is not None:
-        flagged = ((pixeldq & dqflags.BAD_REF_PIXEL) != 0).any(axis=1)[readout_to_dms]
+        flagged = flagged_rows(pixeldq)[readout_to_dms]
     is_reference = ~layout.readout_mask()
     is_reference[:layout.section] = is_reference[2 * layout.section:3 * layout.section]
     period = layout.normal + layout.reference
@@ -131,37 +131,12 @@ def clobber_bad_reference(data: np.ndarray, layout: IRS2Layout, dq_table: np.nda
         flagged[pixels] = True
         replaced[pixels] = True
 
-        before, after, both, source_pixels = _replacement_sources(
-            pixels, flagged, is_reference, (start, stop), period)
-        copied, zeroed = ~both & (source_pixels >= 0), ~both & (source_pixels < 0)
-        rows = readout_to_dms
-        data[..., rows[pixels[both]], :] = (data[..., rows[before[both]], :]
-                                            + data[..., rows[after[both]], :]) / 2
-        data[..., rows[pixels[copied]], :] = data[..., rows[source_pixels[copied]], :]
-        data[..., rows[pixels[zeroed]], :] = 0
+        before, after, both, single = replacement_sources(
+            pixels, flagged, is_reference, start, stop, period)
+        dms = readout_to_dms[np.clip(np.stack([before, after, single]), 0, layout.length - 1)]
+        replace_rows(data, readout_to_dms[pixels], dms[0], dms[1], both,
+                     np.where(single >= 0, dms[2], -1))
     return replaced[readout_to_dms]
-
-
-def _replacement_sources(pixels: np.ndarray, flagged: np.ndarray, is_reference: np.ndarray,
-                         bounds: tuple[int, int], period: int) -> tuple[np.ndarray, ...]:
-    """For bad reference ``pixels`` (readout order) within ``bounds``: the pixels one period
-    before and after, whether both are usable, and the single source of the others (the
-    one of them that is usable, else a usable reference pixel two before or after, else
-    -1)."""
-    start, stop = bounds
-
-    def usable(candidates: np.ndarray, reference_only: bool = False) -> np.ndarray:
-        inside = (candidates >= start) & (candidates < stop)
-        candidates = np.clip(candidates, start, stop - 1)
-        good = inside & ~flagged[candidates]
-        return good & is_reference[candidates] if reference_only else good
-
-    before, after = pixels - period, pixels + period
-    has_before, has_after = usable(before), usable(after)
-    single = np.select(
-        [has_before, has_after, usable(pixels - 2, True), usable(pixels + 2, True)],
-        [before, after, pixels - 2, pixels + 2], -1)
-    return before, after, has_before & has_after, single
 
 
 # -- the readout's time order ----------------------------------------------------------------

@@ -254,28 +254,22 @@ def apply_subarray(ramp: np.ndarray, means: list[tuple[int, np.ndarray]], column
 
 def subtract_striped_reference(ramp: np.ndarray, pixeldq: np.ndarray, first_column: int,
                                odd_even_columns: bool, sigma: float) -> None:
-    """Striped (multistripe) subarray: per amplifier and column parity, the clipped mean of
-    the usable REFERENCE_PIXEL-flagged pixels of every group, subtracted from the group's
-    columns of that amplifier. In place.
+    """Striped (multistripe) subarray: per amplifier, the subarray correction
+    (``measure_subarray``, ``apply_subarray``) from the amplifier's usable
+    REFERENCE_PIXEL-flagged pixels of every group. In place.
 
     ``ramp`` [ngroups, ny, nx] and ``pixeldq`` [ny, nx] are detector-frame views; detector
     column ``first_column + x`` decides the amplifier, the frame's own column ``x`` the
-    parity. An amplifier without such pixels (with ``odd_even_columns``: in either parity)
-    is left as it is.
+    parity. An amplifier without such pixels (with ``odd_even_columns``: in either parity),
+    or whose means are NaN, is left as it is.
     """
-    ncolumns = ramp.shape[-1]
-    columns = np.arange(ncolumns)
-    amplifier = (columns + first_column) // AMPLIFIER_WIDTH
-    parity = columns % 2 if odd_even_columns else np.zeros(ncolumns, int)
     flagged = ((pixeldq & dqflags.REFERENCE_PIXEL) != 0) & usable(pixeldq)
-    for amp in np.unique(amplifier[amplifier < DETECTOR_AMPLIFIERS]):
-        selections = [(amplifier == amp) & (parity == value)
-                      for value in ((0, 1) if odd_even_columns else (0,))]
-        means = []
-        for selected in selections:
-            samples = ramp[:, flagged & selected[None, :]]  # [ngroups, n]
-            means.append(clipped_mean(samples, np.ones(samples.shape[-1], bool), sigma))
-        if any(np.isnan(mean).any() for mean in means):
-            continue
-        for selected, mean in zip(selections, means, strict=True):
-            ramp[:, :, selected] -= mean.astype(ramp.dtype)[:, None, None]
+    edges = np.clip(np.arange(DETECTOR_AMPLIFIERS + 1) * AMPLIFIER_WIDTH - first_column, 0,
+                    ramp.shape[-1])
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        rows, columns = np.nonzero(flagged[:, start:stop])
+        columns += start
+        means, complete = measure_subarray(ramp[:, rows, columns], columns, odd_even_columns,
+                                           sigma)
+        if complete and not any(np.isnan(mean).any() for _, mean in means):
+            apply_subarray(ramp[:, :, start:stop], means, slice(start, stop), odd_even_columns)

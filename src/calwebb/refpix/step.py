@@ -9,7 +9,7 @@ import numpy as np
 from calwebb import datamodels, dqflags, memory, stripes
 from calwebb.errors import ReferenceFileError
 from calwebb.irs2 import NORMAL_LENGTH, IRS2Layout, is_irs2
-from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs
+from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs, superstripes
 from calwebb.stpipe import Step
 
 NIR_FULL = (2048, 2048)
@@ -234,7 +234,7 @@ class RefPixStep(Step):
             return model
         self.log.info("Collating %d superstripes into contiguous integrations",
                       readout.nstripes)
-        return collate_superstripes(model, readout)
+        return superstripes.collate(model, readout)
 
     def _apply_nir(self, model, ramps, corrections, frame_shape, first_row) -> None:
         sub = model.meta.subarray
@@ -251,51 +251,6 @@ class RefPixStep(Step):
                 nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
         if zeroframe is not None:
             zeroframe[unusable] = 0
-
-
-def collate_superstripes(model, readout: stripes.StripeReadout):
-    """A superstripe ramp as a RampModel of contiguous integrations (``calwebb.stripes``):
-    NaN data, no group flags and REFERENCE_PIXEL where no stripe reads; INT_TIMES per
-    collated integration with the rows per stripe kept as INT_TIMES_STRIPE; the subarray
-    keywords of the collated window and no stripe keywords; explicit read times when
-    repeated pieces became groups."""
-    nstripes = readout.nstripes
-    collated = datamodels.RampModel(model)
-    collated.data = stripes.collate_ramp(model.data, readout, np.nan)
-    collated.groupdq = stripes.collate_ramp(model.groupdq, readout, 0)
-    collated.pixeldq = stripes.collate_planes(model.pixeldq, readout, dqflags.REFERENCE_PIXEL,
-                                              per_integration=False)
-    if model.has_array("zeroframe"):
-        collated.zeroframe = stripes.collate_planes(model.zeroframe, readout, np.nan,
-                                                    per_integration=True)
-    collated.refout = collated.group = None
-    exposure, sub = collated.meta.exposure, collated.meta.subarray
-    first = exposure.integration_start or 1
-    last = exposure.integration_end or exposure.nints or model.data.shape[0]
-    if model.has_array("int_times") and len(model.int_times):
-        collated.int_times_stripe, collated.int_times = stripes.split_int_times(
-            model.int_times, nstripes, int(np.ceil(first / nstripes)),
-            datamodels.INT_TIMES_STRIPE_DTYPE)
-    if readout.pieces_per_stripe > 1:
-        fast_size = model.data.shape[-1 if readout.slow_axis == -2 else -2]
-        exposure.read_times = stripes.read_times(
-            readout, int(exposure.ngroups or model.data.shape[1]), int(exposure.nframes or 1),
-            int(exposure.groupgap or 0), int(exposure.noutputs or 1), fast_size)
-    exposure.integration_start = int(np.ceil(first / nstripes))
-    exposure.integration_end = int(np.ceil(last / nstripes))
-    exposure.nints = int(np.ceil((exposure.nints or model.data.shape[0]) / nstripes))
-    exposure.ngroups = collated.data.shape[1]
-    for keyword in ("multistripe_reads1", "multistripe_reads2", "multistripe_skips1",
-                    "multistripe_skips2", "repeat_stripe", "interleave_reads1",
-                    "num_superstripe", "superstripe_step"):
-        setattr(sub, keyword, None)
-    sub.ysize, sub.xsize = collated.data.shape[-2:]
-    first_row, _ = readout.collated_window()
-    if abs(readout.slowaxis) == 1:
-        sub.xstart = first_row + 1
-    else:
-        sub.ystart = first_row + 1
-    return collated
 
 
 def _is_miri(model) -> bool:
