@@ -462,9 +462,7 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
             f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at {rx},{ry}) "
             f"does not cover the science subarray ({snx}x{sny} at {sx},{sy})"
         )
-    cut = type(reference)()
-    cut.tree.clear()
-    cut.tree.update(copy.deepcopy(reference.tree))  # metadata only: arrays are cut below
+    arrays = {}
     for array_name in type(reference).arrays:
         if not reference.has_array(array_name):
             continue
@@ -474,10 +472,22 @@ def cutout_reference(reference: ReferenceModel, science: DataModel) -> Reference
             array = np.ascontiguousarray(array[..., y0 : y0 + sny, x0 : x0 + snx])
         else:
             array = array.copy()
+        arrays[array_name] = array
+    return _cut_model(reference, arrays, science.meta.subarray.name, (sx, sy, snx, sny))
+
+
+def _cut_model(reference: ReferenceModel, arrays: dict[str, np.ndarray],
+               subarray: str | None, window: tuple[int, int, int, int]) -> ReferenceModel:
+    """A model of the reference's class with its metadata, the cut ``arrays`` and the
+    science ``subarray`` name and (xstart, ystart, xsize, ysize) ``window``."""
+    cut = type(reference)()
+    cut.tree.clear()
+    cut.tree.update(copy.deepcopy(reference.tree))  # metadata only: the arrays are given
+    for array_name, array in arrays.items():
         setattr(cut, array_name, array)
+    sx, sy, snx, sny = window
     cut.meta.subarray.update(
-        {"name": science.meta.subarray.name, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny}
-    )
+        {"name": subarray, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny})
     return cut
 
 
@@ -505,9 +515,7 @@ def _striped_reference(reference: ReferenceModel, readout: StripeReadout, ref_wi
             f"does not cover the science subarray ({snx}x{sny} at {sx},{sy})")
     fast_cut = (..., slice(offset, offset + size)) if fast_axis == -1 else (
         ..., slice(offset, offset + size), slice(None))
-    cut = type(reference)()
-    cut.tree.clear()
-    cut.tree.update(copy.deepcopy(reference.tree))
+    arrays = {}
     for array_name in dict.fromkeys((type(reference).primary_array, "err", "dq")):
         if array_name not in type(reference).arrays or not reference.has_array(array_name):
             continue
@@ -518,10 +526,8 @@ def _striped_reference(reference: ReferenceModel, readout: StripeReadout, ref_wi
                 f"{name}: {reference.reftype.upper()} {array_name} of shape {array.shape} "
                 f"cannot be cut for superstripes (2-D images of mask, saturation and "
                 f"superbias references only)")
-        setattr(cut, array_name, cut_reference_image(array[fast_cut], readout))
-    cut.meta.subarray.update(
-        {"name": subarray, "xstart": sx, "ystart": sy, "xsize": snx, "ysize": sny})
-    return cut
+        arrays[array_name] = cut_reference_image(array[fast_cut], readout)
+    return _cut_model(reference, arrays, subarray, sci_window)
 
 
 def _irs2_reference(reference: ReferenceModel, ref_shape: tuple, sci_shape: tuple):
