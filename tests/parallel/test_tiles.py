@@ -283,6 +283,13 @@ def test_barriers_on_do_not_use_join_stages_that_keep_it(nircam):
         assert [[step.name for step in stage.steps] for stage in run.stages] == [
             list(names[:4]), list(names[4:])]
         assert run.stages[1].measures_refpix and run.stages[1].halo == 1
+        # the first stage is replayed on each tile of the second instead of stored
+        assert not run.stages[0].stored and run.stages[1].replays is run.stages[0]
+        assert run.stages[1].total_halo == run.stages[0].halo + 1 == run.halo
+        model.data  # noqa: B018 - loaded: a ramp in memory is corrected in place instead
+        in_memory = tiles.TiledRun(pipeline, model, [getattr(pipeline, name)
+                                                     for name in names], 10**9, uncal)
+        assert in_memory.stages[0].stored and in_memory.stages[1].replays is None
 
 
 def test_fits_rows_and_frame_store_round_trip(tmp_path):

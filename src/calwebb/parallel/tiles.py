@@ -549,6 +549,10 @@ def _shared_reference_types(steps) -> set[str]:
 
 #: barriers that only need the groups DO_NOT_USE on every pixel of the frame before them
 NEEDS_ONLY_DO_NOT_USE = ("jump", "ramp_fit")
+#: steps cheap enough (one pass over the samples, no frame-wide decision) that running them
+#: again on each tile costs less than storing their result and reading it back: a first
+#: stage of only these, reading the input file, is replayed by the next stage
+REPLAYABLE_STEPS = (*PER_PIXEL_STEPS, "saturation", "ipc", "charge_migration")
 #: steps that never change the DO_NOT_USE flag of the group DQ: the groups DO_NOT_USE over
 #: the whole frame when a stage of these starts still hold after them, so a barrier of
 #: NEEDS_ONLY_DO_NOT_USE joins their stage instead of starting one (a round trip of the ramp
@@ -566,6 +570,19 @@ class Stage:
     steps: list = field(default_factory=list)
     halo: int = 0
     measures_refpix: bool = False  # the first step is refpix: measure it on the whole frame
+    #: the first stage, whose steps this stage runs again on each tile (read afresh from the
+    #: input file) instead of reading their stored result
+    replays: Stage | None = None
+    stored: bool = True  # False: its result is not stored (the next stage replays it)
+    #: what the stage's steps were told when it first ran (kept for its replay)
+    facts: np.ndarray | None = None
+    refpix: list | None = None
+    tree: dict | None = None
+
+    @property
+    def total_halo(self) -> int:
+        """Rows read around a tile's own: the replayed stage's halo adds to this one's."""
+        return self.halo + (self.replays.halo if self.replays else 0)
 
 
 @dataclass
@@ -611,7 +628,7 @@ class TiledRun:
                                          shared=_shared_reference_types(steps))
         self._memo: dict[str, Any] = {}
         self.stages = self._stages()
-        self.halo = max((stage.halo for stage in self.stages), default=0)
+        self.halo = max((stage.total_halo for stage in self.stages), default=0)
         self.height = self._height()
         self.tiles = plan_tiles(self.frame_shape[0], self.height, self.halo)
 
@@ -639,6 +656,10 @@ class TiledRun:
                 current = Stage("tiles")
         if current.steps:
             stages.append(current)
+        if self.path is not None and len(stages) > 1 and all(
+                stage.kind == "tiles" for stage in stages[:2]) and all(
+                step.name in REPLAYABLE_STEPS for step in stages[0].steps):
+            stages[0].stored, stages[1].replays = False, stages[0]
         return stages
 
     def _classify(self, step) -> tuple[str, int]:
@@ -737,10 +758,12 @@ class TiledRun:
         stub.data = np.broadcast_to(np.float32(0), self.shape)
         return stub
 
-    def _tile_model(self, arrays: dict[str, np.ndarray], tile: Tile) -> DataModel:
+    def _tile_model(self, arrays: dict[str, np.ndarray], tile: Tile,
+                    tree: dict | None = None) -> DataModel:
+        """A ramp model of the tile's rows with the frame's metadata (or ``tree``)."""
         model = datamodels.RampModel()
         model.tree.clear()
-        model.tree.update(copy.deepcopy(self.frame_tree))
+        model.tree.update(copy.deepcopy(self.frame_tree if tree is None else tree))
         _set_rows(model.tree, self.window, tile.start, tile.stop - tile.start,
                   self.frame_shape)
         for name, values in arrays.items():
@@ -814,20 +837,26 @@ class TiledRun:
         When the ``following`` stage starts with the refpix measurement, the reference pixels
         are gathered from the tiles' own rows here (no pass over the stored frame for it).
         In the ``final`` stage, a tile's rows are not stored once the run is sure to have
-        rate products (the corrected ramp is then not returned).
+        rate products (the corrected ramp is then not returned). A stage that is not
+        ``stored`` only gathers what the next one needs; that one ``replays`` its steps on
+        each tile first, as told the first time (counts and flags of the replay dropped).
         """
         from calwebb.refpix.step import correctable_ramps
 
-        steps = stage.steps
-        names = ", ".join(step.name for step in steps)
-        log.info("Steps %s, tile by tile (halo of %d rows)", names, stage.halo)
-        facts = self._facts() if any(step.name in ("jump", "ramp_fit") for step in steps) \
+        parts = [part for part in (stage.replays, stage) if part is not None]
+        names = ", ".join(step.name for part in parts for step in part.steps)
+        log.info("Steps %s, tile by tile (halo of %d rows)%s", names, stage.total_halo,
+                 "; the first stage's steps again instead of its stored result"
+                 if stage.replays else "")
+        stage.tree = copy.deepcopy(self.frame_tree)
+        stage.facts = self._facts() if any(step.name in ("jump", "ramp_fit")
+                                           for step in stage.steps) \
             else np.zeros(self.shape[:2], bool)
-        if any(step.name == "jump" for step in steps):
-            self.jump_facts = facts
-        refpix = None
+        if any(step.name == "jump" for step in stage.steps):
+            self.jump_facts = stage.facts
         if stage.measures_refpix:
-            refpix = self.refpix if self.refpix is not None else self._measure_refpix(steps[0])
+            stage.refpix = self.refpix if self.refpix is not None \
+                else self._measure_refpix(stage.steps[0])
         self.refpix = None
         pixels = None
         if following is not None and following.kind == "tiles" and following.measures_refpix:
@@ -838,17 +867,20 @@ class TiledRun:
         pending = None
         with progress_bar(len(self.tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
             for core in self.tiles:
-                tile = core.with_halo(stage.halo, self.frame_shape[0])
+                tile = core.with_halo(stage.total_halo, self.frame_shape[0])
                 self.references.forget_cuts()
                 arrays = self.source.read((tile.start, tile.stop))
                 if pending is not None:  # the previous tile's last rows were in this halo
                     self.store.write(*pending)
-                model = self._tile_model(arrays, tile)
+                model = self._tile_model(arrays, tile, parts[0].tree)
                 del arrays
-                context = TileContext(self.frame_shape, tile.start, tile.rows, facts, refpix,
-                                      counts, flags, self)
-                for step in steps:
-                    result = self._process(step, model, context)
+                for part in parts:
+                    replay = part is not stage
+                    context = TileContext(self.frame_shape, tile.start, tile.rows, part.facts,
+                                          part.refpix, Counter() if replay else counts,
+                                          {} if replay else flags, self)
+                    for step in part.steps:
+                        result = self._process(step, model, context)
                 if isinstance(result, tuple):
                     self._keep_products(result, tile)
                 result = None
@@ -861,8 +893,8 @@ class TiledRun:
                 if final and self.products and not flags.get(
                         "ramp_fit.first_group_saturated", False):
                     skipped = True
-                else:
-                    pending = self._write_own_rows(tile, own, stage.halo)
+                elif stage.stored:
+                    pending = self._write_own_rows(tile, own, stage.total_halo)
                 self._keep_meta(model)
                 del model, own
                 if bar is not None:
@@ -874,11 +906,12 @@ class TiledRun:
                                "rate products")
         if pixels is not None:
             self.refpix = following.steps[0].measure(pixels)
-        self.source = self.store
+        if stage.stored:
+            self.source = self.store
         self.all_do_not_use = after
         self.primary += counts["jump.primary"]
         self.flags.update(flags)
-        dark = next((step for step in steps if step.name == "dark_current"), None)
+        dark = next((step for step in stage.steps if step.name == "dark_current"), None)
         if dark is not None and dark.dark_output and self._status("dark_sub") == "COMPLETE":
             dark.save_dark_output(self.frame_stub(), self.shape[1])
 
