@@ -1,11 +1,12 @@
-"""The IRS2 interleaving layout: counts, symmetry, NRS2 reversal and the official masks."""
+"""The IRS2 interleaving layout: counts, symmetry, NRS2 reversal and the official masks;
+rows moved to the head of an array's memory."""
 
 import numpy as np
 import pytest
 
 from calwebb import datamodels
 from calwebb.errors import DataModelError
-from calwebb.irs2 import IRS2Layout, is_irs2
+from calwebb.irs2 import IRS2Layout, is_irs2, move_rows
 
 
 def irs2_model(detector="NRS1", normal=None, reference=None, rows=3200):
@@ -72,3 +73,13 @@ def test_readout_mask_matches_the_official_extraction_mask():
     official = x_irs2.make_mask(official_model)
     ours = IRS2Layout.of(irs2_model()).readout_mask()
     np.testing.assert_array_equal(ours, official)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint32])
+def test_rows_moved_to_the_head_lie_as_the_cut_array_would(dtype):
+    array = np.random.default_rng(1).integers(0, 200, (2, 3, 40, 1024)).astype(dtype)
+    rows = np.array([0, 3, 4, 5, 17, 38])
+    expected = array[..., rows, :].copy()
+    move_rows(array, rows)
+    np.testing.assert_array_equal(array.reshape(-1)[:expected.size].reshape(expected.shape),
+                                  expected)

@@ -1,5 +1,6 @@
 """calwebb.memory: numpy's huge-page advice is off within a run and in executor tasks; the
-allocator reuses freed blocks; the garbage collector leaves old objects alone during a run."""
+allocator reuses freed blocks, or hands back what threads freed; pages of values no longer
+needed are handed back; the garbage collector leaves old objects alone during a run."""
 
 import gc
 import threading
@@ -79,6 +80,40 @@ def test_reused_memory_sets_then_restores_the_allocator(monkeypatch):
             ("mallopt", memory.M_TRIM_THRESHOLD, memory.KEPT_FREE_BYTES)]
     assert library.calls[2:] == [
         ("mallopt", memory.M_TRIM_THRESHOLD, memory.TRIM_AFTER_RUN_BYTES), ("malloc_trim", 0)]
+
+
+def test_thread_heaps_trimmed_sets_then_restores_the_allocator(monkeypatch):
+    library = _RecordingLibrary()
+    monkeypatch.setattr(memory, "_c_library", lambda: library)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with memory.thread_heaps_trimmed():
+        assert library.calls == [
+            ("mallopt", memory.M_MMAP_THRESHOLD, memory.HEAP_BLOCK_BYTES),
+            ("mallopt", memory.M_TRIM_THRESHOLD, memory.THREAD_TRIM_BYTES)]
+    assert library.calls[2:] == [
+        ("mallopt", memory.M_TRIM_THRESHOLD, memory.TRIM_AFTER_RUN_BYTES), ("malloc_trim", 0)]
+    assert memory.THREAD_TRIM_BYTES < 64 * 2**20  # below a thread's whole heap
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def test_released_pages_leave_memory_and_read_as_zeros():
+    import numpy as np
+    import pytest
+
+    if memory._c_library() is None:
+        pytest.skip("the C library is not glibc")
+    array = np.ones((64, 2**20), np.uint8)  # 64 MiB, its own memory map
+    before = _resident_mib()
+    memory.release_pages(array[8:40])
+    assert before - _resident_mib() > 28
+    assert not array[9:39].any() and array[:8].all() and array[40:].all()
+    memory.release_pages(array[:, ::2])  # not contiguous: nothing is done
+    assert array[:8].all()
 
 
 def test_the_users_allocator_settings_win(monkeypatch):

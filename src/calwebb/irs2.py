@@ -6,7 +6,8 @@ first the reference output, then the four amplifiers. Within an output, NRS_NORM
 pixels alternate with NRS_REF interleaved reference pixels, starting and ending with half
 a normal block; the amplifiers alternate in readout direction. NRS2 stores the detector
 rotated by 180 degrees, so its DMS rows run against the readout. Every step before refpix
-sees the 3200-row frame; refpix removes the reference pixels (stage1.md §2.4, §2.7).
+sees the 3200-row frame; refpix removes the reference pixels (stage1.md §2.4, §2.7), cutting
+each array to its normal rows within its own memory (``move_rows``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from calwebb.errors import DataModelError
+from calwebb.memory import release_pages
 
 #: pixels along either axis of a frame without interleaved reference pixels
 NORMAL_LENGTH = 2048
@@ -86,3 +89,27 @@ class IRS2Layout:
     def normal_rows(self) -> np.ndarray:
         """The DMS row indices of the normal pixels, increasing (2048 for a full frame)."""
         return np.flatnonzero(self.normal_mask())
+
+
+def move_rows(array: np.ndarray, rows: np.ndarray) -> None:
+    """Move ``array[..., rows, :]`` (``rows`` increasing) to the head of C-contiguous
+    ``array``'s memory, in place, as an array [..., len(rows), columns] would lie there. The
+    rest of the memory is undefined afterwards: plane by plane, what lies between the moved
+    rows and the planes still to move is handed back to the system
+    (``memory.release_pages``)."""
+    lines = array.reshape(-1, array.shape[-1])
+    plane_rows, rows = array.shape[-2], np.asarray(rows, np.int64)
+    for plane in range(lines.shape[0] // max(plane_rows, 1)):
+        _move_plane_rows(lines, rows, plane_rows, plane)
+        release_pages(lines[(plane + 1) * rows.size:(plane + 1) * plane_rows])
+
+
+@njit(cache=True, nogil=True)
+def _move_plane_rows(lines, rows, plane_rows, plane):
+    """Row ``rows[j]`` of plane ``plane`` (``plane_rows`` rows each) of ``lines`` to line
+    plane * len(rows) + j, in increasing order: once the planes before it have moved, no
+    line is written before it is read."""
+    for j in range(rows.size):
+        target, source = plane * rows.size + j, plane * plane_rows + rows[j]
+        if target != source:
+            lines[target] = lines[source]

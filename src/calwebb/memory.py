@@ -1,16 +1,20 @@
 """Process-wide memory policies of a calwebb run: how numpy's large arrays are backed, how
-the C allocator keeps freed memory for reuse, handing freed memory back to the system, and
-which objects the cyclic garbage collector walks."""
+the C allocator keeps freed memory for reuse, handing freed memory (or the pages of values
+no longer needed) back to the system, and which objects the cyclic garbage collector
+walks."""
 
 from __future__ import annotations
 
 import ctypes
 import functools
 import gc
+import mmap
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import numpy as np
 
 #: glibc ``mallopt`` parameters
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -22,6 +26,9 @@ HEAP_BLOCK_BYTES = 32 * 2**20
 KEPT_FREE_BYTES = 2**30
 #: glibc's trim threshold that goes with HEAP_BLOCK_BYTES (twice it), restored after a run
 TRIM_AFTER_RUN_BYTES = 2 * HEAP_BLOCK_BYTES
+#: free memory a heap keeps while worker threads share out a large correction (below the
+#: 64 MiB of a thread's whole heap)
+THREAD_TRIM_BYTES = 16 * 2**20
 
 
 @functools.cache
@@ -84,12 +91,34 @@ def reused_memory() -> Iterator[None]:
     By default glibc gives blocks of tens of MB their own memory maps, returned on free, so
     every tile of a run faulted its arrays' pages in anew (160 000 page faults for a 275 MiB
     MIRI Detector1 run, 55 000 with this policy)."""
+    with _heap_thresholds(KEPT_FREE_BYTES):
+        yield
+
+
+@contextmanager
+def thread_heaps_trimmed() -> Iterator[None]:
+    """Within the block, blocks up to HEAP_BLOCK_BYTES come from glibc's heaps as in
+    ``reused_memory``, but a heap hands back what it has free beyond THREAD_TRIM_BYTES as
+    blocks are freed; afterwards as after ``reused_memory`` (same conditions).
+
+    Left alone, glibc raises its trim threshold with its memory-map threshold, up to 64 MiB:
+    the size of a worker thread's whole heap, which then never shrinks, so what the thread
+    freed stays resident after it has ended (``malloc_trim`` does not reach it): 59 MiB after
+    the IRS2 correction's threads, carried through the steps after it."""
+    with _heap_thresholds(THREAD_TRIM_BYTES):
+        yield
+
+
+@contextmanager
+def _heap_thresholds(trim_bytes: int) -> Iterator[None]:
+    """glibc's memory-map threshold at HEAP_BLOCK_BYTES and its trim threshold at
+    ``trim_bytes`` within the block (see ``reused_memory``)."""
     library = _c_library()
     if library is None or {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
         yield
         return
     library.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)
-    library.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
+    library.mallopt(M_TRIM_THRESHOLD, trim_bytes)
     try:
         yield
     finally:
@@ -137,3 +166,23 @@ def release_freed_memory() -> None:
     library = _c_library()
     if library is not None:
         library.malloc_trim(0)
+
+
+#: ``madvise`` advice: the pages' content is not needed (anonymous memory reads as zeros)
+MADV_DONTNEED = 4
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Hand the whole memory pages inside C-contiguous ``array`` back to the system at once
+    (``madvise(MADV_DONTNEED)``), for values that will not be read again: the array's
+    memory stays valid, but its values there are undefined afterwards (zeros, or a file's
+    content under a private file mapping). Nothing is done where the C library is not
+    glibc."""
+    library = _c_library()
+    if library is None or not array.flags.c_contiguous:
+        return
+    page = mmap.PAGESIZE
+    start = -(-array.ctypes.data // page) * page
+    stop = (array.ctypes.data + array.nbytes) // page * page
+    if stop > start:
+        library.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), MADV_DONTNEED)

@@ -9,15 +9,16 @@ import pytest
 from calwebb import datamodels, dqflags
 from calwebb.datamodels.reference import IRS2Model
 from calwebb.errors import DataModelError, ReferenceFileError
-from calwebb.irs2 import IRS2Layout
+from calwebb.irs2 import IRS2Layout, move_rows
 from calwebb.refpix.irs2_correct import (
     COEFFICIENT_ROWS,
     ReadoutTiming,
     SpectrumOrder,
+    amplifier_coefficients,
+    check_table,
     clobber_bad_reference,
-    coefficients,
+    correct_in_place,
     hermitian_part,
-    subtract_reference,
 )
 
 #: frequencies of a frame's readout: 2048 rows of 712 samples
@@ -35,6 +36,25 @@ def table_of(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
     for name, values in zip(COLUMNS, [*alpha, *beta], strict=True):
         table[name][0::2], table[name][1::2] = values.real, values.imag
     return table
+
+
+def coefficients(table: np.ndarray, band_rows: int | None = None) -> tuple:
+    """(alpha, beta) [4, 1025, 712] of an IRS2 table in memory, read ``band_rows`` rows
+    at a time (default: the module's bands)."""
+    bands = {} if band_rows is None else {"band_rows": band_rows}
+    pairs = [amplifier_coefficients(lambda start, stop: table[start:stop], amplifier, **bands)
+             for amplifier in range(1, 5)]
+    return np.stack([alpha for alpha, _ in pairs]), np.stack([beta for _, beta in pairs])
+
+
+def subtract_reference(ramp, layout, alpha, beta, preserve_refpix=False, threads=None):
+    """One integration corrected (``correct_in_place`` on a copy) by ``alpha``, ``beta``
+    [4, 1025, 712]: its normal rows, or every row with ``preserve_refpix``."""
+    result = ramp.copy()
+    correct_in_place(result, layout, lambda amplifier: (alpha[amplifier - 1],
+                                                        beta[amplifier - 1]),
+                     preserve_refpix, threads)
+    return result if preserve_refpix else result[:, layout.normal_rows()]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +111,7 @@ def test_coefficients_pair_real_and_imaginary_rows():
     beta = (1j * np.arange(4)[:, None] - np.arange(SAMPLES) / 7).astype(np.complex64)
     table = table_of(alpha, beta)
     assert len(table) == COEFFICIENT_ROWS == 2 * 712 * 2048
+    check_table(table[:3], len(table))
     ours_alpha, ours_beta = coefficients(table)
     assert ours_alpha.dtype == np.complex64 and ours_alpha.shape == COEFFICIENTS
     # (s[k] + conj(s[n - k])) / 2: alpha = a + i k gives a + i (k - n/2), a alone at 0
@@ -103,10 +124,24 @@ def test_coefficients_pair_real_and_imaginary_rows():
     np.testing.assert_array_equal(ours_beta[2], hermitian_part(beta[2].real, beta[2].imag,
                                                                ORDER))
     with pytest.raises(ReferenceFileError, match="IRS2 table has 2000 rows"):
-        coefficients(table[:2000], "irs2.fits")
+        check_table(table[:2000], 2000, "irs2.fits")
     with pytest.raises(ReferenceFileError, match="IRS2 table has no beta_3 column"):
-        coefficients(table[["alpha_0", "alpha_1", "alpha_2", "alpha_3", "beta_0", "beta_1",
-                            "beta_2"]])
+        check_table(table[["alpha_0", "alpha_1", "alpha_2", "alpha_3", "beta_0", "beta_1",
+                           "beta_2"]], len(table))
+
+
+def test_coefficients_read_in_bands_of_any_size_are_the_same(realistic_table):
+    """A frequency and its mirror meet in one element whichever band each comes in."""
+    whole = coefficients(realistic_table, band_rows=COEFFICIENT_ROWS)
+    for band_rows in (2, 2 * 12345, 2 * 712 * 1000):
+        for ours, expected in zip(coefficients(realistic_table, band_rows), whole,
+                                  strict=True):
+            np.testing.assert_array_equal(ours, expected)
+    table = realistic_table.astype([(name, ">f4") for name in COLUMNS])  # as a file holds it
+    np.testing.assert_array_equal(coefficients(table)[1], whole[1])
+    alpha = realistic_table["alpha_2"]
+    np.testing.assert_array_equal(whole[0][2], hermitian_part(alpha[0::2], alpha[1::2],
+                                                              ORDER))
 
 
 def test_spectrum_order_filters_to_the_real_part_of_the_full_product():
@@ -213,29 +248,37 @@ def test_amplifier_drift_removed_by_its_interleaved_reference_pixels():
 
 
 @pytest.mark.parametrize("detector, preserve", [("NRS1", False), ("NRS2", True)])
-def test_result_written_over_the_ramp_equals_a_separate_result(detector, preserve,
-                                                               realistic_table):
-    """The step's way: the result written over the head of the ramp's own memory, groups
-    corrected two at a time, is the result of one group at a time in a new array."""
+def test_the_steps_way_equals_one_thread_on_a_copy(detector, preserve, realistic_table):
+    """The step's way: the ramp corrected in place by two threads, each amplifier's
+    coefficients read from the table when asked for (once, in order), the normal rows then
+    moved to the head of its memory, is the result of one thread on a copy."""
     layout = IRS2Layout(flipped=detector == "NRS2")
     ramp = realistic_ramp(layout, ngroups=3)
-    alpha, beta = coefficients(realistic_table)
-    expected = subtract_reference(ramp, layout, alpha, beta, preserve, threads=1)
-    out = ramp.reshape(-1)[:expected.size].reshape(expected.shape)
-    result = subtract_reference(ramp, layout, alpha, beta, preserve, out=out, threads=2)
-    assert np.shares_memory(result, ramp)
-    np.testing.assert_array_equal(result, expected)
+    expected = subtract_reference(ramp, layout, *coefficients(realistic_table), preserve,
+                                  threads=1)
+    asked = []
+
+    def coefficients_of(amplifier):
+        asked.append(amplifier)
+        return amplifier_coefficients(lambda start, stop: realistic_table[start:stop],
+                                      amplifier)
+
+    correct_in_place(ramp, layout, coefficients_of, preserve, threads=2)
+    if not preserve:
+        move_rows(ramp, layout.normal_rows())
+    assert asked == [1, 2, 3, 4]
+    np.testing.assert_array_equal(ramp.reshape(-1)[:expected.size].reshape(expected.shape),
+                                  expected)
 
 
-def test_subtract_reference_checks_shapes():
-    layout = IRS2Layout()
-    coefficient = np.zeros(COEFFICIENTS, np.complex64)
+def test_correct_in_place_checks_shapes():
+    coefficient = np.zeros(COEFFICIENTS[1:], np.complex64)
     with pytest.raises(DataModelError, match="must be"):
-        subtract_reference(np.zeros((2, 2048, 2048), np.float32), layout, coefficient,
-                           coefficient)
-    with pytest.raises(ReferenceFileError, match="alpha has shape"):
-        subtract_reference(np.zeros((2, 3200, 2048), np.float32), layout, coefficient[:, :10],
-                           coefficient)
+        correct_in_place(np.zeros((2, 2048, 2048), np.float32), IRS2Layout(),
+                         lambda amplifier: (coefficient, coefficient))
+    with pytest.raises(ReferenceFileError, match="readout rows of 712 samples"):
+        correct_in_place(np.zeros((2, 3200, 2048), np.float32), IRS2Layout(normal=8),
+                         lambda amplifier: (coefficient, coefficient))
 
 
 # -- bad pairs named by the reference file ------------------------------------------------
@@ -311,6 +354,12 @@ def test_irs2_model_round_trip_and_no_cutout(tmp_path):
     ramp = datamodels.RampModel((1, 2, 3200, 2048))
     ramp.meta.subarray.name = "FULL"
     assert datamodels.cutout_reference(loaded, ramp) is loaded
+    reread = datamodels.open(tmp_path / "irs2.fits")  # the table is read in bands of rows
+    np.testing.assert_array_equal(reread.array_part("irs2_table", rows=(3, 7)),
+                                  model.irs2_table[3:7])
+    assert reread.pending_loader("irs2_table") is not None
+    np.testing.assert_array_equal(small_irs2_model().array_part("irs2_table", rows=(3, 7)),
+                                  model.irs2_table[3:7])
 
 
 @pytest.mark.compare

@@ -42,7 +42,9 @@ Loader = Callable[[], np.ndarray]
 def array_cut(array: np.ndarray, rows: tuple[int, int] | None = None,
               columns: tuple[int, int] | None = None, planes: int | None = None) -> np.ndarray:
     """A view of ``array``: the ``rows``/``columns`` ranges of its last two axes and its
-    first ``planes`` along the third-from-last (None: all)."""
+    first ``planes`` along the third-from-last (None: all); of a table (1-D), its ``rows``."""
+    if array.ndim == 1:
+        return array[slice(*rows) if rows else slice(None)]
     if planes is not None and array.ndim >= 3:
         array = array[..., :planes, :, :]
     return array[..., slice(*rows) if rows else slice(None),

@@ -324,7 +324,11 @@ def _read_fits(model: DataModel, path: Path) -> None:
             _check_hdu(path, hdu, spec, type(model).__name__)
             index = hdul.index_of((spec.extname, 1))
             if spec.is_table:
-                setattr(model, name, _table_array(hdu, path, hdul.fileinfo(index)["datLoc"]))
+                table = _table_array(hdu, path, hdul.fileinfo(index)["datLoc"])
+                if isinstance(table, TableLoader):
+                    model.set_loader(name, table)
+                else:
+                    setattr(model, name, table)
             else:
                 model.set_loader(name, ImageLoader(path, hdul, index, spec.dtype))
     _require_primary(model, path)
@@ -360,11 +364,13 @@ def _check_hdu(path: Path, hdu: Any, spec: ArraySpec, model_name: str) -> None:
         )
 
 
-def _table_array(hdu: fits.BinTableHDU, path: Path, offset: int) -> np.ndarray:
+def _table_array(hdu: fits.BinTableHDU, path: Path,
+                 offset: int) -> np.ndarray | TableLoader:
     """A table HDU (its data at byte ``offset`` of ``path``) as a plain structured array with
     TZERO/TSCAL applied (unsigned columns). A table of stored values alone (nothing to
-    convert, no heap) is read from the file as it is: not through the memory map, whose
-    pages would count twice while copied (a 93 MB IRS2 table)."""
+    convert, no heap) stays in the file: a ``TableLoader`` reads it as it is, whole or in
+    bands of rows (not through the memory map, whose pages would count twice while copied;
+    the 93 MB IRS2 table is read a band at a time)."""
     data = hdu.data
     if data is None or not data.names:
         return np.zeros(0, dtype=[("empty", "u1")]) if data is None else np.array(data)
@@ -377,13 +383,34 @@ def _table_array(hdu: fits.BinTableHDU, path: Path, offset: int) -> np.ndarray:
             column.dtype == storage.dtype[name] and column.shape == storage[name].shape
             and np.may_share_memory(column, storage)
             for name, column in zip(data.names, columns, strict=True)):
-        return np.fromfile(path, dtype=storage.dtype, count=len(storage), offset=offset)
+        return TableLoader(path, offset, storage.dtype, len(storage))
     dtype = np.dtype([(name, column.dtype, column.shape[1:])
                       for name, column in zip(data.names, columns, strict=True)])
     table = np.empty(len(data), dtype=dtype)
     for name, column in zip(data.names, columns, strict=True):
         table[name] = column
     return table
+
+
+class TableLoader:
+    """A table of stored values alone (``dtype``, ``length`` rows at byte ``offset`` of
+    ``path``), read as it is on first access; ``read`` gives a band of its rows."""
+
+    def __init__(self, path: Path, offset: int, dtype: np.dtype, length: int):
+        self.path, self.offset, self.dtype, self.length = path, offset, dtype, length
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.length,)
+
+    def __call__(self) -> np.ndarray:
+        return self.read()
+
+    def read(self, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Rows ``rows`` (start, stop, clipped to the table) of the table, or all of it."""
+        start, stop = (min(max(row, 0), self.length) for row in (rows or (0, self.length)))
+        return np.fromfile(self.path, dtype=self.dtype, count=max(stop - start, 0),
+                           offset=self.offset + start * self.dtype.itemsize)
 
 
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}

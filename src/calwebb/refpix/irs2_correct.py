@@ -4,8 +4,8 @@ reference pixels (stage1.md §2.7).
 The detector reads the 640 pixels of each output of a row in time order: half a block of
 normal pixels, then in turn an idle sample, ``NRS_REF`` reference pixels, an idle sample
 and ``NRS_NORM`` normal pixels (half of them after the last reference block); ``ROW_PAD``
-idle samples end the row. One integration is corrected group by group
-on these time series (2048 rows of 712 samples for the standard 16/4 layout):
+idle samples end the row. One integration is corrected on these time series (2048 rows
+of 712 samples for the standard 16/4 layout), output by output:
 
 1. every pixel's mean over the integration's groups is taken out (and put back at the end);
 2. per output, a straight line in time fitted to the detector's 4 bottom and 4 top rows is
@@ -20,9 +20,11 @@ on these time series (2048 rows of 712 samples for the standard 16/4 layout):
 
 All functions take DMS-orientation arrays, with the 3200 interleaved rows on the row axis.
 The transforms are split along the frame's readout rows and across them (``SpectrumOrder``),
-the coefficients kept in that order. The groups, and within a group the reference output and
-each amplifier, are corrected by a few threads at once (the transforms release the
-interpreter), and the result can be written over the ramp's own memory.
+the coefficients kept in that order. The reference output is filled for every group, then
+each amplifier corrects every group, a few groups at once in threads (the transforms release
+the interpreter), in place in the ramp: the memory of what has been read is handed back on
+the way, and only one amplifier's coefficients (read from the reference table in bands) and
+means are held at a time.
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cache, partial
+from typing import Any
 
 import numpy as np
-import scipy.fft
 from numba import njit
 
 from calwebb.errors import DataModelError, ReferenceFileError
 from calwebb.irs2 import NORMAL_LENGTH, OUTPUTS, IRS2Layout
+from calwebb.memory import release_pages
 from calwebb.refpix.irs2_badref import flagged_rows, replace_rows, replacement_sources
 
 #: idle samples at the end of every row of the readout (the new-row overhead)
@@ -48,6 +52,8 @@ ROW_PAD = 8
 REFERENCE_ROW_LENGTH = 712
 #: rows of the IRS2 table: a real and an imaginary part per frequency of a frame
 COEFFICIENT_ROWS = 2 * REFERENCE_ROW_LENGTH * NORMAL_LENGTH
+#: rows of the IRS2 table read at a time (2 MiB of its eight float32 columns)
+TABLE_BAND_ROWS = 1 << 16
 #: the amplifiers' coefficient columns of the IRS2 table
 ALPHA_COLUMNS = tuple(f"alpha_{amplifier}" for amplifier in range(OUTPUTS - 1))
 BETA_COLUMNS = tuple(f"beta_{amplifier}" for amplifier in range(OUTPUTS - 1))
@@ -59,24 +65,44 @@ FILL_ROUNDS = 3
 FILL_ROLLOFF_SAMPLES = 110000
 
 
-def coefficients(irs2_table: np.ndarray, source: str = "refpix reference"
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``alpha`` and ``beta`` coefficients of an IRS2 table, their Hermitian parts in
-    ``SpectrumOrder`` (``hermitian_part``) [4 amplifiers, 1025, 712] complex64; the table's
-    float32 columns hold the real and imaginary parts of the n frequencies on alternate
-    rows."""
-    if len(irs2_table) != COEFFICIENT_ROWS:
+def _fft():
+    """``scipy.fft``, imported when first needed: only IRS2 readouts use it, and importing it
+    (with ``scipy.special``) would cost every Stage 1 run tens of milliseconds."""
+    import scipy.fft
+
+    return scipy.fft
+
+
+def check_table(table: np.ndarray, rows: int, source: str = "refpix reference") -> None:
+    """Refuse an IRS2 table of other than ``COEFFICIENT_ROWS`` ``rows``, or without every
+    alpha and beta column (``table``: any band of its rows, for the column names)."""
+    if rows != COEFFICIENT_ROWS:
         raise ReferenceFileError(
-            f"{source}: the IRS2 table has {len(irs2_table)} rows; the correction needs "
+            f"{source}: the IRS2 table has {rows} rows; the correction needs "
             f"{COEFFICIENT_ROWS} (real and imaginary parts of {REFERENCE_ROW_LENGTH} x "
             f"{NORMAL_LENGTH} frequencies)")
-    names = ALPHA_COLUMNS + BETA_COLUMNS
+    for name in ALPHA_COLUMNS + BETA_COLUMNS:
+        _column(table, name, f"{source}: the IRS2 table")
+
+
+def amplifier_coefficients(table_part: Callable[[int, int], np.ndarray], amplifier: int,
+                           source: str = "refpix reference",
+                           band_rows: int = TABLE_BAND_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """The ``alpha`` and ``beta`` coefficients of ``amplifier`` (1-4), their Hermitian parts
+    in ``SpectrumOrder`` (``hermitian_part``) [1025, 712] complex64, from an IRS2 table
+    (``check_table``) whose float32 columns hold the real and imaginary parts of the n
+    frequencies on alternate rows; ``table_part(start, stop)`` gives its rows ``start`` to
+    ``stop``, asked for ``band_rows`` (even) at a time."""
     order = SpectrumOrder.of(NORMAL_LENGTH, REFERENCE_ROW_LENGTH)
-    parts = np.empty((len(names), *order.twiddles.shape), np.complex64)
-    for name, out in zip(names, parts, strict=True):
-        column = _column(irs2_table, name, f"{source}: the IRS2 table")
-        hermitian_part(column[0::2], column[1::2], order, out)
-    return parts[:len(ALPHA_COLUMNS)], parts[len(ALPHA_COLUMNS):]
+    names = (ALPHA_COLUMNS[amplifier - 1], BETA_COLUMNS[amplifier - 1])
+    parts = tuple(np.empty(order.twiddles.shape, np.complex64) for _ in names)
+    for start in range(0, COEFFICIENT_ROWS, band_rows):
+        band = table_part(start, min(start + band_rows, COEFFICIENT_ROWS))
+        for name, out in zip(names, parts, strict=True):
+            column = np.asarray(_column(band, name, f"{source}: the IRS2 table"), np.float32)
+            _hermitian_band(column[0::2], column[1::2], start // 2, order.rows, out)
+        del band, column  # (before the next band is read)
+    return parts
 
 
 def _column(table: np.ndarray, name: str, described: str) -> np.ndarray:
@@ -242,24 +268,27 @@ class SpectrumOrder:
 
     def forward(self, series: np.ndarray) -> np.ndarray:
         """The spectrum of a real ``series`` [rows, row_length]."""
-        spectrum = scipy.fft.rfft(series, axis=0)
+        spectrum = _fft().rfft(series, axis=0)
         spectrum *= self.twiddles
-        return scipy.fft.fft(spectrum, axis=1, overwrite_x=True)
+        return _fft().fft(spectrum, axis=1, overwrite_x=True)
 
     def forward_columns(self, values: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """The spectrum of a real series that is zero but at (distinct) ``columns``, where
         it is ``values`` [rows, columns]."""
         spectrum = np.empty(self.twiddles.shape, np.complex64)
-        _twiddled_columns(scipy.fft.rfft(values, axis=0), self.twiddles, columns, spectrum)
-        return scipy.fft.fft(spectrum, axis=1, overwrite_x=True)
+        _twiddled_columns(_fft().rfft(values, axis=0), self.twiddles, columns, spectrum)
+        return _fft().fft(spectrum, axis=1, overwrite_x=True)
 
-    def inverse(self, spectrum: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """The ``columns`` [rows, columns] of the real series whose spectrum is ``spectrum``
-        (which is overwritten)."""
-        spectrum = scipy.fft.ifft(spectrum, axis=1, overwrite_x=True)
-        chosen = np.empty((spectrum.shape[0], columns.size), np.complex64)
+    def inverse(self, spectrum: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """The ``columns`` [rows, columns] (None: all) of the real series whose spectrum is
+        ``spectrum`` (which is overwritten)."""
+        spectrum = _fft().ifft(spectrum, axis=1, overwrite_x=True)
+        if columns is None:  # (untwiddled where it is)
+            columns, chosen = np.arange(self.row_length), spectrum
+        else:
+            chosen = np.empty((spectrum.shape[0], columns.size), np.complex64)
         _untwiddled_columns(spectrum, self.twiddles, columns, chosen)
-        return scipy.fft.irfft(chosen, n=self.rows, axis=0, overwrite_x=True)
+        return _fft().irfft(chosen, n=self.rows, axis=0, overwrite_x=True)
 
 
 @cache
@@ -299,25 +328,43 @@ def hermitian_part(real: np.ndarray, imaginary: np.ndarray, order: SpectrumOrder
     is the real part of the inverse transform of the series' full spectrum times s."""
     if out is None:
         out = np.empty(order.twiddles.shape, np.complex64)
-    _hermitian_part(np.asarray(real, np.float32), np.asarray(imaginary, np.float32),
+    _hermitian_band(np.asarray(real, np.float32), np.asarray(imaginary, np.float32), 0,
                     order.rows, out)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _hermitian_part(real, imaginary, rows, out):
-    """``out``[k1, k2] = (s[k] + conj(s[n - k])) / 2 in float32, k = k1 + ``rows`` * k2."""
-    n = real.size
+def _hermitian_band(real, imaginary, first, rows, out):
+    """Frequencies ``first`` on of a spectrum s (parts ``real``, ``imaginary``) into its
+    Hermitian part ``out`` [rows/2 + 1, n/rows] (``hermitian_part``): a frequency k and its
+    mirror m = n - k meet at [k % rows, k // rows] for whichever of the two is there; the
+    first of them given is stored as it is, the second completes (s[k] + conj(s[m])) / 2 in
+    float32. Given every frequency once, in bands in increasing order, ``out`` is whole."""
+    n = rows * out.shape[1]
+    top = rows // 2
     half = np.float32(0.5)
-    for k2 in range(out.shape[1]):
-        for k1 in range(out.shape[0]):
-            k = k1 + rows * k2
-            mirrored = (n - k) % n
-            out[k1, k2] = complex((real[k] + real[mirrored]) * half,
-                                  (imaginary[k] - imaginary[mirrored]) * half)
+    for i in range(real.size):
+        k = first + i
+        re, im = real[i], imaginary[i]
+        m = (n - k) % n
+        if k % rows <= top:  # k's own element: m given already if m < k
+            if m == k:
+                out[k % rows, k // rows] = complex((re + re) * half, (im - im) * half)
+            elif k < m:
+                out[k % rows, k // rows] = complex(re, im)
+            else:
+                stored = out[k % rows, k // rows]
+                out[k % rows, k // rows] = complex((re + stored.real) * half,
+                                                   (im - stored.imag) * half)
+        if m != k and m % rows <= top:  # m's element, k its mirror: m given already if m < k
+            if m < k:
+                stored = out[m % rows, m // rows]
+                out[m % rows, m // rows] = complex((stored.real + re) * half,
+                                                   (stored.imag - im) * half)
+            else:
+                out[m % rows, m // rows] = complex(re, im)
 
 
-@cache
 def fill_gain(rows: int, row_length: int, period: int) -> np.ndarray:
     """The gain [rows/2 + 1, row_length] (in ``SpectrumOrder``) of the Fourier filter that
     fills the reference output: at frequency k of n, or n - k above n/2, 1 below p and 0
@@ -332,9 +379,7 @@ def fill_gain(rows: int, row_length: int, period: int) -> np.ndarray:
     gain[passband + rolloff:half - passband - rolloff] = 0.0
     gain[half - passband - rolloff:half - passband] = taper[::-1]
     frequency = SpectrumOrder.of(rows, row_length).frequencies()
-    gain = gain[np.minimum(frequency, 2 * half - frequency)]
-    gain.flags.writeable = False
-    return gain
+    return gain[np.minimum(frequency, 2 * half - frequency)]
 
 
 # -- one integration ---------------------------------------------------------------------
@@ -354,94 +399,89 @@ FILL_WEIGHTS = np.sin(np.arange(1, 32, dtype=np.float32) / np.float32(32)
 
 
 @dataclass(frozen=True)
-class _Destinations:
-    """Where the kept positions of each output go: their ``slots``, per output the result
-    ``rows`` they are written to, and for each result row the DMS row whose mean over
-    groups is put back there (``restored_from``, -1 for none)."""
+class _Kept:
+    """The positions of every output that the correction writes back (all of them with
+    ``preserve_refpix``, else the normal ones; none of the reference output without it):
+    their ``slots``, per output their DMS ``rows``, and per output those of them that get
+    their mean over groups back (``restored``: the normal pixels, and the whole reference
+    output); per output the (start, stop) runs of DMS rows not written back
+    (``dropped``)."""
 
     slots: np.ndarray
     rows: np.ndarray
-    restored_from: np.ndarray
+    restored: np.ndarray
+    dropped: tuple[tuple[tuple[int, int], ...], ...]
 
 
 @cache
-def _destinations(layout: IRS2Layout, preserve_refpix: bool) -> _Destinations:
+def _kept(layout: IRS2Layout, preserve_refpix: bool) -> _Kept:
     timing = ReadoutTiming.of(layout)
-    if preserve_refpix:
-        kept = np.arange(layout.section)
-        rows = timing.dms_rows
-        # the mean is put back at normal pixels and on the whole reference output
-        restored_from = np.where(layout.normal_mask(), np.arange(layout.length), -1)
-        restored_from[timing.dms_rows[0]] = timing.dms_rows[0]
-    else:
-        kept = timing.normal_positions
-        rows = np.searchsorted(layout.normal_rows(), timing.dms_rows[:, kept])
-        restored_from = layout.normal_rows()
-    arrays = (timing.position_slots[kept], np.ascontiguousarray(rows), restored_from)
+    positions = np.arange(layout.section) if preserve_refpix else timing.normal_positions
+    restored = np.isin(positions, timing.normal_positions)[None].repeat(OUTPUTS, axis=0)
+    restored[0] = True
+    arrays = (timing.position_slots[positions], np.ascontiguousarray(
+        timing.dms_rows[:, positions]), restored)
     for array in arrays:
         array.flags.writeable = False
-    return _Destinations(*arrays)
+    dropped = []
+    for output, rows in enumerate(timing.dms_rows):
+        rows = np.sort(np.delete(rows, positions if output or preserve_refpix else []))
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows.size else []
+        dropped.append(tuple((int(run[0]), int(run[-1]) + 1) for run in runs))
+    return _Kept(*arrays, tuple(dropped))
 
 
-def subtract_reference(ramp: np.ndarray, layout: IRS2Layout, alpha: np.ndarray,
-                       beta: np.ndarray, preserve_refpix: bool = False,
-                       out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
-    """One integration [ngroups, 3200, 2048] corrected by the reference output and the
-    interleaved reference pixels (module docstring); float32 [ngroups, 2048, 2048] of the
-    normal rows (``layout.normal_rows()``). With ``preserve_refpix`` all 3200 rows are
-    returned: the amplifiers' interleaved reference rows corrected but without their mean
-    over groups, the reference output as filled (step 3) with its mean put back.
+def correct_in_place(ramp: np.ndarray, layout: IRS2Layout,
+                     coefficients_of: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                     preserve_refpix: bool = False, threads: int | None = None) -> None:
+    """Correct one integration [ngroups, 3200, 2048] by the reference output and the
+    interleaved reference pixels (module docstring), in place: its normal rows
+    (``layout.normal_rows()``) become the result. With ``preserve_refpix`` so do the other
+    rows: the amplifiers' interleaved reference rows corrected but without their mean over
+    groups, the reference output as filled (step 3) with its mean put back; without it, the
+    other rows are left undefined, their memory handed back to the system once read
+    (``memory.release_pages``).
 
-    ``alpha``, ``beta``: the ``coefficients`` [4, 1025, 712] (``SpectrumOrder``). The result
-    goes to ``out`` if given. ``out`` may share ``ramp``'s memory, which is then overwritten
-    (the step writes the result over the head of the ramp's own buffer), as long as each
-    group of ``out`` ends no later in memory than the same group of ``ramp``; otherwise
-    ``ramp`` is not modified (a copy of it is worked on). The work is shared by up to
-    ``threads`` threads (default: the cores, at most ``MAX_THREADS``).
+    ``coefficients_of(amplifier)`` gives the (alpha, beta) coefficients of amplifier 1-4
+    [1025, 712] (``SpectrumOrder``; ``amplifier_coefficients``); each is asked for once,
+    while the output before it is being corrected, and let go when its amplifier is done.
+    The work is shared by up to ``threads`` threads (default: the cores, at most
+    ``MAX_THREADS``).
     """
     ngroups, nrows, ncolumns = ramp.shape
     if nrows != layout.length or ncolumns != NORMAL_LENGTH:
         raise DataModelError(
             f"an IRS2 integration must be [groups, {layout.length}, {NORMAL_LENGTH}]; "
             f"got {list(ramp.shape)}")
-    timing = ReadoutTiming.of(layout)
-    needed = (OUTPUTS - 1, *SpectrumOrder.of(ncolumns, timing.row_length).twiddles.shape)
-    for name, values in (("alpha", alpha), ("beta", beta)):
-        if values.shape != needed:
-            raise ReferenceFileError(
-                f"refpix reference: {name} has shape {list(values.shape)}; the readout of "
-                f"NRS_NORM={layout.normal}, NRS_REF={layout.reference} needs "
-                f"{list(needed)} (in SpectrumOrder)")
-    shape = (ngroups, nrows if preserve_refpix else NORMAL_LENGTH, ncolumns)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
-        raise DataModelError(f"the IRS2 correction's output must be float32 {list(shape)}; "
-                             f"got {out.dtype} {list(out.shape)}")
-    if not np.may_share_memory(out, ramp):
-        ramp = ramp.copy()
+    row_length = ReadoutTiming.of(layout).row_length
+    if row_length != REFERENCE_ROW_LENGTH:
+        raise ReferenceFileError(
+            f"refpix reference: its coefficients are for readout rows of "
+            f"{REFERENCE_ROW_LENGTH} samples; the readout of NRS_NORM={layout.normal}, "
+            f"NRS_REF={layout.reference} has {row_length}")
     threads = min(ngroups, threads or min(os.cpu_count() or 1, MAX_THREADS))
-    _IntegrationCorrection(ramp, out, layout, np.ascontiguousarray(alpha, np.complex64),
-                           np.ascontiguousarray(beta, np.complex64), preserve_refpix).run(threads)
-    return out
+    _IntegrationCorrection(ramp, layout, coefficients_of, preserve_refpix).run(threads)
 
 
 def _run_in_order(calls: list, threads: int) -> None:
     """Run the argument-less ``calls``, taken in order by this thread and ``threads - 1``
-    more (so that only those keep memory in allocator arenas of their own). After a
-    failure no more calls are taken; it is raised once the calls under way have ended."""
-    pending, lock, failures = iter(calls), threading.Lock(), []
+    more (so that only those keep memory in allocator arenas of their own), and let go of
+    once run (``calls`` is emptied). After a failure no more calls are taken; it is raised
+    once the calls under way have ended."""
+    lock, failures = threading.Lock(), []
+    calls.reverse()
 
     def take_calls() -> None:
         while not failures:
             with lock:
-                call = next(pending, None)
+                call = calls.pop() if calls else None
             if call is None:
                 return
             try:
                 call()
             except BaseException as error:  # re-raised by the calling thread
                 failures.append(error)
+            del call
 
     helpers = [threading.Thread(target=take_calls, name="calwebb-irs2")
                for _ in range(threads - 1)]
@@ -454,128 +494,166 @@ def _run_in_order(calls: list, threads: int) -> None:
         raise failures[0]
 
 
-class _IntegrationCorrection:
-    """The correction of one integration as tasks run in order by a few threads: first the
-    mean over groups taken out of ``ramp`` in place (bands of rows), then per group the
-    reference output's filling and each amplifier's correction, in order of DMS rows. A
-    task writes its result only once the earlier tasks that read the memory it overwrites
-    have (the result may be written over the ramp); tasks only wait for earlier ones, which
-    have been taken already."""
+def _settling(future: Future, call: Callable[[], Any]) -> None:
+    """Run ``call`` and set ``future`` to its result, or to its failure (then raised)."""
+    try:
+        future.set_result(call())
+    except BaseException as error:  # the tasks waiting for it fail too
+        future.set_exception(error)
+        raise
 
-    def __init__(self, ramp, out, layout, alpha, beta, preserve_refpix):
-        self.ramp, self.out, self.layout = ramp, out, layout
-        self.alpha, self.beta = alpha, beta
+
+class _IntegrationCorrection:
+    """The correction of one integration, in place, as tasks run in order by a few threads:
+    the reference output's mean over groups taken out (bands of rows), its filling for
+    every group; then amplifier by amplifier its mean over groups taken out and its
+    correction of every group, its coefficients made while the amplifier before it is
+    corrected. A task reads and writes only rows of its own output, and waits only for
+    earlier tasks (taken already) whose results it needs. What an amplifier alone needs
+    (its coefficients, its means) goes once it is done, each group's filled reference
+    output with the last amplifier."""
+
+    def __init__(self, ramp, layout, coefficients_of, preserve_refpix):
+        self.ramp, self.layout = ramp, layout
+        self.coefficients_of = coefficients_of
         self.preserve_refpix = preserve_refpix
         self.timing = ReadoutTiming.of(layout)
         self.order = SpectrumOrder.of(ramp.shape[2], self.timing.row_length)
-        self.destinations = _destinations(layout, preserve_refpix)
-        #: the mean over groups to put back on each result row
-        self.restore = np.zeros(out.shape[1:])
-        # (group, output); a group's filling goes before the previous group's amplifiers,
-        # so that the two overlap
-        amplifiers = sorted(range(1, OUTPUTS), key=lambda output: self.timing.dms_rows[output,
-                                                                                     0])
+        self.kept = _kept(layout, preserve_refpix)
         ngroups = ramp.shape[0]
-        self.tasks = [(0, 0)]
-        for group in range(ngroups):
-            self.tasks += [(group + 1, 0)] if group + 1 < ngroups else []
-            self.tasks += [(group, output) for output in amplifiers]
-        self.read = [threading.Event() for _ in self.tasks]
-        self.overwritten = self._overwritten_reads()
-        #: each group's transformed reference output, until its amplifiers are done
+        amplifiers = range(1, OUTPUTS)
+        #: per output: its bands of rows centred, its means to put back, its coefficients
+        self.centred = {output: [] for output in range(OUTPUTS)}
+        self.restore: dict[int, np.ndarray] = {}
+        self.coefficients = {amplifier: Future() for amplifier in amplifiers}
+        #: each group's transformed reference output, until the last amplifier is done
         self.spectra = [Future() for _ in range(ngroups)]
-        self.amplifiers_left = [len(amplifiers)] * ngroups
+        self.groups_left = dict.fromkeys(range(OUTPUTS), ngroups)
+        self.gain: np.ndarray | None = None
         self.lock = threading.Lock()
         self.scratch = queue.SimpleQueue()
 
-    def _overwritten_reads(self) -> list[list[int]]:
-        """For each task, the earlier tasks whose input memory its result overlaps."""
-        reads = [self.ramp[group, self.timing.dms_rows[output].min():
-                           self.timing.dms_rows[output].max() + 1]
-                 for group, output in self.tasks]
-        overlaps = []
-        for index, (group, output) in enumerate(self.tasks):
-            rows = self.destinations.rows[output]
-            if output == 0 and not self.preserve_refpix:
-                overlaps.append([])
-                continue
-            written = self.out[group, rows.min():rows.max() + 1]
-            overlaps.append([earlier for earlier in range(index)
-                             if np.may_share_memory(written, reads[earlier])])
-        return overlaps
-
     def run(self, threads: int) -> None:
-        _run_in_order([partial(self._centre, first_row)
-                       for first_row in range(0, self.ramp.shape[1], CENTRING_ROWS)], threads)
         for _ in range(threads):  # a frame's series per thread
             self.scratch.put(np.empty((self.ramp.shape[2], self.timing.row_length),
                                       np.float32))
-        _run_in_order([partial(self._amplifier if output else self._fill, index)
-                       for index, (_, output) in enumerate(self.tasks)], threads)
+        ngroups = self.ramp.shape[0]
+        tasks = self._centring(0) + [self._coefficients_task(1)]
+        tasks += [partial(_settling, self.spectra[group], partial(self._fill, group))
+                  for group in range(ngroups)]
+        for amplifier in range(1, OUTPUTS):
+            corrections = [partial(self._amplifier, amplifier, group)
+                           for group in range(ngroups)]
+            following = ([self._coefficients_task(amplifier + 1)]
+                         if amplifier + 1 < OUTPUTS else [])
+            tasks += (self._centring(amplifier) + corrections[:-1] + following
+                      + corrections[-1:])
+        _run_in_order(tasks, threads)
 
-    def _centre(self, first_row: int) -> None:
-        """Take the mean over groups out of rows ``first_row`` on (``CENTRING_ROWS``), and
-        note it where it is put back."""
-        rows = slice(first_row, first_row + CENTRING_ROWS)
-        band = self.ramp[:, rows]
+    def _centring(self, output: int) -> list:
+        """The tasks that take the mean over groups out of ``output``'s rows, a band of
+        ``CENTRING_ROWS`` each."""
+        rows = self.timing.dms_rows[output]
+        tasks = []
+        for first_row in range(rows.min(), rows.max() + 1, CENTRING_ROWS):
+            done = Future()
+            self.centred[output].append(done)
+            tasks.append(partial(_settling, done, partial(self._centre, output, first_row,
+                                                          min(first_row + CENTRING_ROWS,
+                                                              rows.max() + 1))))
+        return tasks
+
+    def _coefficients_task(self, amplifier: int):
+        return partial(_settling, self.coefficients[amplifier],
+                       partial(self.coefficients_of, amplifier))
+
+    def _centre(self, output: int, first_row: int, stop_row: int) -> None:
+        """Take the mean over groups out of rows ``first_row`` to ``stop_row`` of
+        ``output``, and note it where it is put back."""
+        band = self.ramp[:, first_row:stop_row]
         mean = band.sum(axis=0, dtype=np.float64)
         mean /= band.shape[0]
         for frame in band:
             np.subtract(frame, mean, out=frame)
-        sources = self.destinations.restored_from
-        taken = (sources >= first_row) & (sources < first_row + band.shape[1])
-        self.restore[taken] = mean[sources[taken] - first_row]
+        if output == 0 and not self.preserve_refpix:
+            return  # (the reference output is not written back)
+        rows = self.kept.rows[output]
+        taken = self.kept.restored[output] & (rows >= first_row) & (rows < stop_row)
+        with self.lock:
+            restore = self.restore.get(output)
+            if restore is None:
+                restore = self.restore[output] = np.zeros((rows.size, self.ramp.shape[2]))
+        restore[taken] = mean[rows[taken] - first_row]
 
-    def _series(self, index: int, series: np.ndarray) -> None:
-        """The time series of the output of task ``index`` into ``series``; then the task's
-        input is read."""
-        group, output = self.tasks[index]
-        try:
-            centred_series(self.ramp[group], self.timing, output, self.layout.flipped, series)
-        finally:
-            self.read[index].set()
+    def _wait_centred(self, output: int) -> None:
+        for done in self.centred[output]:
+            done.result()
 
-    def _write(self, index: int, values: np.ndarray, correction: np.ndarray | None) -> None:
-        group, output = self.tasks[index]
-        for earlier in self.overwritten[index]:
-            self.read[earlier].wait()
-        _write_output(self.out[group], values, correction, self.restore,
-                      self.destinations.slots, self.destinations.rows[output],
-                      self.layout.flipped)
-
-    def _fill(self, index: int) -> None:
-        """The reference output's filled series, transformed for the amplifiers (and
-        written out when kept)."""
-        spectrum = self.spectra[self.tasks[index][0]]
+    def _fill(self, group: int) -> np.ndarray:
+        """The reference output's filled series of ``group``, transformed for the
+        amplifiers (and written back when kept; else its rows are let go once read)."""
+        self._wait_centred(0)
         series = self.scratch.get()
         try:
-            self._series(index, series)
-            reference_output = fill_reference_output(series, self.timing, self.order)
+            self._series(group, 0, series)
+            reference_output = fill_reference_output(series, self.timing, self.order,
+                                                     self._gain())
             if self.preserve_refpix:
-                self._write(index, reference_output, None)
-            spectrum.set_result(self.order.forward(reference_output))
-        except BaseException as error:  # the amplifiers waiting for it fail too
-            spectrum.set_exception(error)
-            raise
+                self._write(group, 0, reference_output, None)
+            return self.order.forward(reference_output)
         finally:
             self.scratch.put(series)
+            self._done(0, group)
 
-    def _amplifier(self, index: int) -> None:
-        group, output = self.tasks[index]
+    def _gain(self) -> np.ndarray:
+        """The gain of the filling filter (``fill_gain``), made for the first filling and
+        let go after the last."""
+        with self.lock:
+            if self.gain is None:
+                self.gain = fill_gain(self.order.rows, self.order.row_length,
+                                      self.timing.block_period)
+            return self.gain
+
+    def _amplifier(self, amplifier: int, group: int) -> None:
+        self._wait_centred(amplifier)
+        alpha, beta = self.coefficients[amplifier].result()
+        spectrum = self.spectra[group].result()
         series = self.scratch.get()
         try:
-            self._series(index, series)
-            correction = amplifier_correction(series, self.spectra[group].result(),
-                                              self.timing, self.alpha[output - 1],
-                                              self.beta[output - 1], self.order,
-                                              self.destinations.slots)
-            self._write(index, series, correction)
+            self._series(group, amplifier, series)
+            correction = amplifier_correction(series, spectrum, self.timing, alpha, beta,
+                                              self.order, self.kept.slots)
+            self._write(group, amplifier, series, correction)
         finally:
             self.scratch.put(series)
-            with self.lock:
-                self.amplifiers_left[group] -= 1
-                if not self.amplifiers_left[group]:
-                    self.spectra[group] = None
+            self._done(amplifier, group)
+
+    def _series(self, group: int, output: int, series: np.ndarray) -> None:
+        """The time series of ``output`` in ``group`` into ``series``; then the rows not
+        written back are let go."""
+        frame = self.ramp[group]
+        centred_series(frame, self.timing, output, self.layout.flipped, series)
+        for start, stop in self.kept.dropped[output]:
+            release_pages(frame[start:stop])
+
+    def _done(self, output: int, group: int) -> None:
+        """Let go what ``output`` alone needed once its last group is done (the filling's
+        gain with the reference output), and each group's reference output spectrum once the
+        last amplifier has used it."""
+        with self.lock:
+            self.groups_left[output] -= 1
+            if not self.groups_left[output]:
+                self.restore.pop(output, None)
+                self.coefficients.pop(output, None)
+                if output == 0:
+                    self.gain = None
+            if output == OUTPUTS - 1:
+                self.spectra[group] = None
+
+    def _write(self, group: int, output: int, values: np.ndarray,
+               correction: np.ndarray | None) -> None:
+        _write_output(self.ramp[group], values, correction, self.restore[output],
+                      self.kept.slots, self.kept.rows[output], self.layout.flipped)
 
 
 def centred_series(frame: np.ndarray, timing: ReadoutTiming, output: int, flipped: bool,
@@ -586,21 +664,15 @@ def centred_series(frame: np.ndarray, timing: ReadoutTiming, output: int, flippe
     ncolumns = frame.shape[1]
     rows = timing.dms_rows[output]
     columns = np.r_[0:TREND_ROWS, ncolumns - TREND_ROWS:ncolumns]
-    time = _centred_time(timing.row_length, ncolumns)[columns][:, timing.position_slots]
+    centre = np.float32((ncolumns * timing.row_length - 1) / 2)
+    # the sample times of those readout rows, centred on the frame's middle
+    time = (columns[:, None] * timing.row_length + timing.position_slots).astype(np.float32)
+    time -= centre
     if flipped:
         columns = ncolumns - 1 - columns
     intercept, slope = frame_trend(frame[rows[:, None], columns].T, time)
-    _gather(frame, rows, timing.position_slots, timing.idle_slots, intercept, slope,
-            np.float32((ncolumns * timing.row_length - 1) / 2), flipped, series)
-
-
-@cache
-def _centred_time(row_length: int, rows: int) -> np.ndarray:
-    """Sample times [rows, row_length] of a frame's readout, centred on the frame's middle."""
-    time = np.arange(rows * row_length, dtype=np.float32).reshape(rows, row_length)
-    time -= np.float32((rows * row_length - 1) / 2)
-    time.flags.writeable = False
-    return time
+    _gather(frame, rows, timing.position_slots, timing.idle_slots, intercept, slope, centre,
+            flipped, series)
 
 
 def frame_trend(values: np.ndarray, time: np.ndarray) -> tuple[np.float32, np.float32]:
@@ -638,22 +710,22 @@ def _gather(frame, rows, slots, idle_slots, intercept, slope, centre, flipped, s
                 series[c, slot] = value
 
 
-def fill_reference_output(series: np.ndarray, timing: ReadoutTiming,
-                          order: SpectrumOrder) -> np.ndarray:
+def fill_reference_output(series: np.ndarray, timing: ReadoutTiming, order: SpectrumOrder,
+                          gain: np.ndarray) -> np.ndarray:
     """The reference output's frame ``series`` [rows, samples] with its unread (zero)
     samples filled by a sine-weighted circular average of the read samples around them
     (in place in ``series``), then all samples but those at normal-pixel slots replaced by
-    ``FILL_ROUNDS`` rounds of Fourier filtering (``fill_gain``); a new array."""
-    rows, row_length = series.shape
+    ``FILL_ROUNDS`` rounds of Fourier filtering by ``gain`` (``fill_gain``); a new
+    array."""
     _sine_fill(series.ravel(), FILL_WEIGHTS)
     normal_slots = timing.normal_slots
-    gain = fill_gain(rows, row_length, timing.block_period)
-    every_slot = np.arange(row_length)
     filled = series
     for _ in range(FILL_ROUNDS):
         spectrum = order.forward(filled)
+        filled = None  # (each round's arrays go before the next round's are made)
         spectrum *= gain
-        filled = order.inverse(spectrum, every_slot)
+        filled = order.inverse(spectrum)
+        del spectrum
         filled[:, normal_slots] = series[:, normal_slots]
     return filled
 
@@ -706,8 +778,8 @@ def _combine(spectrum, beta, alpha, reference_spectrum):
 @njit(cache=True, nogil=True)
 def _write_output(plane, values, correction, restore, slots, rows, flipped):
     """``plane``[rows[j], column of c] = values[c, slots[j]] - correction[c, j] (None: 0)
-    in float32, plus ``restore`` there (added in float64, then rounded); columns reversed
-    when ``flipped``. Transposed through a buffer of ``WRITE_COLUMNS`` readout rows at a
+    in float32, plus ``restore``[j, that column] (added in float64, then rounded); columns
+    reversed when ``flipped``. Transposed through a buffer of ``WRITE_COLUMNS`` readout rows at a
     time."""
     ncolumns = plane.shape[1]
     buffer = np.empty((slots.size, WRITE_COLUMNS), np.float32)
@@ -722,4 +794,4 @@ def _write_output(plane, values, correction, restore, slots, rows, flipped):
             row = rows[j]
             for t in range(WRITE_COLUMNS):
                 column = ncolumns - 1 - start - t if flipped else start + t
-                plane[row, column] = np.float32(np.float64(buffer[j, t]) + restore[row, column])
+                plane[row, column] = np.float32(np.float64(buffer[j, t]) + restore[j, column])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
 from calwebb import datamodels, dqflags, memory, stripes
 from calwebb.errors import ReferenceFileError
-from calwebb.irs2 import NORMAL_LENGTH, IRS2Layout, is_irs2
+from calwebb.irs2 import IRS2Layout, is_irs2, move_rows
 from calwebb.refpix import irs2_badref, irs2_correct, miri, nir, sirs, superstripes
 from calwebb.stpipe import Step
 
@@ -159,55 +160,38 @@ class RefPixStep(Step):
                                                       self.siglimit)
                 model.zeroframe[unusable] = 0
         irs2_badref.replace_bad_reference_pairs(model.data, model.pixeldq, layout)
-        memory.release_freed_memory()  # before reading the 93 MB IRS2 table
         reference = self.open_reference(model, "refpix")
         if reference is None:
             return self.skip_model(model, "no REFPIX reference for the IRS2 correction")
         source = reference.meta.filename or "refpix reference"
-        try:
-            alpha, beta = irs2_correct.coefficients(reference.irs2_table, source)
+        try:  # (the 93 MB table is read in bands later, one amplifier's columns at a time)
+            irs2_correct.check_table(reference.array_part("irs2_table", rows=(0, 0)),
+                                     reference.array_shape("irs2_table")[0], source)
         except ReferenceFileError as error:  # officially logged and the step skipped
             self.log.error("%s", error)
             return self.skip_model(model, "the REFPIX reference cannot be used")
         dq_table = reference.dq_table if reference.has_array("dq_table") else None
-        del reference  # and its IRS2 table (93 MB)
         if dq_table is not None and len(dq_table):
             irs2_correct.clobber_bad_reference(model.data, layout, dq_table, model.pixeldq,
                                                source)
         else:
             self.log.warning("%s has no DQ table of bad interleaved reference pixels", source)
         if not self.preserve_irs2_refpix:  # ZEROFRAME too, so that every array stays aligned
-            rows = layout.normal_rows()  # (the correction drops the ramp's own)
-            model.pixeldq = model.pixeldq[rows]
-            model.groupdq = model.groupdq[:, :, rows]
-            if model.has_array("zeroframe"):
-                model.zeroframe = model.zeroframe[:, rows]
-        memory.release_freed_memory()  # what reading the reference left, before the correction
-        model.data = self._subtract_irs2_reference(model, layout, alpha, beta)
+            for name in ("pixeldq", "groupdq", "zeroframe"):  # (the ramp's own rows later)
+                if model.has_array(name):
+                    _cut_to_rows(model, name, layout.normal_rows())
+        memory.release_freed_memory()  # before the correction
+        table_rows = partial(_table_rows, reference)
+        with memory.thread_heaps_trimmed():  # (what its threads freed does not stay)
+            for integration in range(model.data.shape[0]):
+                irs2_correct.correct_in_place(
+                    model.data[integration], layout,
+                    partial(irs2_correct.amplifier_coefficients, table_rows, source=source),
+                    self.preserve_irs2_refpix)
+        if not self.preserve_irs2_refpix:
+            _cut_to_rows(model, "data", layout.normal_rows())
         self.set_status(model, "COMPLETE")
         return model
-
-    def _subtract_irs2_reference(self, model, layout: IRS2Layout, alpha: np.ndarray,
-                                 beta: np.ndarray) -> np.ndarray:
-        """The IRS2 correction of every integration, written over the head of the ramp's own
-        memory, which is then shortened to the result (a copy of it if something else
-        holds the ramp); ``model.data`` is unset meanwhile."""
-        data = np.ascontiguousarray(model.data)
-        nints, ngroups, nrows, ncolumns = data.shape
-        shape = (ngroups, nrows if self.preserve_irs2_refpix else NORMAL_LENGTH, ncolumns)
-        size = math.prod(shape)
-        flat = data.reshape(-1)
-        for integration in range(nints):  # each result starts no later than its input
-            irs2_correct.subtract_reference(
-                data[integration], layout, alpha, beta, self.preserve_irs2_refpix,
-                out=flat[integration * size:(integration + 1) * size].reshape(shape))
-        del flat
-        model.data = None
-        try:
-            data.resize((nints, *shape))  # refused while anything else refers to it
-        except ValueError:
-            data = data.reshape(-1)[:nints * size].reshape(nints, *shape).copy()
-        return data
 
     def _correct_striped(self, model, readout: stripes.StripeReadout):
         """Multistripe and superstripe subarrays: per amplifier and column parity, the
@@ -251,6 +235,27 @@ class RefPixStep(Step):
                 nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
         if zeroframe is not None:
             zeroframe[unusable] = 0
+
+
+def _table_rows(reference, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop`` of the IRS2 table of ``reference`` (read from its file, if
+    not loaded)."""
+    return reference.array_part("irs2_table", rows=(start, stop))
+
+
+def _cut_to_rows(model, name: str, rows: np.ndarray) -> None:
+    """Model array ``name`` cut to ``rows`` (increasing) of its row axis within its own
+    memory: the rows moved to its head, then the array shortened in place (a copy of the
+    cut if something else refers to it)."""
+    array = np.ascontiguousarray(getattr(model, name))
+    setattr(model, name, None)
+    shape = (*array.shape[:-2], len(rows), array.shape[-1])
+    move_rows(array, rows)
+    try:
+        array.resize(shape)  # refused while anything else refers to it
+    except ValueError:
+        array = array.reshape(-1)[:math.prod(shape)].reshape(shape).copy()
+    setattr(model, name, array)
 
 
 def _is_miri(model) -> bool:

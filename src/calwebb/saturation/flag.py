@@ -12,16 +12,18 @@ SAT, DNU = np.uint8(dqflags.SATURATED), np.uint8(dqflags.DO_NOT_USE)
 LOW = np.uint8(dqflags.AD_FLOOR | dqflags.DO_NOT_USE)
 
 
-def prepare_thresholds(thresholds: np.ndarray, reference_dq: np.ndarray) -> tuple:
+def prepare_thresholds(thresholds: np.ndarray, reference_dq: np.ndarray,
+                       copy: bool = True) -> tuple:
     """(thresholds, reference DQ) with unchecked pixels set never to saturate.
 
     Pixels flagged NO_SAT_CHECK or with a NaN threshold get AD_LIMIT + 1; NaN ones are
-    also given NO_SAT_CHECK.
+    also given NO_SAT_CHECK. With ``copy`` False, float32 ``thresholds`` and uint32
+    ``reference_dq`` of the caller's own are prepared in place.
     """
-    reference_dq = reference_dq.astype(np.uint32, copy=True)
+    thresholds = thresholds.astype(np.float32, copy=copy)
+    reference_dq = reference_dq.astype(np.uint32, copy=copy)
     reference_dq[np.isnan(thresholds)] |= dqflags.NO_SAT_CHECK
-    unchecked = (reference_dq & dqflags.NO_SAT_CHECK) != 0
-    thresholds = np.where(unchecked, AD_LIMIT + 1, thresholds).astype(np.float32)
+    np.copyto(thresholds, AD_LIMIT + 1, where=(reference_dq & dqflags.NO_SAT_CHECK) != 0)
     return thresholds, reference_dq
 
 
@@ -30,25 +32,29 @@ def read_pattern(ngroups: int, nframes: int) -> list[list[int]]:
     return [list(range(g * nframes + 1, g * nframes + nframes + 1)) for g in range(ngroups)]
 
 
-def box_filter(image: np.ndarray, n_pix: int, reduce, fill) -> np.ndarray:
+def box_filter(image: np.ndarray, n_pix: int, reduce,
+               out: np.ndarray | None = None) -> np.ndarray:
     """``reduce`` (np.minimum or np.maximum) over the (2n+1)×(2n+1) box around each pixel
-    of a 2-D ``image``, ``fill`` beyond its edges (separable: columns, then rows)."""
-    ny, nx = image.shape
-    padded = np.pad(image, n_pix, constant_values=fill)
-    across = padded[:, :nx].copy()
-    for shift in range(1, 2 * n_pix + 1):
-        reduce(across, padded[:, shift:shift + nx], out=across)
-    result = across[:ny].copy()
-    for shift in range(1, 2 * n_pix + 1):
-        reduce(result, across[shift:shift + ny], out=result)
-    return result
+    of a 2-D ``image``, as far as the box lies on the image (separable: along rows, then
+    columns), into ``out`` (which may be ``image``; default a new array); one more array of
+    the image's size meanwhile."""
+    across = image.copy()
+    for shift in range(1, n_pix + 1):
+        reduce(across[:, shift:], image[:, :-shift], out=across[:, shift:])
+        reduce(across[:, :-shift], image[:, shift:], out=across[:, :-shift])
+    out = np.empty_like(image) if out is None else out
+    out[...] = across
+    for shift in range(1, n_pix + 1):
+        reduce(out[shift:], across[:-shift], out=out[shift:])
+        reduce(out[:-shift], across[shift:], out=out[:-shift])
+    return out
 
 
 def grow(mask: np.ndarray, n_pix: int) -> np.ndarray:
     """``mask`` dilated by a (2n+1)×(2n+1) box."""
     if n_pix <= 0:
         return mask
-    return box_filter(mask, n_pix, np.maximum, False)
+    return box_filter(mask, n_pix, np.maximum)
 
 
 def flag_saturation(
@@ -99,12 +105,11 @@ def flag_from_first_saturated_group(planes, dq, thresholds, n_pix_grow_sat,
     Flagging a pixel from the earliest first-saturation group within its box equals growing
     every group's saturated set, with one 2-D filter instead of one per group.
     """
-    ngroups = planes.shape[0]
     rows = np.arange(thresholds.shape[0]) if rows is None else rows
     first = np.empty(thresholds.shape, np.int16)
     _first_saturated_group(planes, dq, thresholds, rows, flagged_saturate, first)
     if n_pix_grow_sat > 0:
-        first = box_filter(first, n_pix_grow_sat, np.minimum, ngroups)
+        box_filter(first, n_pix_grow_sat, np.minimum, out=first)
     _saturated_from(dq, first, rows)
 
 

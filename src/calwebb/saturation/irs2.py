@@ -21,6 +21,9 @@ from calwebb.saturation.flag import (
     second_group_hits,
 )
 
+#: rows of a group compared with the thresholds at a time
+BAND_ROWS = 256
+
 
 def normal_part(image: np.ndarray, normal_rows: np.ndarray, frame_rows: int,
                 name: str) -> np.ndarray:
@@ -41,30 +44,49 @@ def flag_saturation_irs2(
     thresholds: np.ndarray,
     normal_rows: np.ndarray,
     n_pix_grow_sat: int = 1,
-    pattern: list[list[int]] | None = None,
-    bias: np.ndarray | None = None,
     zeroframe: np.ndarray | None = None,
 ) -> None:
-    """OR SATURATED / AD_FLOOR / DO_NOT_USE into ``groupdq`` at the ``normal_rows`` of IRS2
-    ramps; zero unusable ZEROFRAME values there.
+    """OR SATURATED (from each pixel's first group at or above its threshold, grown) and
+    AD_FLOOR | DO_NOT_USE (groups at or below zero) into ``groupdq`` at the ``normal_rows``
+    of IRS2 ramps; zero unusable ZEROFRAME values there.
 
     ``data`` [nints, ngroups, frame rows, nx]; ``thresholds`` (prepared, NO_SAT_CHECK
-    never saturating) and ``bias`` (None: zero; NaN: no group-2 test) are [normal rows, nx];
-    ``pattern`` the frames of each group (None: no group-2 test). Works in place on
-    ``groupdq`` and ``zeroframe``.
+    never saturating) are [normal rows, nx]. Works in place on ``groupdq`` and
+    ``zeroframe``; flags are only OR-ed in, so ``flag_second_group_irs2`` may come before or
+    after.
     """
-    ngroups = data.shape[1]
-    bias = np.zeros_like(thresholds) if bias is None else bias
     for integration in range(data.shape[0]):
-        planes, flags = data[integration], groupdq[integration]
-        flag_from_first_saturated_group(planes, flags, thresholds, n_pix_grow_sat, normal_rows,
-                                        flagged_saturate=False)
-        if pattern is not None and ngroups > 2:
-            hits = second_group_hits(planes, planes[2, normal_rows] >= thresholds, thresholds,
-                                     bias, pattern, normal_rows)
-            flags[1, normal_rows] |= np.where(grow(hits, n_pix_grow_sat), SAT,
-                                              0).astype(np.uint8)
+        flag_from_first_saturated_group(data[integration], groupdq[integration], thresholds,
+                                        n_pix_grow_sat, normal_rows, flagged_saturate=False)
         if zeroframe is not None:
             plane = zeroframe[integration][normal_rows]
             clear_unusable_zeroframe(plane, thresholds, n_pix_grow_sat)
             zeroframe[integration][normal_rows] = plane
+
+
+def flag_second_group_irs2(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    thresholds: np.ndarray,
+    normal_rows: np.ndarray,
+    pattern: list[list[int]],
+    bias: np.ndarray | None = None,
+    n_pix_grow_sat: int = 1,
+) -> None:
+    """OR SATURATED into group 2 at the ``normal_rows`` of IRS2 ramps of 3 groups or more,
+    grown, where group 3 alone reaches the threshold and a saturating event may have hit
+    late in group 2 (``second_group_hits``; ``pattern`` the frames of each group, ``bias``
+    [normal rows, nx]: None zero, NaN no test). In place; see ``flag_saturation_irs2``."""
+    if data.shape[1] <= 2:
+        return
+    bias = np.zeros_like(thresholds) if bias is None else bias
+    candidates = np.empty(thresholds.shape, bool)
+    for integration in range(data.shape[0]):
+        planes, flags = data[integration], groupdq[integration]
+        for first in range(0, len(normal_rows), BAND_ROWS):  # (no copy of a whole group)
+            rows = slice(first, first + BAND_ROWS)
+            np.greater_equal(planes[2, normal_rows[rows]], thresholds[rows],
+                             out=candidates[rows])
+        hits = second_group_hits(planes, candidates, thresholds, bias, pattern, normal_rows)
+        flags[1, normal_rows] |= np.where(grow(hits, n_pix_grow_sat), SAT,
+                                          0).astype(np.uint8)

@@ -18,11 +18,13 @@ class SuperBiasStep(Step):
         bias = self.open_reference(model, "superbias")
         if bias is None:
             return self.skip_model(model, "no SUPERBIAS reference")
+        image = bias.array_part("data")  # (read for the purpose: not kept beside the DQ)
         for plane, integrations in stripe_views(superstripe_count(model)):
-            subtract_bias(model.data[integrations], bias.data[plane])
+            subtract_bias(model.data[integrations], image[plane])
             if model.has_array("zeroframe"):
-                subtract_bias_zeroframe(model.zeroframe[integrations], bias.data[plane])
+                subtract_bias_zeroframe(model.zeroframe[integrations], image[plane])
+        del image
         if bias.has_array("dq"):
-            model.pixeldq |= bias.dq
+            model.pixeldq |= bias.array_part("dq")
         self.set_status(model, "COMPLETE")
         return model
