@@ -196,7 +196,7 @@ def test_miri_tiles_give_the_whole_frame_products(tmp_path_factory, monkeypatch,
                       "after_jump_flag_time1": 5.0}}
     whole = run_detector1(str(uncal), tmp_path_factory.mktemp("whole"), steps=steps)
     tiled = run_detector1(str(uncal), tmp_path_factory.mktemp("tiled"), caplog, steps=steps,
-                          max_memory="11MB")
+                          max_memory="10MB")
     assert tiled["tiles"] >= 4
     assert_identical(whole, tiled)
     rate = whole["rate"]

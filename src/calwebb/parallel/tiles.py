@@ -363,12 +363,12 @@ class TileReferences:
         self._tile_cuts.clear()
 
     def reference(self, path: str, reftype: str):
-        """The reference model of ``path`` (opened once: metadata and tables; images load
+        """The reference model of ``path`` (opened once: its metadata; arrays and tables load
         lazily)."""
         key = (path, reftype)
         if key not in self._models:
             cls = datamodels.reference_model_class(reftype, self.frame.meta.instrument.name)
-            self._models[key] = cls(path)  # metadata and tables only: images load lazily
+            self._models[key] = cls(path)  # metadata only: arrays and tables load lazily
         return self._models[key]
 
     def stored_images(self, path: str, reftype: str) -> dict[str, Any]:
@@ -730,7 +730,9 @@ class TiledRun:
         reference_bytes = max((self._reference_bytes(step) for step in self.steps), default=0)
         row_bytes = nx * (nints * ngroups * SAMPLE_BYTES + nints * INTEGRATION_BYTES
                           + PIXEL_BYTES + reference_bytes)
-        fixed = ny * nx * (4 + 4 + 4 * nints)  # PIXELDQ, AVDRKCUR, ZEROFRAME kept whole
+        # PIXELDQ and AVDRKCUR (made by dq_init and dark_current), and ZEROFRAME when the
+        # input has one, kept whole
+        fixed = ny * nx * (4 + 4 + (4 * nints if self.model.has_array("zeroframe") else 0))
         events = next((stage.steps[0] for stage in self.stages
                        if stage.kind == "jump_events"), None)
         if events is not None:

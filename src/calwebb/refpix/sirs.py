@@ -10,7 +10,6 @@ frame; the estimate of amplifier k is subtracted from its 512 columns, all rows.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 N_REF = 4
 AMPLIFIERS = 4
@@ -49,6 +48,8 @@ def detector_kernels(coefficients: tuple[np.ndarray, np.ndarray] | None, gaussmo
 
 def _convolve_rows(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolution along the last axis, zero outside, centred (``np.convolve`` 'same')."""
+    from scipy import ndimage  # here: only SIRS needs it, and it costs every run 0.1 s
+
     return ndimage.convolve1d(values, kernel, axis=-1, mode="constant", cval=0.0)
 
 
