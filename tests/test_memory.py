@@ -6,6 +6,8 @@ import gc
 import threading
 import weakref
 
+import pytest
+
 from calwebb import memory
 from calwebb.parallel import executor
 
@@ -69,28 +71,17 @@ class _RecordingLibrary:
         return 1
 
 
-def test_reused_memory_sets_then_restores_the_allocator(monkeypatch):
+@pytest.mark.parametrize("policy, kept_free", [
+    ("reused_memory", "KEPT_FREE_BYTES"), ("thread_heaps_trimmed", "THREAD_TRIM_BYTES")])
+def test_heap_policies_set_then_restore_the_allocator(monkeypatch, policy, kept_free):
     library = _RecordingLibrary()
     monkeypatch.setattr(memory, "_c_library", lambda: library)
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    with memory.reused_memory():
+    with getattr(memory, policy)():
         assert library.calls == [
             ("mallopt", memory.M_MMAP_THRESHOLD, memory.HEAP_BLOCK_BYTES),
-            ("mallopt", memory.M_TRIM_THRESHOLD, memory.KEPT_FREE_BYTES)]
-    assert library.calls[2:] == [
-        ("mallopt", memory.M_TRIM_THRESHOLD, memory.TRIM_AFTER_RUN_BYTES), ("malloc_trim", 0)]
-
-
-def test_thread_heaps_trimmed_sets_then_restores_the_allocator(monkeypatch):
-    library = _RecordingLibrary()
-    monkeypatch.setattr(memory, "_c_library", lambda: library)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    with memory.thread_heaps_trimmed():
-        assert library.calls == [
-            ("mallopt", memory.M_MMAP_THRESHOLD, memory.HEAP_BLOCK_BYTES),
-            ("mallopt", memory.M_TRIM_THRESHOLD, memory.THREAD_TRIM_BYTES)]
+            ("mallopt", memory.M_TRIM_THRESHOLD, getattr(memory, kept_free))]
     assert library.calls[2:] == [
         ("mallopt", memory.M_TRIM_THRESHOLD, memory.TRIM_AFTER_RUN_BYTES), ("malloc_trim", 0)]
     assert memory.THREAD_TRIM_BYTES < 64 * 2**20  # below a thread's whole heap
