@@ -42,11 +42,17 @@ def test_nir_amplifier_offsets_and_row_drift_are_removed():
     drift = 5 * np.sin(2 * np.pi * rows / 700).astype(np.float32)
     for group in range(2):
         model.data[0, group] += column_offset[None, :] * (group + 1) + drift[:, None]
+    model.zeroframe = model.data[:, 0].copy()  # corrected as a group of its own
+    model.zeroframe[0, 500, 600:610] = 0  # unusable: stays 0
     result = RefPixStep.call(model)
     residual = result.data[0, :, 100:-100, 4:-4] - scene[100:-100, 4:-4]
     assert np.abs(np.median(residual)) < 0.05
     assert np.std(residual) < 1.2  # the scene noise (1) plus a little from the medians
     assert result.meta.cal_step.refpix == "COMPLETE"
+    zeroframe = result.zeroframe[0]
+    assert (zeroframe[500, 600:610] == 0).all()
+    residual = zeroframe[100:-100, 4:-4] - scene[100:-100, 4:-4]
+    assert np.abs(np.median(residual)) < 0.05 and np.std(residual) < 1.2
 
 
 def test_subarray_uses_flagged_reference_pixels_or_skips():

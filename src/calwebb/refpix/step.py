@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -154,11 +156,10 @@ class RefPixStep(Step):
             irs2_badref.subtract_top_bottom_means(model.data, model.pixeldq, layout,
                                                   self.odd_even_columns, self.siglimit)
             if model.has_array("zeroframe"):
-                unusable = model.zeroframe == 0  # zeros stay unusable
-                irs2_badref.subtract_top_bottom_means(model.zeroframe[:, None], model.pixeldq,
-                                                      layout, self.odd_even_columns,
-                                                      self.siglimit)
-                model.zeroframe[unusable] = 0
+                with _zeroframe_zeros_kept(model):
+                    irs2_badref.subtract_top_bottom_means(model.zeroframe[:, None],
+                                                          model.pixeldq, layout,
+                                                          self.odd_even_columns, self.siglimit)
         irs2_badref.replace_bad_reference_pairs(model.data, model.pixeldq, layout)
         reference = self.open_reference(model, "refpix")
         if reference is None:
@@ -200,19 +201,16 @@ class RefPixStep(Step):
         sub = model.meta.subarray
         fast, slow = readout.fastaxis, readout.slowaxis
         first_column = int((sub.xstart if abs(fast) == 1 else sub.ystart) or 1) - 1
-        has_zeroframe = model.has_array("zeroframe")
-        unusable = model.zeroframe == 0 if has_zeroframe else None  # zeros stay unusable
-        for plane, integrations in stripes.stripe_views(stripes.superstripe_count(model)):
-            pixeldq = nir.to_detector_frame(model.pixeldq[plane], fast, slow)
-            ramps = list(model.data[integrations])
-            if has_zeroframe:
-                ramps += [frame[None] for frame in model.zeroframe[integrations]]
-            for ramp in ramps:
-                nir.subtract_striped_reference(nir.to_detector_frame(ramp, fast, slow), pixeldq,
-                                               first_column, self.odd_even_columns,
-                                               self.siglimit)
-        if has_zeroframe:
-            model.zeroframe[unusable] = 0
+        with _zeroframe_zeros_kept(model):
+            for plane, integrations in stripes.stripe_views(stripes.superstripe_count(model)):
+                pixeldq = nir.to_detector_frame(model.pixeldq[plane], fast, slow)
+                ramps = list(model.data[integrations])
+                if model.has_array("zeroframe"):
+                    ramps += [frame[None] for frame in model.zeroframe[integrations]]
+                for ramp in ramps:
+                    nir.subtract_striped_reference(nir.to_detector_frame(ramp, fast, slow),
+                                                   pixeldq, first_column,
+                                                   self.odd_even_columns, self.siglimit)
         self.set_status(model, "COMPLETE")
         if not readout.superstripe:
             return model
@@ -225,16 +223,25 @@ class RefPixStep(Step):
         fast, slow = sub.fastaxis or 1, sub.slowaxis or 2
         rows, columns = nir.detector_window((first_row, first_row + model.data.shape[-2]),
                                             frame_shape, fast, slow)
-        zeroframe = model.zeroframe if model.has_array("zeroframe") else None
-        unusable = None if zeroframe is None else zeroframe == 0  # zeros stay unusable
-        for ramp, correction in zip(ramps, corrections, strict=True):
-            view = nir.to_detector_frame(ramp, fast, slow)
-            if isinstance(correction, nir.FullFrameCorrection):
-                nir.apply_full_frame(view, correction, rows, columns)
-            elif isinstance(correction, tuple):
-                nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
-        if zeroframe is not None:
-            zeroframe[unusable] = 0
+        with _zeroframe_zeros_kept(model):
+            for ramp, correction in zip(ramps, corrections, strict=True):
+                view = nir.to_detector_frame(ramp, fast, slow)
+                if isinstance(correction, nir.FullFrameCorrection):
+                    nir.apply_full_frame(view, correction, rows, columns)
+                elif isinstance(correction, tuple):
+                    nir.apply_subarray(view, correction[0], columns, self.odd_even_columns)
+
+
+@contextmanager
+def _zeroframe_zeros_kept(model) -> Iterator[None]:
+    """ZEROFRAME values of 0 (unusable) are 0 again after the block has corrected ZEROFRAME
+    in place."""
+    if not model.has_array("zeroframe"):
+        yield
+        return
+    unusable = model.zeroframe == 0
+    yield
+    model.zeroframe[unusable] = 0
 
 
 def _table_rows(reference, start: int, stop: int) -> np.ndarray:
