@@ -6,6 +6,7 @@ import gc
 import threading
 import weakref
 
+import numpy as np
 import pytest
 
 from calwebb import memory
@@ -93,9 +94,6 @@ def _resident_mib() -> float:
 
 
 def test_released_pages_leave_memory_and_read_as_zeros():
-    import numpy as np
-    import pytest
-
     if memory._c_library() is None:
         pytest.skip("the C library is not glibc")
     array = np.ones((64, 2**20), np.uint8)  # 64 MiB, its own memory map
