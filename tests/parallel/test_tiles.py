@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from calwebb import datamodels, dqflags, references
 from calwebb.errors import ParameterError
-from calwebb.parallel import tiles
+from calwebb.parallel import bands, tiles
 from calwebb.pipeline.detector1 import Detector1Pipeline
 from calwebb.refpix.step import RefPixStep, correctable_ramps
 
@@ -139,15 +139,15 @@ def test_automatic_max_memory_tiles_only_large_ramps(nircam, tmp_path, caplog, m
     """The default max_memory='auto': small ramps run whole; above the threshold the ramp is
     tiled (here the threshold and smallest budget are lowered to fit the test exposure), with
     the same products; an option that needs the whole ramp makes it run whole, no error."""
-    assert tiles.automatic_budget((1, 10, 2048, 2048)) == 100 * 2**20  # 160 MiB ramp
-    assert tiles.automatic_budget((2, 20, 2048, 2048)) == 320 * 2**20  # half of the ramp
-    assert tiles.automatic_budget((1, 10, 256, 256)) is None
-    assert tiles.automatic_budget((1, 2, 2048, 2048)) is None
+    assert bands.automatic_budget((1, 10, 2048, 2048)) == 100 * 2**20  # 160 MiB ramp
+    assert bands.automatic_budget((2, 20, 2048, 2048)) == 320 * 2**20  # half of the ramp
+    assert bands.automatic_budget((1, 10, 256, 256)) is None
+    assert bands.automatic_budget((1, 2, 2048, 2048)) is None
     uncal, whole = nircam
     untiled = run_detector1(str(uncal), tmp_path / "default", caplog, steps=nircam_steps())
     assert untiled["tiles"] == 1
-    monkeypatch.setattr(tiles, "AUTO_TILE_ABOVE", 0)
-    monkeypatch.setattr(tiles, "AUTO_SMALLEST_BUDGET", 12_000_000)
+    monkeypatch.setattr(bands, "AUTO_TILE_ABOVE", 0)
+    monkeypatch.setattr(bands, "AUTO_SMALLEST_BUDGET", 12_000_000)
     caplog.clear()
     tiled = run_detector1(str(uncal), tmp_path / "auto", caplog, steps=nircam_steps())
     assert tiled["tiles"] >= 4
@@ -216,60 +216,7 @@ def test_bad_or_too_small_max_memory_is_a_parameter_error(nircam, tmp_path):
                                steps={"jump": {"save_results": True}})
 
 
-def test_parse_memory():
-    assert tiles.parse_memory("4GB") == 4 * 10**9
-    assert tiles.parse_memory("500 mb") == 500 * 10**6
-    assert tiles.parse_memory("1.5GiB") == 3 * 2**29
-    assert tiles.parse_memory("2048") == 2048
-    for text in ("", "GB", "4 XB", "1e9", "-5MB", "0"):
-        with pytest.raises(ParameterError, match="max_memory"):
-            tiles.parse_memory(text)
 
-
-def test_tile_height_and_plan():
-    # 100 rows of 1000 bytes; 10 000 bytes kept whole; 3 rows of halo on both sides
-    assert tiles.tile_height(10**6, 1000, 10**4, 3, 100) == 100  # everything fits
-    assert tiles.tile_height(60_000, 1000, 10**4, 3, 100) == 44  # (60000-10000)/1000 - 2*3
-    with pytest.raises(ParameterError, match="too small"):
-        tiles.tile_height(15_000, 1000, 10**4, 3, 100)  # not even 3 rows + halo
-    plan = tiles.plan_tiles(100, 44)
-    assert [(tile.core_start, tile.core_stop) for tile in plan] == [(0, 33), (33, 67),
-                                                                     (67, 100)]
-    windowed = plan[1].with_halo(3, 100)
-    assert (windowed.start, windowed.stop, windowed.rows) == (30, 70, slice(3, 37))
-    assert plan[0].with_halo(3, 100).start == 0 and plan[2].with_halo(3, 100).stop == 100
-
-
-def test_tile_reference_parts_are_read_through_the_reference_loader(tmp_path):
-    """A tile's reference arrays read only the tile's rows (and, as the dark step asks, the
-    leading planes and a band of them); a private DQ layout is translated once."""
-    from calwebb.datamodels.reference import DQ_DEF_DTYPE
-
-    sci = np.arange(3 * 8 * 6, dtype=np.float32).reshape(3, 8, 6)
-    raw_dq = np.zeros((8, 6), np.uint32)
-    raw_dq[3, 2] = 8  # a private bit for HOT
-    table = np.array([(3, 8, "HOT", "hot pixel")], dtype=DQ_DEF_DTYPE)
-    path = tmp_path / "dark.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
-                  fits.ImageHDU(raw_dq, name="DQ"),
-                  fits.BinTableHDU(table, name="DQ_DEF")]).writeto(path)
-    reference = datamodels.DarkModel(str(path))
-    cut = datamodels.DarkModel()
-    cut.set_loader("data", tiles._CutLoader(reference, "data", (2, 6), (1, 5)))
-    cut.set_loader("dq", tiles._CutLoader(reference, "dq", (2, 6), (1, 5)))
-    assert cut.array_shape("data") == (3, 4, 4)
-    np.testing.assert_array_equal(cut.leading_planes("data", 2, (1, 3)), sci[:2, 3:5, 1:5])
-    mapped = cut.stored_part("data", planes=2)  # the stored (big-endian) values, not read
-    assert isinstance(mapped.base, np.memmap) and not mapped.dtype.isnative
-    np.testing.assert_array_equal(mapped, sci[:2, 2:6, 1:5])
-    assert cut.has_array("data") and callable(cut._arrays["data"])  # still not loaded
-    np.testing.assert_array_equal(cut.data, sci[:, 2:6, 1:5])
-    expected = np.zeros((4, 4), np.uint32)
-    expected[1, 1] = dqflags.PIXEL["HOT"]
-    np.testing.assert_array_equal(cut.dq, expected)
-    reference.dq  # noqa: B018 - loaded: cuts are then taken from memory
-    np.testing.assert_array_equal(tiles._CutLoader(reference, "dq", (2, 6), (1, 5))(),
-                                  expected)
 
 
 def test_barriers_on_do_not_use_join_stages_that_keep_it(nircam):
@@ -292,64 +239,7 @@ def test_barriers_on_do_not_use_join_stages_that_keep_it(nircam):
         assert in_memory.stages[0].stored and in_memory.stages[1].replays is None
 
 
-def test_fits_rows_and_frame_store_round_trip(tmp_path):
-    data = np.arange(2 * 3 * 10 * 7, dtype=np.uint16).reshape(2, 3, 10, 7) * 97
-    model = datamodels.Level1bModel(data=data)
-    model.save(tmp_path / "x_uncal.fits")
-    lazy = datamodels.RampModel(tmp_path / "x_uncal.fits")
-    rows = tiles._InputRows(lazy)
-    whole = datamodels.RampModel(tmp_path / "x_uncal.fits").data
-    band = rows.read((4, 9))
-    np.testing.assert_array_equal(band["data"], whole[..., 4:9, :])
-    assert band["data"].dtype == np.float32 and lazy.pending_loader("data") is not None
-    assert band["groupdq"].shape == (2, 3, 5, 7) and not band["groupdq"].any()
-    store = tiles.FrameStore(10, tmp_path)
-    store.write((0, 6), {"data": whole[..., :6, :], "pixeldq": np.ones((6, 7), np.uint32)})
-    store.write((6, 10), {"data": whole[..., 6:, :], "pixeldq": np.ones((4, 7), np.uint32)})
-    assert "data" in store.files and "pixeldq" in store.arrays  # the ramp goes to disk
-    np.testing.assert_array_equal(store.read((3, 8))["data"], whole[..., 3:8, :])
-    np.testing.assert_array_equal(store.whole("data"), whole)
-    store.close()
 
-
-def test_reference_images_are_sized_without_reading_them(tmp_path):
-    """Planning sizes a reference's images, the DQ translated on load included, from the
-    file's headers; nothing is read."""
-    dq = np.zeros((10, 7), np.uint32)
-    dq[2, 2] = dqflags.DO_NOT_USE
-    dark = datamodels.DarkModel(data=np.zeros((3, 10, 7), np.float32), dq=dq)
-    dark.save(tmp_path / "dark.fits")
-    frame = datamodels.RampModel((1, 3, 10, 7))
-    images = tiles.TileReferences(frame, (10, 7)).stored_images(str(tmp_path / "dark.fits"),
-                                                                 "dark")
-    assert {name: (image.shape, image.disk_itemsize) for name, image in images.items()} == {
-        "SCI": ((3, 10, 7), 4), "DQ": ((10, 7), 4)}
-
-
-def test_steps_of_a_tile_share_a_reference_cut(tmp_path):
-    """Jump and ramp_fit cut GAIN once per tile (the same rows read once); another tile's
-    window gets its own cut, of its own rows."""
-    from calwebb.jump.step import JumpStep
-    from calwebb.ramp_fitting.step import RampFitStep
-
-    gain = np.arange(10 * 7, dtype=np.float32).reshape(10, 7)
-    datamodels.GainModel(data=gain).save(tmp_path / "gain.fits")
-    frame = datamodels.RampModel((1, 3, 10, 7))
-    references = tiles.TileReferences(frame, (10, 7), shared={"gain"})
-    jump, ramp_fit = (JumpStep(name="jump", override_gain=str(tmp_path / "gain.fits")),
-                      RampFitStep(name="ramp_fit", override_gain=str(tmp_path / "gain.fits")))
-    first, second = (datamodels.RampModel((1, 3, 4, 7)) for _ in range(2))
-    for tile, ystart in ((first, 1), (second, 5)):
-        tile.meta.subarray.update({"xstart": 1, "ystart": ystart, "xsize": 7, "ysize": 4})
-    cut = references.open(jump, first, "gain")
-    assert references.open(ramp_fit, first, "gain") is cut
-    np.testing.assert_array_equal(cut.data, gain[:4])
-    other = references.open(ramp_fit, second, "gain")
-    assert other is not cut
-    np.testing.assert_array_equal(other.data, gain[4:8])
-    references.forget_cuts()
-    assert references.open(jump, second, "gain") is not other
-    assert tiles._shared_reference_types([jump, ramp_fit]) == {"gain", "readnoise"}
 
 
 def refpix_case(name: str) -> datamodels.RampModel:

@@ -26,6 +26,9 @@ Per tile, a step sees a ``RampModel`` of the tile's rows whose ``meta.subarray``
 the tile's, and references cut to the same rows (read from the files row by row, never
 whole); tile-aware steps get the tile's context in their ``tile`` attribute.
 
+Around this module: ``bands`` (memory sizes, the bands of rows), ``frame_store`` (the ramp
+between stages, the input read band by band), ``tile_references`` (references cut to tiles).
+
 What ``max_memory`` bounds: a tile's arrays and temporaries (estimated per sample, pixel and
 integration, plus the references' planes), the frame-sized PIXELDQ/ZEROFRAME/AVDRKCUR kept
 whole, and for snowballs and showers the frame's group DQ. Not included: the rate and
@@ -38,11 +41,10 @@ import copy
 import logging
 import math
 import os
-import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,20 +53,15 @@ import numpy as np
 
 from calwebb import datamodels, dqflags, memory
 from calwebb.datamodels import DataModel
-from calwebb.datamodels.io import ImageLoader
 from calwebb.errors import ParameterError, ReferenceFileError
+from calwebb.parallel.bands import Tile, format_size, parse_memory, plan_tiles, tile_height
+from calwebb.parallel.frame_store import TILE_ARRAYS, FrameStore, InputRows, is_fits, lazy_file
+from calwebb.parallel.tile_references import TILE_REFERENCES, TileReferences, shared_reference_types
 from calwebb.stpipe.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 
-#: the ramp arrays a tile carries (all have the frame's rows on their last-but-one axis)
-TILE_ARRAYS = {"data": np.float32, "groupdq": np.uint8, "pixeldq": np.uint32,
-               "zeroframe": np.float32, "average_dark_current": np.float32}
 #: bytes per ramp sample while a tile is worked on: data and group DQ, plus the boolean and
 #: byte temporaries of saturation, charge migration, jump and ramp fitting
 SAMPLE_BYTES = 12
@@ -74,439 +71,6 @@ INTEGRATION_BYTES = 48
 PIXEL_BYTES = 64
 
 
-def parse_memory(text: str | int | float, name: str = "max_memory") -> int:
-    """Bytes in a size such as '4GB', '500MB', '1.5 GiB' or a plain number of bytes.
-
-    KB/MB/GB/TB (or K/M/G/T) are powers of 1000, KiB/MiB/GiB/TiB powers of 1024.
-    """
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        value, unit = float(text), ""
-    else:
-        match = _SIZE.match(str(text))
-        if match is None or match.group(2).lower() not in _UNITS:
-            raise ParameterError(
-                f"parameter {name}: {text!r} is not a memory size; expected a number and a "
-                "unit such as '4GB', '500MB' or '2GiB'")
-        value, unit = float(match.group(1)), match.group(2).lower()
-    size = int(value * _UNITS[unit])
-    if size <= 0:
-        raise ParameterError(f"parameter {name}: {text!r} must be more than zero bytes")
-    return size
-
-
-# -- planning -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Tile:
-    """A band of frame rows: ``core_start:core_stop`` are its own, ``start:stop`` are read
-    (its own rows and the halo around them)."""
-
-    start: int
-    stop: int
-    core_start: int
-    core_stop: int
-
-    @property
-    def rows(self) -> slice:
-        """The tile's own rows within the rows read."""
-        return slice(self.core_start - self.start, self.core_stop - self.start)
-
-    def with_halo(self, halo: int, nrows: int) -> Tile:
-        return Tile(max(0, self.core_start - halo), min(nrows, self.core_stop + halo),
-                    self.core_start, self.core_stop)
-
-
-def plan_tiles(nrows: int, height: int, minimum: int = 1) -> list[Tile]:
-    """Bands of at most ``height`` rows covering ``nrows``, as even as possible (no halo),
-    and of at least ``minimum`` rows (which wins over ``height``)."""
-    count = max(1, math.ceil(nrows / max(1, height)))
-    while count > 1 and nrows // count < minimum:
-        count -= 1
-    edges = [round(index * nrows / count) for index in range(count + 1)]
-    return [Tile(a, b, a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-
-
-def tile_height(budget: int, row_bytes: int, fixed_bytes: int, halo: int, nrows: int) -> int:
-    """Rows per tile so that a tile with its halo (``row_bytes`` per row) and the frame-sized
-    arrays kept throughout (``fixed_bytes``) fit in ``budget`` bytes; all rows if they fit.
-
-    Tiles are at least twice the halo (so that even tiles are never thinner than their
-    halo); ParameterError when not even such a tile fits.
-    """
-    available = budget - fixed_bytes
-    if available // max(1, row_bytes) >= nrows:
-        return nrows
-    height = available // max(1, row_bytes) - 2 * halo
-    smallest = min(nrows, max(2 * halo, 1))
-    if height < smallest:
-        needed = fixed_bytes + (smallest + 2 * halo) * row_bytes
-        raise ParameterError(
-            f"max_memory: {_size(budget)} is too small for this exposure; tiles of "
-            f"{smallest} rows need at least {_size(needed)}")
-    return int(height)
-
-
-def _size(nbytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if nbytes < 1000:
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return f"{nbytes:.1f} TB"
-
-
-# -- the frame between stages --------------------------------------------------------------
-class FrameStore:
-    """The frame's ramp arrays between stages, readable and writable by bands of rows.
-
-    Ramp-shaped (4-D) arrays live in files in ``directory`` (raw native bytes, C order) so
-    that they never occupy memory as a whole; the others (PIXELDQ, ZEROFRAME, AVDRKCUR) are
-    kept in memory. Without a directory everything is kept in memory.
-    """
-
-    def __init__(self, nrows: int, directory: Path | None = None):
-        self.nrows = nrows
-        self.directory = directory
-        self.arrays: dict[str, np.ndarray] = {}
-        self.files: dict[str, tuple[Any, tuple[int, ...], np.dtype]] = {}
-
-    @classmethod
-    def of_model(cls, model: DataModel) -> FrameStore:
-        """A store holding the model's own (in-memory) arrays, corrected in place."""
-        store = cls(model.data.shape[-2])
-        for name in TILE_ARRAYS:
-            if name in ("pixeldq", "groupdq") or model.has_array(name):
-                store.arrays[name] = getattr(model, name)
-        return store
-
-    @property
-    def names(self) -> list[str]:
-        return [*self.arrays, *self.files]
-
-    def read(self, rows: tuple[int, int], names=None) -> dict[str, np.ndarray]:
-        """A copy of every array's (or of the ``names``') rows [r0, r1)."""
-        r0, r1 = rows
-        window = {name: np.array(array[..., r0:r1, :]) for name, array in self.arrays.items()
-                  if names is None or name in names}
-        for name, (handle, shape, dtype) in self.files.items():
-            if names is not None and name not in names:
-                continue
-            out = np.empty((*shape[:-2], r1 - r0, shape[-1]), dtype)
-            planes = out.reshape(-1, r1 - r0, shape[-1])
-            row_bytes = shape[-1] * dtype.itemsize
-            for index in range(planes.shape[0]):
-                handle.seek((index * shape[-2] + r0) * row_bytes)
-                handle.readinto(memoryview(planes[index]).cast("B"))
-            window[name] = out
-        return window
-
-    def write(self, rows: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
-        """Store frame rows [r0, r1) of each array (created on first write)."""
-        r0, r1 = rows
-        if r1 <= r0:
-            return
-        for name, values in arrays.items():
-            if name not in self.arrays and name not in self.files:
-                self._create(name, (*values.shape[:-2], self.nrows, values.shape[-1]),
-                             values.dtype)
-            if name in self.arrays:
-                self.arrays[name][..., r0:r1, :] = values
-                continue
-            handle, shape, dtype = self.files[name]
-            # plane by plane: a band of a plane's rows is contiguous, so it is written as
-            # it is (no copy of the band unless its type differs)
-            planes = values.reshape(-1, r1 - r0, shape[-1])
-            row_bytes = shape[-1] * dtype.itemsize
-            for index in range(planes.shape[0]):
-                handle.seek((index * shape[-2] + r0) * row_bytes)
-                plane = np.ascontiguousarray(planes[index], dtype)
-                handle.write(memoryview(plane).cast("B"))
-
-    def _create(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        if self.directory is None or len(shape) < 4:
-            self.arrays[name] = np.zeros(shape, dtype)
-            return
-        path = self.directory / f"{name}.raw"
-        handle = open(path, "w+b")  # closed by close()
-        handle.truncate(int(np.prod(shape)) * np.dtype(dtype).itemsize)
-        self.files[name] = (handle, shape, np.dtype(dtype))
-
-    def plane(self, name: str, index: tuple[int, ...]) -> np.ndarray:
-        """A copy of one image plane [ny, nx] of an array (``index`` on its leading axes)."""
-        if name in self.arrays:
-            return np.array(self.arrays[name][index])
-        handle, shape, dtype = self.files[name]
-        out = np.empty(shape[-2:], dtype)
-        handle.seek(int(np.ravel_multi_index(index, shape[:-2])) * out.nbytes)
-        handle.readinto(memoryview(out).cast("B"))
-        return out
-
-    def whole(self, name: str) -> np.ndarray:
-        """The whole array: in memory, or mapped from its file."""
-        if name in self.arrays:
-            return self.arrays[name]
-        handle, shape, dtype = self.files[name]
-        handle.flush()
-        return np.memmap(handle.name, dtype=dtype, mode="r+", shape=shape)
-
-    def load(self, name: str) -> np.ndarray:
-        """The whole array in memory (a copy for arrays kept in files)."""
-        return self.arrays[name] if name in self.arrays else self.read((0, self.nrows))[name]
-
-    def close(self) -> None:
-        for handle, _, _ in self.files.values():
-            handle.close()
-
-
-class _InputRows:
-    """The input ramp read band by band: arrays not loaded yet straight from their file
-    (through the model's own loaders), the others from the model."""
-
-    def __init__(self, model: DataModel):
-        self.model = model
-        self.shape = model.array_shape("data")
-
-    def read(self, rows: tuple[int, int]) -> dict[str, np.ndarray]:
-        r0, r1 = rows
-        nints, ngroups, _, nx = self.shape
-        window = {}
-        for name, dtype in TILE_ARRAYS.items():
-            if self.model.has_array(name):
-                loader = self.model.pending_loader(name)
-                if isinstance(loader, ImageLoader):
-                    window[name] = loader.read(dtype, rows=rows)
-                else:
-                    window[name] = np.array(getattr(self.model, name)[..., r0:r1, :], dtype)
-            elif name == "groupdq":
-                window[name] = np.zeros((nints, ngroups, r1 - r0, nx), dtype)
-            elif name == "pixeldq":
-                window[name] = np.zeros((r1 - r0, nx), dtype)
-        return window
-
-
-def _lazy_file(model: DataModel, path: str | os.PathLike | None) -> Path | None:
-    """The FITS file the model's SCI array is still to be read from (None if loaded)."""
-    if path is None or model.pending_loader("data") is None:
-        return None
-    path = Path(path)
-    return path if _is_fits(path) and path.is_file() else None
-
-
-# -- references cut to tiles ---------------------------------------------------------------
-def _window_of(model: DataModel, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    sub = model.meta.subarray
-    defaults = (1, 1, shape[1], shape[0])
-    values = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
-    return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
-
-
-class TileReferences:
-    """Reference files cut to tiles: only the tile's rows are read from the file.
-
-    Installed as the steps' ``open_reference`` for a tiled run. CRDS (or the override) is
-    asked once per step and reference type, about the whole frame, so the references chosen
-    and recorded are the whole-frame run's.
-    """
-
-    def __init__(self, frame: DataModel, frame_shape: tuple[int, int], shared=()):
-        """``shared``: the reference types several steps open for a tile; their cut is made
-        once a tile and shared."""
-        self.frame, self.frame_shape = frame, frame_shape
-        self._paths: dict[tuple[str, str], str] = {}
-        self._models: dict[tuple[str, str], Any] = {}
-        self._tile_cuts: dict[tuple[str, str], tuple] = {}
-        self.shared = set(shared)
-
-    @contextmanager
-    def installed(self, steps) -> Iterator[None]:
-        """``steps`` open their references through this object meanwhile."""
-        try:
-            for step in steps:
-                step.open_reference = _bound_open(self, step)
-            yield
-        finally:
-            for step in steps:
-                step.__dict__.pop("open_reference", None)
-
-    @contextmanager
-    def uninstalled(self, step) -> Iterator[None]:
-        """``step`` opens its references as usual meanwhile (a whole-frame run)."""
-        installed = step.__dict__.pop("open_reference", None)
-        try:
-            yield
-        finally:
-            if installed is not None:
-                step.open_reference = installed
-
-    def open(self, step, model: DataModel, reftype: str):
-        """``step``'s ``reftype`` reference cut to ``model`` (a tile or the frame)."""
-        override = getattr(step, f"override_{reftype}", None)
-        if isinstance(override, DataModel):
-            step.get_reference_file(self.frame, reftype)
-            return self.cut_model(override, model)
-        key = (step.name, reftype)
-        if key not in self._paths:
-            self._paths[key] = step.get_reference_file(self.frame, reftype)
-        path = self._paths[key]
-        if path in ("N/A", ""):
-            return None
-        if reftype not in self.shared:
-            return self.cut(path, reftype, model)
-        # steps of a tile that use the same reference (jump and ramp_fit: GAIN, READNOISE)
-        # share its cut, read once (until ``forget_cuts``)
-        window = _window_of(model, model.data.shape[-2:])
-        last = self._tile_cuts.get((path, reftype))
-        if last is None or last[0] != window:
-            last = self._tile_cuts[(path, reftype)] = (window, self.cut(path, reftype, model))
-        return last[1]
-
-    def forget_cuts(self) -> None:
-        """Let the cuts made so far go (a new tile starts: they are not kept beside its own)."""
-        self._tile_cuts.clear()
-
-    def reference(self, path: str, reftype: str):
-        """The reference model of ``path`` (opened once: its metadata; arrays and tables load
-        lazily)."""
-        key = (path, reftype)
-        if key not in self._models:
-            cls = datamodels.reference_model_class(reftype, self.frame.meta.instrument.name)
-            self._models[key] = cls(path)  # metadata only: arrays and tables load lazily
-        return self._models[key]
-
-    def stored_images(self, path: str, reftype: str) -> dict[str, Any]:
-        """The image arrays of the FITS reference at ``path`` not read yet, by EXTNAME: their
-        loaders (``ImageLoader``, or a DQ translated on load) tell their ``shape`` and
-        ``disk_itemsize``."""
-        reference = self.reference(path, reftype)
-        loaders = {}
-        for name, spec in type(reference).arrays.items():
-            loader = reference.pending_loader(name)
-            if not spec.is_table and getattr(loader, "disk_itemsize", None) is not None:
-                loaders[spec.extname] = loader
-        return loaders
-
-    def cut(self, path: str, reftype: str, model: DataModel):
-        """The reference of ``path`` cut to ``model``'s window (arrays read on access)."""
-        reference = self.reference(path, reftype)
-        cls = type(reference)
-        if cls.primary_array is None or not _is_fits(path):
-            return datamodels.cutout_reference(reference, model)
-        primary = reference.array_shape(cls.primary_array)
-        if primary is None or len(primary) < reference.image_min_ndim:
-            return reference  # not a detector image (a single IPC kernel, a table)
-        ref_shape = tuple(primary[-2:])
-        rows, columns = self._window(reference, ref_shape, model)
-        cut = self._empty_cut(reference, model)
-        for name, spec in cls.arrays.items():
-            if not reference.has_array(name):
-                continue
-            if spec.is_table:
-                setattr(cut, name, getattr(reference, name))
-                continue
-            shape = reference.array_shape(name)
-            if len(shape) >= 2 and tuple(shape[-2:]) == ref_shape:
-                cut.set_loader(name, _CutLoader(reference, name, rows, columns))
-            else:
-                cut.set_loader(name, _CutLoader(reference, name, None, None))
-        return cut
-
-    def cut_model(self, reference, model: DataModel):
-        """An in-memory reference (an override model) cut to ``model``'s window."""
-        cls = type(reference)
-        if cls.primary_array is None:
-            return reference
-        primary = getattr(reference, cls.primary_array)
-        if primary.ndim < reference.image_min_ndim:
-            return reference
-        ref_shape = tuple(primary.shape[-2:])
-        (r0, r1), (c0, c1) = self._window(reference, ref_shape, model)
-        cut = self._empty_cut(reference, model)
-        for name in cls.arrays:
-            if reference.has_array(name):
-                array = getattr(reference, name)
-                if array.ndim >= 2 and tuple(array.shape[-2:]) == ref_shape:
-                    array = array[..., r0:r1, c0:c1]
-                setattr(cut, name, np.array(array))
-        return cut
-
-    def _window(self, reference, ref_shape, model) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Rows and columns of the reference under ``model``'s window; the checks of
-        ``calwebb.datamodels.cutout_reference`` are made for the whole frame."""
-        rx, ry, rnx, rny = _window_of(reference, ref_shape)
-        fx, fy, fnx, fny = _window_of(self.frame, self.frame_shape)
-        name = reference.meta.filename or type(reference).__name__
-        if not ((rx, ry, rnx, rny) == (fx, fy, fnx, fny) and ref_shape == self.frame_shape):
-            if not reference.can_cut_out:
-                raise ReferenceFileError(
-                    f"{name}: {reference.reftype.upper()} covers subarray "
-                    f"{reference.meta.subarray.name or 'FULL'} ({rnx}x{rny} at {rx},{ry}) but "
-                    f"the science data are {fnx}x{fny} at {fx},{fy}; this reference type must "
-                    "match exactly")
-            if (fx < rx or fy < ry or fx - rx + fnx > ref_shape[1]
-                    or fy - ry + fny > ref_shape[0]):
-                raise ReferenceFileError(
-                    f"{name}: the {reference.reftype.upper()} reference ({rnx}x{rny} at "
-                    f"{rx},{ry}) does not cover the science subarray ({fnx}x{fny} at {fx},{fy})")
-        sx, sy, snx, sny = _window_of(model, model.data.shape[-2:])
-        return (sy - ry, sy - ry + sny), (sx - rx, sx - rx + snx)
-
-    @staticmethod
-    def _empty_cut(reference, model: DataModel):
-        """A reference model with ``reference``'s metadata and ``model``'s window."""
-        cut = type(reference)()
-        cut.tree.clear()
-        cut.tree.update(copy.deepcopy(reference.tree))
-        sx, sy, snx, sny = _window_of(model, model.data.shape[-2:])
-        cut.meta.subarray.update({"name": model.meta.subarray.name, "xstart": sx, "ystart": sy,
-                                  "xsize": snx, "ysize": sny})
-        return cut
-
-
-def _bound_open(references: TileReferences, step) -> Callable:
-    def open_reference(model, reftype):
-        return references.open(step, model, reftype)
-
-    return open_reference
-
-
-class _CutLoader:
-    """An array of a reference (opened lazily from its file) cut to a tile's ``rows`` and
-    ``columns`` (None: all), read on first access (called) or in part (``read``, as
-    ``DataModel.leading_planes`` asks): only those rows, columns and planes are read, through
-    the reference's own loader (which also translates a private DQ layout)."""
-
-    def __init__(self, reference, name: str, rows: tuple[int, int] | None,
-                 columns: tuple[int, int] | None):
-        self.reference, self.name, self.rows, self.columns = reference, name, rows, columns
-        shape = reference.array_shape(name)
-        if rows is not None:
-            shape = (*shape[:-2], rows[1] - rows[0], columns[1] - columns[0])
-        self.shape = tuple(shape)
-
-    def __call__(self) -> np.ndarray:
-        return self.read()
-
-    def read(self, rows: tuple[int, int] | None = None, planes: int | None = None
-             ) -> np.ndarray:
-        """The cut, or its first ``planes`` along the third-from-last axis and its ``rows``
-        (counted within the cut)."""
-        from_file = self.reference.pending_loader(self.name) is not None
-        part = self.reference.array_part(self.name, *self._window(rows), planes=planes)
-        return part if from_file else np.array(part)  # a loaded array's part is a view
-
-    def mapped(self, rows: tuple[int, int] | None = None, planes: int | None = None
-               ) -> np.ndarray | None:
-        """The same part, not read: the reference's ``stored_part`` of it."""
-        return self.reference.stored_part(self.name, *self._window(rows), planes=planes)
-
-    def _window(self, rows: tuple[int, int] | None) -> tuple:
-        """(rows, columns) of the reference for ``rows`` of the cut (None: all of it)."""
-        cut_rows = self.rows
-        if rows is not None:
-            first = 0 if cut_rows is None else cut_rows[0]
-            cut_rows = (first + rows[0], first + rows[1])
-        return cut_rows, self.columns
-
-
-# -- what a tile-aware step is told ----------------------------------------------------------
 @dataclass
 class TileContext:
     """What a step running on one tile is told (its ``tile`` attribute)."""
@@ -533,20 +97,6 @@ class TileContext:
 #: steps whose result at a pixel depends on that pixel only
 PER_PIXEL_STEPS = ("group_scale", "dq_init", "superbias", "linearity", "dark_current",
                    "firstframe", "lastframe", "reset", "rscd", "persistence")
-#: reference types each step opens for a tile (the planning estimates their size)
-TILE_REFERENCES = {
-    "dq_init": ("mask",), "saturation": ("saturation", "superbias"), "ipc": ("ipc",),
-    "superbias": ("superbias",), "linearity": ("linearity",), "dark_current": ("dark",),
-    "reset": ("reset",), "jump": ("gain", "readnoise"), "ramp_fit": ("readnoise", "gain"),
-}
-
-
-def _shared_reference_types(steps) -> set[str]:
-    """The reference types that more than one of ``steps`` opens for a tile."""
-    counts = Counter(reftype for step in steps for reftype in TILE_REFERENCES.get(step.name, ()))
-    return {reftype for reftype, count in counts.items() if count > 1}
-
-
 #: barriers that only need the groups DO_NOT_USE on every pixel of the frame before them
 NEEDS_ONLY_DO_NOT_USE = ("jump", "ramp_fit")
 #: steps cheap enough (one pass over the samples, no frame-wide decision) that running them
@@ -618,14 +168,14 @@ class TiledRun:
     def __init__(self, pipeline, model: DataModel, steps: list, budget: int,
                  input_path: str | os.PathLike | None = None):
         self.pipeline, self.model, self.steps, self.budget = pipeline, model, steps, budget
-        self.path = _lazy_file(model, input_path)
-        self.input = _InputRows(model)
+        self.path = lazy_file(model, input_path)
+        self.input = InputRows(model)
         self.shape = tuple(self.input.shape)
         self.frame_shape = tuple(self.shape[-2:])
         self.frame_tree = copy.deepcopy(model.tree)
         self.window = _subarray_window(self.frame_tree)
         self.references = TileReferences(model, self.frame_shape,
-                                         shared=_shared_reference_types(steps))
+                                         shared=shared_reference_types(steps))
         self._memo: dict[str, Any] = {}
         self.stages = self._stages()
         self.halo = max((stage.total_halo for stage in self.stages), default=0)
@@ -718,7 +268,7 @@ class TiledRun:
         total = 0
         for reftype in TILE_REFERENCES.get(step.name, ()):
             path = self._planning_path(step, reftype)
-            if path is None or not _is_fits(path):
+            if path is None or not is_fits(path):
                 continue
             for extname, image in self.references.stored_images(path, reftype).items():
                 if extname != "ERR" and len(image.shape) >= 2:
@@ -742,8 +292,9 @@ class TiledRun:
                                 + (96 if showers else 48))
             if fixed + events > self.budget:
                 raise ParameterError(
-                    f"max_memory: {_size(self.budget)} is too small for snowball and shower "
-                    f"flagging, which need the whole frame's group DQ ({_size(fixed + events)})")
+                    f"max_memory: {format_size(self.budget)} is too small for snowball and "
+                    "shower flagging, which need the whole frame's group DQ "
+                    f"({format_size(fixed + events)})")
         return tile_height(self.budget, row_bytes, fixed, self.halo, ny)
 
     # -- models and metadata ------------------------------------------------------------
@@ -783,7 +334,7 @@ class TiledRun:
     # -- running ---------------------------------------------------------------------------
     def run(self, on_ramp: Callable[[DataModel], Any] | None = None) -> TiledResult:
         """Every stage in turn; ``on_ramp`` is given the corrected ramp before it is fitted."""
-        log.info("max_memory %s: %d tiles of up to %d rows; stages: %s", _size(self.budget),
+        log.info("max_memory %s: %d tiles of up to %d rows; stages: %s", format_size(self.budget),
                  len(self.tiles), self.height, " | ".join(
                      ", ".join(step.name for step in stage.steps) for stage in self.stages))
         self.frame_tree = copy.deepcopy(self.model.tree)  # as the pipeline left it
@@ -1081,9 +632,6 @@ class _FrameData:
         return self.run.store.plane("data", (integration, group))
 
 
-def _is_fits(path) -> bool:
-    return Path(str(path)).suffix.lower() in (".fits", ".fit", ".fts")
-
 
 def _models_in(value) -> list[DataModel]:
     if isinstance(value, DataModel):
@@ -1120,20 +668,6 @@ def _restore_window(tree: dict, window: dict) -> None:
         tree["meta"].pop("subarray")
 
 
-#: ``max_memory='auto'`` tiles a ramp whose float32 samples take more than this ...
-AUTO_TILE_ABOVE = 64 * 2**20
-#: ... within the larger of this and half the float32 ramp
-AUTO_SMALLEST_BUDGET = 100 * 2**20
-
-
-def automatic_budget(shape: tuple[int, ...]) -> int | None:
-    """The ``max_memory='auto'`` budget (bytes) for a ramp of ``shape``, None when it is
-    small enough to run whole."""
-    ramp_bytes = 4 * math.prod(shape)
-    if ramp_bytes <= AUTO_TILE_ABOVE:
-        return None
-    return max(AUTO_SMALLEST_BUDGET, ramp_bytes // 2)
-
 
 def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
              input_path: str | os.PathLike | None = None,
@@ -1156,7 +690,7 @@ def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
         raise
     if len(run.tiles) == 1:
         log.info("max_memory %s: the whole frame fits; processed without tiles",
-                 _size(budget))
+                 format_size(budget))
         return None
     if automatic and any(stage.kind == "frame" for stage in run.stages):
         log.info("max_memory auto: processed without tiles (a step needs the whole frame)")
@@ -1164,7 +698,7 @@ def plan_run(pipeline, model: DataModel, steps: list, max_memory: str | int,
     _check_supported(pipeline, steps)
     if automatic:
         log.info("max_memory auto: the %s ramp is processed in bands of rows",
-                 _size(4 * math.prod(run.shape)))
+                 format_size(4 * math.prod(run.shape)))
     return run
 
 

@@ -29,7 +29,7 @@ NIR_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix
              "dark_current")
 MIRI_ORDER = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe",
               "lastframe", "reset", "linearity", "rscd", "dark_current", "refpix")
-#: ``max_memory`` value that tiles large ramps only (see ``parallel.tiles.automatic_budget``)
+#: ``max_memory`` value that tiles large ramps only (see ``parallel.bands.automatic_budget``)
 AUTO = "auto"
 SHARED_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
                "persistence")
@@ -65,7 +65,7 @@ class Detector1Pipeline(Pipeline):
     def apply_config(self, config: dict) -> None:
         super().apply_config(config)
         if self._memory_limit not in (None, AUTO):
-            from calwebb.parallel.tiles import parse_memory
+            from calwebb.parallel.bands import parse_memory
 
             parse_memory(self._memory_limit, f"{self.qualified_name}.max_memory")
 
@@ -105,7 +105,8 @@ class Detector1Pipeline(Pipeline):
 
     def _tiled_run(self, model, names):
         """The ramp steps planned tile by tile within max_memory (None: one tile will do)."""
-        from calwebb.parallel.tiles import automatic_budget, plan_run
+        from calwebb.parallel.bands import automatic_budget
+        from calwebb.parallel.tiles import plan_run
 
         shape = model.array_shape("data")  # (without reading the ramp)
         if shape and is_irs2(shape):
