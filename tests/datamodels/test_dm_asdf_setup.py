@@ -10,8 +10,8 @@ import yaml
 from asdf.extension import _manifest
 
 from calwebb import datamodels
-from calwebb.datamodels import io
-from calwebb.datamodels.io import load_asdf_extensions, open_asdf
+from calwebb.datamodels import asdf_library
+from calwebb.datamodels.asdf_library import load_asdf_extensions, open_asdf
 
 
 def test_manifests_match_the_pure_python_loader():
@@ -53,18 +53,18 @@ def test_plugin_tags_still_read(tmp_path):
 
     path = tmp_path / "tree.asdf"
     asdf.AsdfFile({"meta": {"when": Time("2024-01-01T00:00:00", scale="utc")}}).write_to(path)
-    assert io._document_plugins(path) is not io._core_plugins()
+    assert asdf_library._document_plugins(path) is not asdf_library.core_plugins()
     with open_asdf(path) as af:
         assert isinstance(af.tree["meta"]["when"], Time)
 
 
 def test_core_tag_check_is_conservative():
     head = b"#ASDF 1.0.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n--- !core/asdf-1.1.0\n"
-    assert io._known_to(head + b"a: !core/ndarray-1.1.0 {source: 0}\n...\n",
-                        io._core_plugins())
+    assert asdf_library._known_to(head + b"a: !core/ndarray-1.1.0 {source: 0}\n...\n",
+                        asdf_library.core_plugins())
     for body in (b"a: !unit/unit-1.0.0 m\n", b"a: !<asdf://x.org/y-1.0.0> 1\n",
                  b"a: 'wow!'\n", b"a: !!str 1\n", b"a: !core/table-1.0.0 {}\n"):
-        assert not io._known_to(head + body + b"...\n", io._core_plugins())
+        assert not asdf_library._known_to(head + body + b"...\n", asdf_library.core_plugins())
 
 
 def test_documents_with_own_plugin_tags_skip_other_plugins(tmp_path):
@@ -77,10 +77,10 @@ def test_documents_with_own_plugin_tags_skip_other_plugins(tmp_path):
     path = tmp_path / "wcs.asdf"
     transform = models.Shift(1) & models.Shift(2)
     frames = cf.Frame2D(name="detector"), cf.Frame2D(name="world")
-    io.write_asdf({"wcs": wcs.WCS([(frames[0], transform), (frames[1], None)])}, path)
-    assert io._document_plugins(path) is io._own_plugins()
-    script = ("import sys\nfrom calwebb.datamodels import io\n"
-              f"with io.open_asdf({str(path)!r}) as af:\n"
+    asdf_library.write_asdf({"wcs": wcs.WCS([(frames[0], transform), (frames[1], None)])}, path)
+    assert asdf_library._document_plugins(path) is asdf_library._own_plugins()
+    script = ("import sys\nfrom calwebb.datamodels import asdf_library\n"
+              f"with asdf_library.open_asdf({str(path)!r}) as af:\n"
               "    print(type(af.tree['wcs']).__name__, af.tree['wcs'](0, 0), "
               "'stdatamodels' in sys.modules)")
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -90,20 +90,21 @@ def test_documents_with_own_plugin_tags_skip_other_plugins(tmp_path):
 
 def test_tags_of_other_plugins_need_every_plugin():
     head = b"#ASDF 1.0.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n--- !core/asdf-1.1.0\n"
-    own = io._own_plugins()
-    assert io._known_to(head + b"a: !<tag:stsci.edu:gwcs/wcs-1.4.0> {}\n...\n", own)
+    own = asdf_library._own_plugins()
+    assert asdf_library._known_to(head + b"a: !<tag:stsci.edu:gwcs/wcs-1.4.0> {}\n...\n", own)
     for body in (b"a: !<asdf://stsci.edu/jwst_pipeline/tags/v23tosky-1.0.0> {}\n",
                  b"history:\n  extensions:\n  - extension_uri: asdf://x.org/ext-1.0.0\n"):
-        assert not io._known_to(head + body + b"...\n", own)
-    assert io._document_plugins(head + b"a: !<asdf://x.org/y-1.0.0> 1\n...\n") is None
+        assert not asdf_library._known_to(head + body + b"...\n", own)
+    assert asdf_library._document_plugins(head + b"a: !<asdf://x.org/y-1.0.0> 1\n...\n") is None
 
 
 def test_a_tree_the_own_plugins_cannot_write_is_written_with_every_plugin(tmp_path,
                                                                            monkeypatch):
     from astropy.time import Time
 
-    monkeypatch.setattr(io, "_own_plugins", io._core_plugins)  # (no astropy converters)
+    # (no astropy converters)
+    monkeypatch.setattr(asdf_library, "_own_plugins", asdf_library.core_plugins)
     path = tmp_path / "tree.asdf"
-    io.write_asdf({"when": Time("2024-01-01T00:00:00", scale="utc")}, path)
+    asdf_library.write_asdf({"when": Time("2024-01-01T00:00:00", scale="utc")}, path)
     with open_asdf(path) as af:
         assert af.tree["when"] == Time("2024-01-01T00:00:00", scale="utc")

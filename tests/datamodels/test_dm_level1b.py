@@ -8,7 +8,7 @@ from astropy.io import fits
 from dm_helpers import build
 
 from calwebb import datamodels
-from calwebb.datamodels import io as dm_io
+from calwebb.datamodels import fits_arrays
 
 
 def _uncal(tmp_path, shape=(2, 3, 6, 5), name="raw_uncal.fits"):
@@ -61,13 +61,13 @@ def test_ramp_reads_existing_dq_extensions(tmp_path):
 def test_ramp_is_read_lazily(tmp_path, monkeypatch):
     _, path = _uncal(tmp_path)
     calls = []
-    original = dm_io.ImageLayout.read
+    original = fits_arrays.ImageLayout.read
 
     def counting_read(layout, *args, **kwargs):
         calls.append(layout.shape)
         return original(layout, *args, **kwargs)
 
-    monkeypatch.setattr(dm_io.ImageLayout, "read", counting_read)
+    monkeypatch.setattr(fits_arrays.ImageLayout, "read", counting_read)
     ramp = datamodels.RampModel(path)
     assert calls == []
     assert callable(ramp._arrays["data"])  # a loader, not an array
@@ -116,13 +116,13 @@ def test_optional_raw_arrays_converted(tmp_path, extname):
 def test_leading_planes_read_only_what_is_asked(tmp_path, monkeypatch):
     model, path = _uncal(tmp_path, shape=(2, 4, 6, 5))
     asked = []
-    original = dm_io.ImageLayout.read
+    original = fits_arrays.ImageLayout.read
 
     def recording_read(layout, *args, **kwargs):
         asked.append(kwargs.get("planes"))
         return original(layout, *args, **kwargs)
 
-    monkeypatch.setattr(dm_io.ImageLayout, "read", recording_read)
+    monkeypatch.setattr(fits_arrays.ImageLayout, "read", recording_read)
     ramp = datamodels.RampModel(path)
     assert ramp.array_shape("data") == (2, 4, 6, 5)
     assert callable(ramp._arrays["data"])  # the shape came without reading
@@ -150,15 +150,15 @@ def test_stored_part_maps_only_values_stored_as_they_are(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int16, np.float32, np.float64])
 def test_band_reads_equal_astropy(tmp_path, monkeypatch, dtype):
-    monkeypatch.setattr(dm_io, "_CHUNK_BYTES", 64)  # many bands per plane
+    monkeypatch.setattr(fits_arrays, "_CHUNK_BYTES", 64)  # many bands per plane
     values = (np.arange(3 * 11 * 7) * 1013 % 60000).reshape(3, 11, 7).astype(dtype)
     path = tmp_path / "image.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(values, name="SCI")]).writeto(path)
     with fits.open(path, do_not_scale_image_data=True) as hdul:
-        layout = dm_io.ImageLayout.of(path, hdul, 1)
+        layout = fits_arrays.ImageLayout.of(path, hdul, 1)
         raw, header = np.array(hdul[1].data), hdul[1].header
     for target in (np.float32, dtype):  # as the whole stored array converted at once
-        whole = dm_io.scaled(raw, header.get("BSCALE", 1), header.get("BZERO", 0), target)
+        whole = fits_arrays.scaled(raw, header.get("BSCALE", 1), header.get("BZERO", 0), target)
         np.testing.assert_array_equal(layout.read(target), whole)
         np.testing.assert_array_equal(layout.read(target, rows=(2, 9), columns=(1, 4),
                                                   planes=2), whole[:2, 2:9, 1:4])
@@ -173,7 +173,7 @@ def test_compressed_image_loader_reads_what_astropy_reads(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(values, name="SCI")]).writeto(path)
     with fits.open(path) as hdul:
         expected = np.array(hdul[1].data, dtype=np.float32)
-        loader = dm_io.ImageLoader(path, hdul, 1, np.float32)
+        loader = fits_arrays.ImageLoader(path, hdul, 1, np.float32)
     assert loader.layout is None and loader.shape == (3, 11, 7) and loader.disk_itemsize == 2
     np.testing.assert_array_equal(loader(), expected)
     np.testing.assert_array_equal(loader.read(rows=(2, 9), columns=(1, 4), planes=2),

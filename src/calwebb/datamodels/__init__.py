@@ -106,7 +106,8 @@ def open(init, **kwargs) -> DataModel:  # noqa: A001 - the official name
 
 
 def _detect_class(path: Path) -> type[DataModel]:
-    from calwebb.datamodels.io import open_asdf, open_fits
+    from calwebb.datamodels.asdf_library import open_asdf
+    from calwebb.datamodels.io import open_fits
 
     if not path.exists():
         raise DataModelError(f"{path}: no such file")

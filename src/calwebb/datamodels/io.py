@@ -5,24 +5,24 @@ with the primary keywords, one HDU per array named by EXTNAME, and a last ``ASDF
 holding the whole tree, whose arrays point at their HDUs (``source: fits:SCI,1``) instead of
 repeating their bytes. Writing is atomic: a temporary file in the target directory is
 renamed over the destination only when complete.
+
+Arrays are read when first used (``fits_arrays``); ASDF documents go through
+``asdf_library``, which loads only the asdf plugins a document needs.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import re
 import tempfile
-import types
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
 from pathlib import Path
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import asdf
 import numpy as np
-import yaml
-from asdf.tagged import TaggedDict, get_tag
+from asdf.tagged import TaggedDict
 from asdf.tags.core import NDArrayType
 from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
 from astropy.io import fits
 
 from calwebb.datamodels import keywords
-from calwebb.datamodels.base import array_cut
+from calwebb.datamodels.asdf_library import asdf_config, core_plugins, open_asdf, write_asdf
+from calwebb.datamodels.fits_arrays import ImageLoader, TableLoader
 from calwebb.datamodels.tree import copy_containers, get_path, set_path
 from calwebb.errors import DataModelError
 
@@ -53,223 +53,6 @@ _STRUCTURAL = re.compile(
     r"TFIELDS|T(TYPE|FORM|UNIT|DIM|NULL|SCAL|ZERO|DISP)\d+|CHECKSUM|DATASUM|HISTORY|COMMENT|)$"
 )
 _TREE_ONLY_TOP_KEYS = ("asdf_library", "_fits_hash")
-
-
-# -- the asdf library ---------------------------------------------------------------------
-@contextmanager
-def _libyaml_manifests() -> Iterator[None]:
-    """Let asdf parse extension manifests with libyaml (the same documents as its pure-Python
-    loader, many times faster) while the block runs."""
-    try:
-        from asdf.extension import _manifest
-    except ImportError:  # another asdf layout: let it load as it does
-        _manifest = None
-    if _manifest is None or getattr(_manifest, "yaml", None) is not yaml or \
-            not getattr(yaml, "__with_libyaml__", False):
-        yield
-        return
-    _manifest.yaml = types.SimpleNamespace(
-        safe_load=lambda stream: yaml.load(stream, Loader=yaml.CSafeLoader))
-    try:
-        yield
-    finally:
-        _manifest.yaml = yaml
-
-
-@cache
-def load_asdf_extensions() -> None:
-    """Let asdf discover every installed plugin extension now (manifests read with libyaml).
-
-    Discovery imports each plugin package (astropy's converters, gwcs, and whatever else is
-    installed, such as stdatamodels: 0.3 s and more); documents that need only asdf's core
-    or calwebb's own plugins are read and written without it (``asdf_config``)."""
-    with _libyaml_manifests():
-        asdf.get_config().extensions  # noqa: B018 - the property loads them
-
-
-@dataclass(frozen=True)
-class AsdfPlugins:
-    """A set of asdf resource mappings and extensions (the proxies asdf makes of them), the
-    tags their converters handle and the extension URIs/classes a document may name."""
-
-    mappings: tuple
-    extensions: tuple
-    tags: frozenset[str]
-    extension_items: frozenset[bytes]
-
-
-#: the distributions whose asdf plugins calwebb's own documents use (gwcs WCSs, astropy
-#: models, units, frames, times and tables); documents needing no others are read and written
-#: without importing every other installed plugin package
-OWN_PLUGIN_PACKAGES = frozenset({"asdf", "asdf-standard", "asdf-astropy", "asdf-transform-schemas",
-                                 "asdf-coordinates-schemas", "asdf-wcs-schemas", "gwcs"})
-
-
-def _plugins_made(mappings: list, make_extensions: Callable[[], list]) -> AsdfPlugins | None:
-    """The plugins of ``mappings`` and of the extensions ``make_extensions`` gives when
-    asdf's resources are those mappings alone (so that making them discovers nothing else);
-    None when this asdf keeps its configuration otherwise."""
-    with asdf.config_context() as config:
-        if not all(hasattr(config, name) for name in
-                   ("_resource_mappings", "_resource_manager", "_extensions")):
-            return None
-        config._resource_mappings, config._resource_manager = list(mappings), None
-        with _libyaml_manifests():
-            extensions = make_extensions()
-    tags = frozenset(tag for extension in extensions for converter in extension.converters
-                     for tag in converter.tags)
-    items = {name.encode() for extension in extensions
-             for name in (extension.extension_uri, extension.class_name,
-                          *extension.legacy_class_names) if name}
-    return AsdfPlugins(tuple(mappings), tuple(extensions), tags, frozenset(items))
-
-
-@cache
-def _core_plugins() -> AsdfPlugins | None:
-    """asdf's own resource mappings and core extensions, built without discovering other
-    packages' plugins; None when this asdf is laid out otherwise."""
-    try:
-        from asdf._core import _integration
-        from asdf.extension import ExtensionProxy
-        from asdf.resource import ResourceMappingProxy
-        from asdf_standard import __version__ as standard_version
-        from asdf_standard import integration as standard
-    except ImportError:
-        return None
-    mappings = [ResourceMappingProxy(mapping, package_name=name, package_version=version)
-                for name, version, found in (
-                    ("asdf_standard", standard_version, standard.get_resource_mappings()),
-                    ("asdf", asdf.__version__, _integration.get_json_schema_resource_mappings()))
-                for mapping in found]
-    return _plugins_made(mappings, lambda: [
-        ExtensionProxy(extension, package_name="asdf", package_version=asdf.__version__)
-        for extension in _integration.get_extensions()])
-
-
-@cache
-def _own_plugins() -> AsdfPlugins | None:
-    """The plugins of OWN_PLUGIN_PACKAGES, loaded from their entry points as asdf loads
-    every package's (the same order: asdf's own last); None if one fails to load (asdf's
-    own discovery then reports it)."""
-    from importlib.metadata import entry_points
-
-    from asdf.extension import ExtensionProxy
-    from asdf.resource import ResourceMappingProxy
-
-    def listed(group: str, proxy: type) -> list:
-        points = []
-        for point in entry_points(group=group):
-            name = point.dist.name  # parsed from the distribution's metadata at each access
-            if re.sub(r"[-_.]+", "-", name).lower() in OWN_PLUGIN_PACKAGES:
-                points.append((name == "asdf", name, point.dist.version, point))
-        found = []
-        for _, name, version, point in sorted(points, key=lambda listing: listing[:2]):
-            elements = point.load()()
-            for element in elements if isinstance(elements, list) else [elements]:
-                found.append(proxy(element, package_name=name, package_version=version))
-        return found
-
-    try:
-        return _plugins_made(listed("asdf.resource_mappings", ResourceMappingProxy),
-                             lambda: listed("asdf.extensions", ExtensionProxy))
-    except Exception:  # noqa: BLE001 - asdf's own discovery warns about a broken plugin
-        return None
-
-
-_HEAD_BYTES = 1 << 18
-_CORE_PREFIX = "tag:stsci.edu:asdf/"
-_TAG_DIRECTIVE = b"%TAG ! " + _CORE_PREFIX.encode() + b"\n"
-_TAG = re.compile(rb"!(?:<([^>\s]+)>|([\w/.-]+))?")
-_EXTENSION_ITEM = re.compile(rb"^\s*-?\s*extension_(?:uri|class):\s*(\S+)", re.MULTILINE)
-_CORE_EXTENSIONS = b"asdf://asdf-format.org/core/extensions/"
-
-
-def _known_to(document: bytes | memoryview, plugins: AsdfPlugins | None) -> bool:
-    """Whether an ASDF document's YAML uses only tags that ``plugins`` convert and names only
-    their extensions (or asdf's core ones) in its history.
-
-    Conservative: another tag handle, a ``!`` inside a string, or an unknown tag or
-    extension answer False.
-    """
-    document = bytes(document[:_HEAD_BYTES])
-    start, end = document.find(b"\n--- "), document.find(b"\n...")
-    if plugins is None or start < 0 or end < start:
-        return False
-    head, body = document[:start + 1], document[start + 4:end]
-    if head.count(b"%TAG") != 1 or _TAG_DIRECTIVE not in head:
-        return False
-    for match in _TAG.finditer(body):
-        verbatim, short = match.groups()
-        if verbatim is None and short is None:
-            return False
-        tag = verbatim.decode() if verbatim is not None else _CORE_PREFIX + short.decode()
-        if tag not in plugins.tags:
-            return False
-    return all(item in plugins.extension_items or item.startswith(_CORE_EXTENSIONS)
-               for item in _EXTENSION_ITEM.findall(body))
-
-
-def _is_core_tree(node: Any) -> bool:
-    """Whether a tree holds only what asdf's core writes (plain containers, scalars, arrays)."""
-    if isinstance(node, TaggedDict):
-        plugins = _core_plugins()
-        return plugins is not None and get_tag(node) in plugins.tags and \
-            _is_core_tree(dict(node))
-    if type(node) is dict:
-        return all(isinstance(key, str) and _is_core_tree(value) for key, value in node.items())
-    if type(node) in (list, tuple):
-        return all(_is_core_tree(value) for value in node)
-    return node is None or type(node) in (str, int, float, bool, np.ndarray) or \
-        isinstance(node, np.generic)
-
-
-@contextmanager
-def asdf_config(plugins: AsdfPlugins | None = None) -> Iterator[asdf.config.AsdfConfig]:
-    """An ``asdf.config_context`` without read validation (each reader checks the parts it
-    uses), holding only ``plugins`` (see ``_core_plugins``, ``_own_plugins``), or every
-    installed plugin when None."""
-    if plugins is None:
-        load_asdf_extensions()
-    with asdf.config_context() as config:
-        config.validate_on_read = False
-        if plugins is not None:
-            config._resource_mappings = list(plugins.mappings)
-            config._extensions = list(plugins.extensions)
-            config._resource_manager = None
-        yield config
-
-
-def _document_plugins(source: Any) -> AsdfPlugins | None:
-    """The smallest plugin set an ASDF source (bytes, BytesIO or a path; its first
-    ``_HEAD_BYTES`` must hold the whole YAML) needs: asdf's core, calwebb's own, or None
-    (every installed plugin)."""
-    if isinstance(source, io.BytesIO):
-        with source.getbuffer() as buffer:
-            document = bytes(buffer[:_HEAD_BYTES])
-    elif isinstance(source, str | os.PathLike):
-        try:
-            with open(source, "rb") as stream:
-                document = stream.read(_HEAD_BYTES)
-        except OSError:
-            return None
-    elif isinstance(source, bytes | bytearray):
-        document = bytes(source)
-    else:
-        return None
-    for plugins_of in (_core_plugins, _own_plugins):  # (calwebb's own loaded only if needed)
-        plugins = plugins_of()
-        if _known_to(document, plugins):
-            return plugins
-    return None
-
-
-@contextmanager
-def open_asdf(source: Any, **options: Any) -> Iterator[asdf.AsdfFile]:
-    """``asdf.open(source, **options)`` without schema validation, with only the core
-    extensions when the document needs no others."""
-    with asdf_config(_document_plugins(source)):
-        with asdf.open(source, **options) as af:
-            yield af
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -391,193 +174,6 @@ def _table_array(hdu: fits.BinTableHDU, path: Path,
         table[name] = column
     return table
 
-
-class TableLoader:
-    """A table of stored values alone (``dtype``, ``length`` rows at byte ``offset`` of
-    ``path``), read as it is on first access; ``read`` gives a band of its rows."""
-
-    def __init__(self, path: Path, offset: int, dtype: np.dtype, length: int):
-        self.path, self.offset, self.dtype, self.length = path, offset, dtype, length
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.length,)
-
-    def __call__(self) -> np.ndarray:
-        return self.read()
-
-    def read(self, rows: tuple[int, int] | None = None) -> np.ndarray:
-        """Rows ``rows`` (start, stop, clipped to the table) of the table, or all of it."""
-        start, stop = (min(max(row, 0), self.length) for row in (rows or (0, self.length)))
-        return np.fromfile(self.path, dtype=self.dtype, count=max(stop - start, 0),
-                           offset=self.offset + start * self.dtype.itemsize)
-
-
-_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-_CHUNK_BYTES = 1 << 23  # rows are read this much at a time
-
-
-def scaled(raw: np.ndarray, bscale: float, bzero: float, target: np.dtype,
-           out: np.ndarray | None = None) -> np.ndarray:
-    """Stored FITS values as ``target`` with BSCALE/BZERO applied: one copy into the target
-    type, then the scaling in it (integer offsets such as unsigned ints stored signed with
-    BZERO wrap correctly); a true scaling into integers is computed in float and rounded."""
-    target = np.dtype(target)
-    out = np.empty(raw.shape, dtype=target) if out is None else out
-    if target.kind in "ui" and (bscale != 1 or bzero != int(bzero)):
-        out[...] = np.rint(raw * np.float64(bscale) + np.float64(bzero))
-        return out
-    np.copyto(out, raw, casting="unsafe")
-    _scale_in_place(out, bscale, bzero)
-    return out
-
-
-def _scale_in_place(out: np.ndarray, bscale: float, bzero: float) -> None:
-    if bscale != 1:
-        out *= out.dtype.type(bscale)
-    if bzero:
-        out += out.dtype.type(bzero)
-
-
-@dataclass(frozen=True)
-class ImageLayout:
-    """Where an uncompressed image HDU's data sit in its file, and how they are scaled."""
-
-    path: Path
-    offset: int
-    shape: tuple[int, ...]
-    disk: np.dtype
-    bscale: float
-    bzero: float
-
-    @classmethod
-    def of(cls, path: Path, hdul: fits.HDUList, index: int) -> ImageLayout | None:
-        """The layout of image HDU ``index`` (None for a compressed image)."""
-        hdu = hdul[index]
-        if isinstance(hdu, fits.CompImageHDU):
-            return None
-        header = hdu.header
-        naxis = header.get("NAXIS", 0)
-        shape = tuple(header[f"NAXIS{axis}"] for axis in range(naxis, 0, -1)) if naxis else (0,)
-        return cls(Path(path), hdul.fileinfo(index)["datLoc"], shape,
-                   np.dtype(_BITPIX[header["BITPIX"]]), header.get("BSCALE", 1),
-                   header.get("BZERO", 0))
-
-    def read(self, dtype: Any, rows: tuple[int, int] | None = None,
-             columns: tuple[int, int] | None = None, planes: int | None = None) -> np.ndarray:
-        """The image as ``dtype``: ``rows`` and ``columns`` ranges of the last two axes, the
-        first ``planes`` of the third-from-last; read a band of rows at a time straight into
-        the result (no memory map, no second full-size array)."""
-        target = np.dtype(dtype)
-        grid = self.shape if len(self.shape) >= 2 else (1, math.prod(self.shape))
-        ny, nx = grid[-2:]
-        r0, r1 = rows if rows is not None else (0, ny)
-        c0, c1 = columns if columns is not None else (0, nx)
-        lead = list(grid[:-2])
-        if planes is not None and lead:
-            lead[-1] = min(planes, lead[-1])
-        out = np.empty((*lead, r1 - r0, c1 - c0), target)
-        if out.size:
-            numbers = np.arange(math.prod(grid[:-2]), dtype=np.int64).reshape(grid[:-2])
-            numbers = numbers[tuple(slice(0, n) for n in lead)].ravel()
-            self._read_planes(out.reshape(-1, r1 - r0, c1 - c0), numbers, (r0, r1), (c0, c1))
-        return out if len(self.shape) >= 2 else out.reshape(self.shape)
-
-    def mapped(self, rows: tuple[int, int] | None = None,
-               columns: tuple[int, int] | None = None,
-               planes: int | None = None) -> np.ndarray | None:
-        """The stored values of the same parts as ``read``, memory-mapped read-only in their
-        stored byte order (nothing is read until used); None when they are scaled (BSCALE or
-        BZERO), as the stored values are then not the array's, when the image is not at least
-        2-D, or when the file system cannot map the file (it is then read instead)."""
-        if self.bscale != 1 or self.bzero != 0 or len(self.shape) < 2 or not math.prod(
-                self.shape):
-            return None
-        try:
-            stored = np.memmap(self.path, dtype=self.disk, mode="r", offset=self.offset,
-                               shape=self.shape)
-        except (OSError, ValueError) as exc:
-            log.debug("%s: not memory-mapped (%s); read instead", self.path, exc)
-            return None
-        return array_cut(stored, rows, columns, planes)
-
-    def _read_planes(self, planes: np.ndarray, numbers: np.ndarray, rows: tuple[int, int],
-                     columns: tuple[int, int]) -> None:
-        ny, nx = (self.shape[-2:] if len(self.shape) >= 2 else (1, math.prod(self.shape)))
-        target, row_bytes = planes.dtype, nx * self.disk.itemsize
-        true_scaling = target.kind in "ui" and (self.bscale != 1 or self.bzero != int(self.bzero))
-        in_place = columns == (0, nx) and target.itemsize == self.disk.itemsize and not \
-            true_scaling and (target.kind == self.disk.kind or
-                              {target.kind, self.disk.kind} <= {"u", "i"})
-        band = max(1, _CHUNK_BYTES // row_bytes)
-        buffer = None if in_place else np.empty((min(band, rows[1] - rows[0]), nx), self.disk)
-        with open(self.path, "rb", buffering=0) as handle:
-            for plane, number in zip(planes, numbers, strict=True):
-                for start in range(rows[0], rows[1], band):
-                    stop = min(start + band, rows[1])
-                    handle.seek(self.offset + (int(number) * ny + start) * row_bytes)
-                    part = plane[start - rows[0]:stop - rows[0]]
-                    if in_place:  # the stored bytes into the result, then swapped and scaled
-                        self._fill(handle, part)
-                        if not self.disk.isnative:
-                            part.byteswap(inplace=True)
-                        _scale_in_place(part, self.bscale, self.bzero)
-                    else:
-                        raw = buffer[:stop - start]
-                        self._fill(handle, raw)
-                        scaled(raw[:, columns[0]:columns[1]], self.bscale, self.bzero, target,
-                               out=part)
-
-    def _fill(self, handle: Any, array: np.ndarray) -> None:
-        view = memoryview(array.reshape(-1).view(np.uint8))
-        while view.nbytes:
-            count = handle.readinto(view)
-            if not count:
-                raise DataModelError(f"{self.path}: image data at byte {self.offset} are "
-                                     "truncated")
-            view = view[count:]
-
-
-class ImageLoader:
-    """Loads image HDU ``index`` of ``hdul`` (open now, read later from ``path``) as a native
-    array of ``dtype`` on first access; its ``shape`` is known before, and ``read`` gives
-    parts (see ``ImageLayout.read``)."""
-
-    def __init__(self, path: Path, hdul: fits.HDUList, index: int, dtype: Any):
-        self.path, self.index, self.dtype = path, index, dtype
-        self.layout = ImageLayout.of(path, hdul, index)
-        if self.layout is None:  # compressed: what the header says, kept for later
-            header = hdul[index].header
-            self._shape = tuple(header[f"NAXIS{axis}"] for axis in range(header["NAXIS"], 0, -1))
-            self._itemsize = abs(header.get("ZBITPIX", header["BITPIX"])) // 8
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.layout.shape if self.layout is not None else self._shape
-
-    @property
-    def disk_itemsize(self) -> int:
-        """Bytes per stored value."""
-        return self.layout.disk.itemsize if self.layout is not None else self._itemsize
-
-    def __call__(self) -> np.ndarray:
-        return self.read()
-
-    def mapped(self, **parts: Any) -> np.ndarray | None:
-        """``ImageLayout.mapped`` of the image (None when it is compressed)."""
-        return None if self.layout is None else self.layout.mapped(**parts)
-
-    def read(self, dtype: Any = None, **parts: Any) -> np.ndarray:
-        """The array as ``dtype`` (the loader's own by default), or the part that
-        ``ImageLayout.read`` keywords select."""
-        dtype = np.dtype(self.dtype if dtype is None else dtype)
-        parts = {key: value for key, value in parts.items() if value is not None}
-        if self.layout is not None:
-            return self.layout.read(dtype, **parts)
-        with fits.open(self.path, do_not_scale_image_data=True) as hdul:  # compressed
-            hdu = hdul[self.index]
-            raw = array_cut(hdu.data, **parts)  # cut before converting
-            return scaled(raw, hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0), dtype)
 
 
 def _embedded_tree(hdul: fits.HDUList, path: Path) -> dict:
@@ -888,27 +484,9 @@ def _fits_reference(hdu: Any) -> TaggedDict:
 @cache
 def _ndarray_tag() -> str:
     """The ndarray tag of the ASDF standard this asdf library writes by default."""
-    with asdf_config(_core_plugins()):
+    with asdf_config(core_plugins()):
         converter = asdf.AsdfFile().extension_manager.get_converter_for_type(NDArrayType)
     return converter.tags[-1]
-
-
-def write_asdf(tree: dict, target) -> None:
-    """Write ``tree`` as ASDF to ``target`` (a path or a BytesIO): with asdf's core
-    extensions when it needs no others, else with calwebb's own plugins, and with every
-    installed plugin only when those cannot write it."""
-    first = _core_plugins() if _is_core_tree(tree) else _own_plugins()
-    if first is not None:
-        try:
-            with asdf_config(first):
-                asdf.AsdfFile(tree).write_to(target)
-            return
-        except Exception:  # noqa: BLE001 - a type only another plugin converts: written again
-            if isinstance(target, io.BytesIO):
-                target.seek(0)
-                target.truncate()
-    with asdf_config(None):
-        asdf.AsdfFile(tree).write_to(target)
 
 
 def _asdf_hdu(tree: dict) -> fits.BinTableHDU:

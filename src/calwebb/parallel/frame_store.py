@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from calwebb.datamodels import DataModel
-from calwebb.datamodels.io import ImageLoader
+from calwebb.datamodels.fits_arrays import ImageLoader
 
 #: the ramp arrays a tile carries (all have the frame's rows on their last-but-one axis)
 TILE_ARRAYS = {"data": np.float32, "groupdq": np.uint8, "pixeldq": np.uint32,

@@ -21,7 +21,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from calwebb.datamodels import keywords
-from calwebb.datamodels.io import open_asdf
+from calwebb.datamodels.asdf_library import open_asdf
 from calwebb.datamodels.tree import flatten, set_path
 from calwebb.errors import ReferenceFileError
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from calwebb.datamodels.io import open_asdf, write_asdf
+from calwebb.datamodels.asdf_library import open_asdf, write_asdf
 from calwebb.errors import ParameterError
 
 #: framework plumbing that is never put in CRDS parameter references (framework.md §4.1)
