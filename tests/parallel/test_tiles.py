@@ -15,7 +15,8 @@ from calwebb import datamodels, dqflags, references
 from calwebb.errors import ParameterError
 from calwebb.parallel import bands, tiles
 from calwebb.pipeline.detector1 import Detector1Pipeline
-from calwebb.refpix.step import RefPixStep, correctable_ramps
+from calwebb.refpix.reference_pixels import correctable_ramps
+from calwebb.refpix.step import RefPixStep
 
 PRODUCTS = ("rate", "rateints", "ramp")
 #: NIRCam SUB320, RAPID, 2 x 6 groups: cosmic rays, saturated stars crossing tile edges

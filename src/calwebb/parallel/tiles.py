@@ -394,7 +394,7 @@ class TiledRun:
         ``stored`` only gathers what the next one needs; that one ``replays`` its steps on
         each tile first, as told the first time (counts and flags of the replay dropped).
         """
-        from calwebb.refpix.step import correctable_ramps
+        from calwebb.refpix.reference_pixels import correctable_ramps
 
         parts = [part for part in (stage.replays, stage) if part is not None]
         names = ", ".join(step.name for part in parts for step in part.steps)
@@ -502,7 +502,7 @@ class TiledRun:
 
     def _measure_refpix(self, step) -> list:
         """The refpix corrections, from the reference pixels of the frame as it stands."""
-        from calwebb.refpix.step import correctable_ramps
+        from calwebb.refpix.reference_pixels import correctable_ramps
 
         pixels = step.reference_pixels(self.frame_stub(), self.frame_shape)
         for tile in self.tiles:
