@@ -34,6 +34,12 @@ class StripedSetup:
     rows: tuple[tuple[int, ...], ...]
     #: times each stripe reads its rows within a group (in equal parts of the frame)
     repeats: int = 1
+    instrument: str = "NIRCAM"
+    #: NIRISS: the slow axis runs along the science frame's columns (FASTAXIS ±2); the
+    #: exposure is made as for NIRCam (slow axis along rows) and its arrays transposed
+    transposed: bool = False
+    #: the collated ramp spans the whole detector along the slow axis (SOSS superstripes)
+    whole_slow_axis: bool = False
 
     @property
     def nstripes(self) -> int:
@@ -67,6 +73,15 @@ SETUPS = {
              multistripe_skips2=0, repeat_stripe=1, interleave_reads1=0, superstripe_step=4,
              num_superstripe=3),
         2048, tuple(_rows(*[(0, 4), (64 + 4 * s, 68 + 4 * s)] * 3) for s in range(3)), 3),
+    # NIRISS SOSS superstripes (FASTAXIS -2, SLOWAXIS -1: the readout starts at the science
+    # frame's last column): as "superstripe", collated over the whole detector width
+    "soss": StripedSetup(
+        "NIS", -2, -1, "SUB60STRIPE_SOSS",
+        dict(multistripe_reads1=4, multistripe_skips1=60, multistripe_reads2=0,
+             multistripe_skips2=0, repeat_stripe=0, interleave_reads1=0, superstripe_step=16,
+             num_superstripe=3),
+        2048, tuple(_rows((0, 4), (64 + 16 * s, 80 + 16 * s)) for s in range(3)),
+        instrument="NIRISS", transposed=True, whole_slow_axis=True),
 }
 
 
@@ -126,12 +141,11 @@ def write_striped_exposure(directory, mode: str = "superstripe", seed: int = 0,
     raw = np.clip(np.round(np.array(frames)), 0, 65535).astype(np.uint16)
     ny = raw.shape[-2]
 
-    uncal = datamodels.Level1bModel(data=raw)
+    uncal = datamodels.Level1bModel(data=_oriented(setup, raw))
     _describe(uncal, setup, ngroups, nints)
-    sub = uncal.meta.subarray
-    sub.name, sub.xstart, sub.xsize, sub.ystart, sub.ysize = (setup.subarray, XSTART, XSIZE,
-                                                              setup.ystart, ny)
-    sub.update(setup.keywords)
+    _window(uncal, setup, XSTART, setup.ystart, XSIZE, ny)
+    uncal.meta.subarray.name = setup.subarray
+    uncal.meta.subarray.update(setup.keywords)
     start = 60000.0 + np.arange(len(frames)) * 1e-3
     table = np.zeros(len(frames), datamodels.INT_TIMES_DTYPE)
     table["integration_number"] = np.arange(1, len(frames) + 1)
@@ -164,13 +178,14 @@ def write_striped_exposure(directory, mode: str = "superstripe", seed: int = 0,
     for model in references.values():
         _reference_window(model, setup, XSTART, 1, XSIZE, DETECTOR)
     references["dark"] = _dark(setup, ngroups, ny)
-    references["readnoise"].meta.exposure.readpatt = "RAPID"
-    references["superbias"].meta.exposure.readpatt = "RAPID"
+    references["readnoise"].meta.exposure.readpatt = _readpatt(setup)
+    references["superbias"].meta.exposure.readpatt = _readpatt(setup)
     paths = []
     for serial, (reftype, model) in enumerate(sorted(references.items()), start=1):
         model.meta.reftype = reftype.upper()
         model.meta.description = f"calwebb striped test {reftype}"
-        path = directory / "refs" / f"jwst_nircam_{reftype}_{9100 + serial}.fits"
+        filename = f"jwst_{setup.instrument.lower()}_{reftype}_{9100 + serial}.fits"
+        path = directory / "refs" / filename
         path.parent.mkdir(exist_ok=True)
         model.save(path)
         paths.append(path)
@@ -178,13 +193,39 @@ def write_striped_exposure(directory, mode: str = "superstripe", seed: int = 0,
     return uncal_path, cache, rate
 
 
+def _readpatt(setup: StripedSetup) -> str:
+    return "NISRAPID" if setup.instrument == "NIRISS" else "RAPID"
+
+
+def _exposure_type(setup: StripedSetup) -> str:
+    return "NIS_SOSS" if setup.instrument == "NIRISS" else "NRC_IMAGE"
+
+
+def _oriented(setup: StripedSetup, array: np.ndarray) -> np.ndarray:
+    """An array made with the slow axis along rows, in the setup's science frame."""
+    return np.ascontiguousarray(np.swapaxes(array, -1, -2)) if setup.transposed else array
+
+
+def _window(model, setup: StripedSetup, xstart, ystart, xsize, ysize) -> None:
+    """``meta.subarray`` of a model made with the slow axis along rows (y), in the setup's
+    science frame."""
+    if setup.transposed:
+        xstart, ystart, xsize, ysize = ystart, xstart, ysize, xsize
+    sub = model.meta.subarray
+    sub.xstart, sub.ystart, sub.xsize, sub.ysize = xstart, ystart, xsize, ysize
+    sub.fastaxis, sub.slowaxis = setup.fastaxis, setup.slowaxis
+
+
 def _describe(model, setup: StripedSetup, ngroups: int, nints: int) -> None:
     meta = model.meta
     meta.telescope = "JWST"
-    meta.instrument.name, meta.instrument.detector = "NIRCAM", setup.detector
-    meta.instrument.filter, meta.instrument.pupil = "F200W", "CLEAR"
-    meta.instrument.channel, meta.instrument.module = "SHORT", setup.detector[3]
-    meta.exposure.type, meta.exposure.readpatt = "NRC_IMAGE", "RAPID"
+    meta.instrument.name, meta.instrument.detector = setup.instrument, setup.detector
+    if setup.instrument == "NIRISS":
+        meta.instrument.filter, meta.instrument.pupil = "CLEAR", "GR700XD"
+    else:
+        meta.instrument.filter, meta.instrument.pupil = "F200W", "CLEAR"
+        meta.instrument.channel, meta.instrument.module = "SHORT", setup.detector[3]
+    meta.exposure.type, meta.exposure.readpatt = _exposure_type(setup), _readpatt(setup)
     meta.exposure.nints, meta.exposure.ngroups = nints * setup.nstripes, ngroups
     meta.exposure.nframes, meta.exposure.groupgap = 1, 0
     meta.exposure.frame_time = meta.exposure.group_time = TGROUP
@@ -196,27 +237,30 @@ def _describe(model, setup: StripedSetup, ngroups: int, nints: int) -> None:
         60000.0, 60000.001, 60000.002)
     meta.exposure.drop_frames1, meta.exposure.frame_divisor = 0, 1
     meta.observation.date, meta.observation.time = "2024-03-01", "12:00:00.000"
-    meta.subarray.fastaxis, meta.subarray.slowaxis = setup.fastaxis, setup.slowaxis
     meta.visit.tsovisit = False
 
 
 def _reference_window(model, setup: StripedSetup, xstart, ystart, xsize, ysize):
-    model.meta.instrument.name, model.meta.instrument.detector = "NIRCAM", setup.detector
+    """A reference made with the slow axis along rows, labelled and oriented for the setup."""
+    model.meta.instrument.name, model.meta.instrument.detector = setup.instrument, setup.detector
     model.meta.telescope = "JWST"
     model.meta.useafter = "2000-01-01T00:00:00"
     model.meta.pedigree = "DUMMY"
     model.meta.author = "calwebb tests"
-    sub = model.meta.subarray
-    sub.name, sub.xstart, sub.ystart, sub.xsize, sub.ysize = (setup.subarray, xstart, ystart,
-                                                              xsize, ysize)
-    sub.fastaxis, sub.slowaxis = setup.fastaxis, setup.slowaxis
+    model.meta.subarray.name = setup.subarray
+    _window(model, setup, xstart, ystart, xsize, ysize)
+    for name, spec in type(model).arrays.items():
+        if model.has_array(name) and not spec.is_table and getattr(model, name).ndim >= 2:
+            setattr(model, name, _oriented(setup, getattr(model, name)))
     return model
 
 
 def _dark(setup: StripedSetup, ngroups: int, striped_rows: int):
     """A zero dark matching the ramp dark_current sees: the striped frame, or for
-    superstripes the collated one."""
-    if setup.nstripes > 1:
+    superstripes the collated one (the whole detector for SOSS)."""
+    if setup.whole_slow_axis:
+        ystart, ysize = 1, DETECTOR
+    elif setup.nstripes > 1:
         rows = collated_rows(setup)
         ystart, ysize = int(rows[0]) + 1, len(rows)
     else:
@@ -227,7 +271,6 @@ def _dark(setup: StripedSetup, ngroups: int, striped_rows: int):
                                 dq=np.zeros(shape[1:], np.uint32))
     dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
     dark.meta.exposure.ngroups = ngroups + 2
-    dark.meta.exposure.type, dark.meta.exposure.readpatt = "NRC_IMAGE", "RAPID"
+    dark.meta.exposure.type, dark.meta.exposure.readpatt = _exposure_type(setup), _readpatt(setup)
     dark.meta.exposure.noutputs = 1
     return _reference_window(dark, setup, XSTART, ystart, XSIZE, ysize)
-

@@ -12,7 +12,7 @@ from calwebb.pipeline.detector1 import Detector1Pipeline
 from stripe_exposure import SETUPS, collated_rows, science_rows
 
 
-@pytest.mark.parametrize("mode", ["multistripe", "superstripe"])
+@pytest.mark.parametrize("mode", ["multistripe", "superstripe", "soss"])
 def test_striped_detector1_recovers_the_true_rate(striped_exposure, tmp_path, caplog, mode):
     uncal, truth = striped_exposure(mode)
     out = tmp_path / "out"
@@ -22,19 +22,25 @@ def test_striped_detector1_recovers_the_true_rate(striped_exposure, tmp_path, ca
     assert "Striped readout: the ramp is processed whole" in caplog.text
     setup = SETUPS[mode]
     rows = science_rows(setup, 0) if mode == "multistripe" else collated_rows(setup)
-    assert rate.data.shape == (len(rows), truth.shape[1])
+    # the products with the slow axis along rows (NIRISS: transposed), on the rows read
+    data, err, dq = (np.swapaxes(array, -1, -2) if setup.transposed else array
+                     for array in (rate.data, rate.err, rate.dq))
+    if setup.whole_slow_axis:  # SOSS: the collated ramp spans the detector
+        assert data.shape == truth.shape
+        data, err, dq = data[rows], err[rows], dq[rows]
+    assert data.shape == (len(rows), truth.shape[1])
     status = rate.meta.cal_step
     for step in ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_sub",
                  "jump", "ramp_fit"):
         assert getattr(status, step) == "COMPLETE", step
-    clean = (rate.dq & (dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET)) == 0
+    clean = (dq & (dqflags.DO_NOT_USE | dqflags.SATURATED | dqflags.JUMP_DET)) == 0
     clean &= truth[rows] > 0  # not the reference rows
-    pull = (rate.data - truth[rows])[clean] / rate.err[clean]
+    pull = (data - truth[rows])[clean] / err[clean]
     assert abs(np.std(pull) - 1) < 0.15 and abs(np.median(pull)) < 0.1
     assert (rate.dq & dqflags.DEAD).sum() == dqflags.DEAD  # the one dead pixel, where read
     rateints = datamodels.open(out / uncal.name.replace("uncal", "rateints"))
     assert rateints.data.shape[0] == 2
-    if mode == "superstripe":
+    if setup.nstripes > 1:
         assert rate.meta.subarray.num_superstripe is None and rate.meta.exposure.nints == 2
         np.testing.assert_array_equal(rateints.int_times_stripe["stripe_number"],
                                       [1, 2, 3, 1, 2, 3])
@@ -46,7 +52,7 @@ def test_striped_detector1_recovers_the_true_rate(striped_exposure, tmp_path, ca
 
 @pytest.mark.slow
 @pytest.mark.compare
-@pytest.mark.parametrize("mode", ["multistripe", "superstripe", "repeated"])
+@pytest.mark.parametrize("mode", ["multistripe", "superstripe", "repeated", "soss"])
 def test_striped_detector1_agrees_with_the_official_pipeline(striped_exposure, mode):
     pipeline = pytest.importorskip("jwst.pipeline")
     uncal, _ = striped_exposure(mode)
