@@ -280,18 +280,6 @@ def assert_masks_agree(tmp_path):
 
 
 @pytest.mark.compare
-def test_parameters_match_the_official_spec():
-    step_module = pytest.importorskip("jwst.clean_flicker_noise")
-    theirs = step_module.CleanFlickerNoiseStep().get_pars()
-    ours = CleanFlickerNoiseStep().get_pars()
-    own = ("autoparam", "fit_method", "fit_by_channel", "background_method",
-           "background_box_size", "mask_science_regions", "apply_flat_field", "n_sigma",
-           "fit_histogram", "single_mask", "user_mask", "save_mask", "save_background",
-           "save_noise", "skip")
-    assert {name: ours[name] for name in own} == {name: theirs[name] for name in own}
-
-
-@pytest.mark.compare
 def test_nircam_ramp_agrees_with_the_official_step(crds_cache, tmp_path):
     compare(crds_cache["files"]["NIRCAM"], tmp_path, save_mask=True)
     assert_masks_agree(tmp_path)

@@ -253,14 +253,3 @@ def test_matches_the_official_step(official_setup, reference, ramp_options, opti
     their_correction = model.data.astype(np.float64) - theirs.data
     assert np.abs(our_correction - their_correction).max() < 1e-4 * np.abs(
         their_correction).max() + 2e-3  # float32 rounding of ~1e4 DN values
-
-
-@pytest.mark.compare
-def test_parameters_match_the_official_spec():
-    official = pytest.importorskip("jwst.emicorr").EmiCorrStep
-    theirs = official().get_pars()
-    ours = EmiCorrStep().get_pars()
-    for name in ("algorithm", "nints_to_phase", "nbins", "scale_reference", "onthefly_corr_freq",
-                 "use_n_cycles", "fit_ints_separately", "user_supplied_reffile",
-                 "save_intermediate_results", "skip"):
-        assert ours[name] == theirs[name], name

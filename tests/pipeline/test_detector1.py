@@ -75,3 +75,29 @@ def test_miri_detector1_agrees_with_the_official_pipeline(tmp_path):
     clean[:, :4] = clean[:, -4:] = False
     pull = (ours.data - truth)[clean] / ours.err[clean]
     assert abs(np.std(pull) - 1) < 0.1
+
+
+@pytest.mark.compare
+def test_every_parameter_and_default_is_the_official_one():
+    """The pipeline's and each step's parameters (get_pars) are the official ones, with the
+    same defaults; calwebb adds only max_memory and the override_<reftype> parameters.
+    input_dir is left out: unset, the official property reports '' where calwebb keeps
+    None."""
+    import warnings
+
+    from calwebb.pipeline.detector1 import Detector1Pipeline
+
+    official = pytest.importorskip("jwst.pipeline").Detector1Pipeline
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the official schema's warnings)
+        theirs = official().get_pars()
+    ours = Detector1Pipeline().get_pars()
+    their_steps, our_steps = theirs.pop("steps"), ours.pop("steps")
+    assert set(our_steps) == set(their_steps)
+    for name, (mine, official_pars) in {"pipeline": (ours, theirs), **{
+            step: (our_steps[step], their_steps[step]) for step in their_steps}}.items():
+        extra = {key for key in set(mine) - set(official_pars)
+                 if not key.startswith("override_") and key != "max_memory"}
+        assert not extra, (name, extra)
+        for key in set(official_pars) - {"input_dir"}:
+            assert key in mine and mine[key] == official_pars[key], (name, key)
