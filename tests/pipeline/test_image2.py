@@ -2,6 +2,7 @@
 against the simulator's truth, and agreement with the official pipeline."""
 
 import json
+import logging
 import warnings
 
 import numpy as np
@@ -171,3 +172,33 @@ def test_cal_matches_the_official_pipeline_and_official_reads_our_products(
         opened = official_models.open(path)
         ra, dec = opened.meta.wcs(10.0, 20.0)
         np.testing.assert_allclose((ra, dec), model.meta.wcs(10.0, 20.0), atol=1e-10)
+
+
+def test_background_subtracted_image_is_saved_and_named_as_officially(imaging_crds, tmp_path,
+                                                                         caplog):
+    """The background step's result is saved with suffix bsub (save_bsub, deprecated but
+    still in parameter files, warns and does the same), named as the official pipeline names
+    it: after the association file alone, after the product when the pipeline saves too. A
+    skipped resample writes no i2d."""
+    science, background = tmp_path / "jw_sci_rate.fits", tmp_path / "jw_bkg_rate.fits"
+    datamodels.open(imaging_crds.truth_rates[0]).save(science)
+    datamodels.open(imaging_crds.truth_rates[1]).save(background)
+    asn = {"asn_id": "o001", "asn_pool": "pool", "asn_type": "image2", "asn_rule": "x",
+           "products": [{"name": "jw_sci", "members": [
+               {"expname": science.name, "exptype": "science"},
+               {"expname": background.name, "exptype": "background"}]}]}
+    path = tmp_path / "image2_asn.json"
+    path.write_text(json.dumps(asn))
+    runs = {"bsub": ({"save_bsub": True}, {}),
+            "step": ({}, {"save_results": True}),
+            "both": ({"save_results": True}, {"save_results": True})}
+    saved = {}
+    for name, (pipeline, step) in runs.items():
+        out = tmp_path / name
+        with caplog.at_level(logging.WARNING):
+            Image2Pipeline.call(str(path), output_dir=str(out), **pipeline,
+                                steps={"resample": {"skip": True}, "bkg_subtract": step})
+        saved[name] = sorted(item.name for item in out.iterdir())
+    assert "save_bsub is deprecated" in caplog.text
+    assert saved == {"bsub": ["image2_asn_bsub.fits"], "step": ["image2_asn_bsub.fits"],
+                     "both": ["jw_sci_bsub.fits", "jw_sci_cal.fits"]}

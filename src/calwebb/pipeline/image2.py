@@ -24,10 +24,16 @@ class Image2Pipeline(Pipeline):
     """Background, WCS, flat field and photometric calibration of each imaging exposure."""
 
     class_alias = "calwebb_image2"
+    spec = """
+        save_bsub = boolean(default=False)  # deprecated: steps.bkg_subtract.save_results
+    """
     step_defs = {"bkg_subtract": BackgroundStep, "assign_wcs": AssignWcsStep,
                  "flat_field": FlatFieldStep, "photom": PhotomStep, "resample": ResampleStep}
 
     def process(self, value):
+        if self.save_bsub:  # the official pipeline's older switch, kept for parameter files
+            self.log.warning("save_bsub is deprecated: use steps.bkg_subtract.save_results")
+            self.bkg_subtract.save_results = True
         products = self._products(value)
         if len(products) > 1 and self.output_file:
             self.log.warning("output_file is ignored: the association has %d products",
@@ -71,15 +77,26 @@ class Image2Pipeline(Pipeline):
         return model
 
     def _calibrate(self, model, backgrounds, product_name, idx=None):
-        if backgrounds:
+        named_after_product = self.save_results and self.output_file is None and product_name
+        if named_after_product:  # the steps' saved results too (as the official pipeline)
+            self.output_file = product_name
+        try:
+            return self._calibrate_product(model, backgrounds, idx)
+        finally:
+            if named_after_product:
+                self.output_file = None
+
+    def _calibrate_product(self, model, backgrounds, idx):
+        if backgrounds:  # saved (save_results) as the official pipeline names it
+            self.bkg_subtract.suffix = "bsubints" if model.data.ndim == 3 else "bsub"
             model = self.bkg_subtract.run(model, [str(path) for path in backgrounds])
         model = self.assign_wcs.run(model)
         model = self.flat_field.run(model)
         model = self.photom.run(model)
         self.suffix = "calints" if model.data.ndim == 3 else "cal"
         exp_type = (model.meta.exposure.type or "").upper()
-        if model.data.ndim == 2 and exp_type in RESAMPLED_TYPES and \
-                model.meta.cal_step.assign_wcs == "COMPLETE":
+        if model.data.ndim == 2 and exp_type in RESAMPLED_TYPES and not self.resample.skip \
+                and model.meta.cal_step.assign_wcs == "COMPLETE":
             self.save_result_early(model, idx)
             resampled = self.resample.run(model)
             resampled.meta.filename = model.meta.filename
