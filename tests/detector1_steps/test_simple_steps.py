@@ -137,6 +137,34 @@ def test_dark_current_step():
     np.testing.assert_allclose(result.average_dark_current, 0.5)
 
 
+def test_dark_output_is_the_subtracted_dark_named_as_a_saved_result(tmp_path):
+    """dark_output: the dark averaged to the science readout (nframes 2, groupgap 1: frame
+    means 0.5, 3.5, ...), with the reference's DQ, saved in output_dir with output_ext; a dark
+    already in the science pattern is saved whole, NaN as 0 (as the official step)."""
+    frames = np.arange(12, dtype=np.float32)[:, None, None] * np.ones((1, 6, 5), np.float32)
+    frames[3, 1, 1] = np.nan
+    dq = np.zeros((6, 5), np.uint32)
+    dq[2, 2] = dqflags.HOT
+    dark = datamodels.DarkModel(data=frames, dq=dq)
+    dark.meta.exposure.nframes, dark.meta.exposure.groupgap = 1, 0
+    model = ramp(nints=2)
+    model.meta.exposure.nframes, model.meta.exposure.groupgap = 2, 1
+    DarkCurrentStep.call(model, override_dark=dark, dark_output="averaged",
+                         output_dir=str(tmp_path))
+    saved = datamodels.open(tmp_path / "averaged.fits")
+    assert type(saved) is datamodels.DarkModel and saved.data.shape == (4, 6, 5)
+    np.testing.assert_allclose(saved.data[:, 2, 2], [0.5, 3.5, 6.5, 9.5])
+    np.testing.assert_array_equal(saved.dq, dq)
+    assert (saved.meta.exposure.nframes, saved.meta.exposure.groupgap,
+            saved.meta.exposure.ngroups) == (2, 1, 4)
+    DarkCurrentStep.call(ramp(), override_dark=dark, dark_output="whole.fits",
+                         output_dir=str(tmp_path))
+    whole = datamodels.open(tmp_path / "whole.fits").data
+    assert whole.shape == (12, 6, 5) and whole[3, 1, 1] == 0
+    np.testing.assert_array_equal(np.delete(whole.ravel(), 3 * 30 + 6),
+                                  np.delete(frames.ravel(), 3 * 30 + 6))
+
+
 def test_gain_scale():
     rate = datamodels.ImageModel(data=np.full((3, 3), 2.0, np.float32))
     rate.err[...] = 1

@@ -101,3 +101,35 @@ def test_every_parameter_and_default_is_the_official_one():
         assert not extra, (name, extra)
         for key in set(official_pars) - {"input_dir"}:
             assert key in mine and mine[key] == official_pars[key], (name, key)
+
+
+@pytest.mark.compare
+@pytest.mark.parametrize("instrument", ["NIRCAM", "MIRI"])
+@pytest.mark.parametrize("nframes", [1, 2])
+def test_dark_output_is_the_official_file(tmp_path, instrument, nframes):
+    """dark_output: the same file name, model, arrays and readout keywords as the official
+    step's, for a dark in the science readout pattern (saved whole) and one averaged to it
+    (NFRAMES 2 over 4 groups)."""
+    official = pytest.importorskip("jwst.dark_current").DarkCurrentStep
+    from calwebb.dark_current.step import DarkCurrentStep
+
+    uncal, cache, _ = write_exposure(tmp_path, instrument=instrument)
+    if nframes > 1:
+        model = datamodels.open(uncal)
+        model.data = np.ascontiguousarray(model.data[:, :4])
+        model.meta.exposure.ngroups, model.meta.exposure.nframes = 4, nframes
+        model.save(uncal)
+    dark = next(cache.rglob("*dark*.fits"))
+    saved = {}
+    with offline_crds(cache):
+        for name, step in (("ours", DarkCurrentStep), ("official", official)):
+            step.call(str(uncal), dark_output="subtracted", override_dark=str(dark),
+                      output_dir=str(tmp_path / name))
+            saved[name] = datamodels.open(tmp_path / name / "subtracted.fits")
+    ours, theirs = saved["ours"], saved["official"]
+    assert type(ours).__name__ == type(theirs).__name__ == (
+        "DarkMIRIModel" if instrument == "MIRI" else "DarkModel")
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.dq, theirs.dq)
+    for key in ("nframes", "groupgap", "ngroups"):
+        assert getattr(ours.meta.exposure, key) == getattr(theirs.meta.exposure, key), key

@@ -1,5 +1,7 @@
 """DarkCurrentStep: subtract the dark signal accumulated in every group."""
 
+import copy
+
 import numpy as np
 
 from calwebb import datamodels
@@ -10,7 +12,7 @@ from calwebb.dark_current.subtract import (
     subtract_dark,
     subtract_frames,
 )
-from calwebb.stpipe import Step
+from calwebb.stpipe import Step, naming
 
 #: dark frames read at once (a band of rows of every frame needed)
 BAND_BYTES = 32 * 2**20
@@ -59,19 +61,38 @@ class DarkCurrentStep(Step):
         return model
 
     def save_dark_output(self, model, ngroups: int, dark=None) -> None:
-        """Write the dark subtracted from ``model``'s ``ngroups`` groups (averaged to its
-        readout) to ``dark_output``; ``dark`` is the DARK reference cut to the model (opened
-        if None)."""
+        """Write the dark to ``dark_output`` as the official step does: the DARK reference
+        itself (NaN as 0) when it has the science readout pattern, else averaged to the
+        science's ``ngroups`` groups (a 4-D MIRI dark per integration, those beyond the
+        science's left 0); with the reference's DQ and metadata. ``dark`` is the reference
+        cut to ``model`` (opened if None)."""
         dark = self.open_reference(model, "dark") if dark is None else dark
         exposure = model.meta.exposure
-        nframes, groupgap = exposure.nframes or 1, exposure.groupgap or 0
-        frames = dark.data if dark.data.ndim == 3 else dark.data[0]
-        averaged = datamodels.DarkModel(data=averaged_dark(
-            frames, ngroups, nframes, groupgap,
-            dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0))
-        averaged.meta.exposure.nframes = nframes
-        averaged.meta.exposure.groupgap = groupgap
-        averaged.save(self.dark_output)
+        pattern = (exposure.nframes or 1, exposure.groupgap or 0)
+        dark_pattern = (dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0)
+        saved = type(dark)()
+        saved.tree.update(copy.deepcopy({key: value for key, value in dark.tree.items()
+                                         if key not in type(dark).arrays}))
+        if pattern == dark_pattern:
+            data = dark.data
+            if np.isnan(data).any():
+                data = np.where(np.isnan(data), np.float32(0), data)
+            pattern, ngroups = dark_pattern, dark.data.shape[-3]
+        else:
+            stacks = dark.data if dark.data.ndim == 4 else dark.data[np.newaxis]
+            data = np.zeros((len(stacks), ngroups, *stacks.shape[-2:]), np.float32)
+            for index in range(min(len(stacks), model.data.shape[0])):
+                data[index] = averaged_dark(stacks[index], ngroups, *pattern, *dark_pattern)
+            data = data if dark.data.ndim == 4 else data[0]
+        saved.data = data
+        if dark.has_array("dq"):
+            saved.dq = dark.dq
+        saved.meta.exposure.nframes, saved.meta.exposure.groupgap = pattern
+        saved.meta.exposure.ngroups = ngroups
+        # named as a saved result (in output_dir, with output_ext), as the official step does
+        path = naming.output_path(self, saved, suffix=False, output_file=self.dark_output)
+        saved.save(path)
+        self.log.info("Saved the dark subtracted in %s", path)
 
     def _average_dark_current(self, model, dark) -> np.ndarray:
         """Step parameter > the dark's AVDRKCUR array (non-zero) > its keyword > 0."""
