@@ -65,6 +65,8 @@ def test_fits_layout_and_header_keywords(tmp_path, cls):
         assert primary["FILENAME"] == "model.fits"
         for name in declared_present(model):
             assert type(model).arrays[name].extname in names
+            assert hdul[type(model).arrays[name].extname].header["EXTVER"] == 1  # as official
+        assert "EXTVER" not in hdul["ASDF"].header
         if "data" in cls.arrays:
             assert names[1] == "SCI"
             assert hdul["SCI"].header["PHOTMJSR"] == 0.25

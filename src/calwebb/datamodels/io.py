@@ -424,11 +424,12 @@ def _fits_layout(model: DataModel) -> tuple[fits.HDUList, dict]:
         if not model.has_array(name):
             continue
         array = getattr(model, name)
+        # EXTVER 1 on every array's HDU, as the official files have
         if spec.is_table:  # a copy: astropy swaps a table's bytes in place while writing it
-            hdu = fits.BinTableHDU(data=np.array(array, copy=True), name=spec.extname)
+            hdu = fits.BinTableHDU(data=np.array(array, copy=True), name=spec.extname, ver=1)
         else:  # read-only: astropy writes a byte-swapped copy, never the model's array
             hdu = fits.ImageHDU(data=_read_only(np.ascontiguousarray(array)),
-                                name=spec.extname)
+                                name=spec.extname, ver=1)
         _tree_to_header(hdu.header, model, spec.extname, extra)
         hdul.append(hdu)
         tree[name] = _fits_reference(hdu)
