@@ -133,3 +133,33 @@ def test_dark_output_is_the_official_file(tmp_path, instrument, nframes):
     np.testing.assert_array_equal(ours.dq, theirs.dq)
     for key in ("nframes", "groupgap", "ngroups"):
         assert getattr(ours.meta.exposure, key) == getattr(theirs.meta.exposure, key), key
+
+
+#: header cards that name the software, its version or the time of writing
+VERSION_CARDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "HISTORY", "COMMENT", ""}
+
+
+@pytest.mark.slow
+@pytest.mark.compare
+def test_products_have_the_official_hdus_and_header_cards(exposure):
+    """rate and rateints files: the same HDUs in the same order, and every header card the
+    same (name and value) as the official pipeline's, apart from versions and dates."""
+    from astropy.io import fits
+
+    from calwebb.pipeline.detector1 import Detector1Pipeline
+
+    pipeline = pytest.importorskip("jwst.pipeline")
+    uncal, _, directory = exposure
+    Detector1Pipeline.call(str(uncal), save_results=True, output_dir=str(directory / "ours"))
+    pipeline.Detector1Pipeline.call(str(uncal), save_results=True,
+                                    output_dir=str(directory / "official"))
+    for suffix in ("rate", "rateints"):
+        name = uncal.name.replace("uncal", suffix)
+        with fits.open(directory / "ours" / name) as ours, \
+                fits.open(directory / "official" / name) as theirs:
+            assert [hdu.name for hdu in ours] == [hdu.name for hdu in theirs]
+            for mine, official in zip(ours[:-1], theirs[:-1], strict=True):  # (not ASDF)
+                cards = {key: mine.header[key] for key in mine.header
+                         if key not in VERSION_CARDS}
+                assert cards == {key: official.header[key] for key in official.header
+                                 if key not in VERSION_CARDS}, (suffix, mine.name)
