@@ -134,28 +134,38 @@ def test_nir_correction_rounds_as_float32_plane_arithmetic(with_side):
 
 @pytest.mark.compare
 @pytest.mark.slow
-def test_nir_full_frame_matches_official_step():
+@pytest.mark.parametrize("instrument, detector, exp_type, readpatt, axes", [
+    ("NIRCAM", "NRCA1", "NRC_IMAGE", "RAPID", (-1, 2)),
+    ("NIRCAM", "NRCA2", "NRC_IMAGE", "RAPID", (1, -2)),
+    ("NIRISS", "NIS", "NIS_IMAGE", "NISRAPID", (-2, -1)),  # transposed detectors
+    ("NIRSPEC", "NRS1", "NRS_MSASPEC", "NRSRAPID", (2, 1)),
+    ("NIRSPEC", "NRS2", "NRS_MSASPEC", "NRSRAPID", (-2, -1)),
+], ids=["NRCA1", "NRCA2", "NIS", "NRS1", "NRS2"])
+def test_nir_full_frame_matches_official_step(instrument, detector, exp_type, readpatt, axes):
+    """Full-frame NIR refpix on every detector orientation: the amplifiers and the reference
+    rows and columns are found in the detector frame as the official step finds them."""
     official = pytest.importorskip("jwst.refpix")
     from stdatamodels.jwst import datamodels as official_models
 
     model, _ = nir_ramp(ngroups=1, seed=4)
     rng = np.random.default_rng(5)
     model.data[0, 0] += rng.normal(0, 3, 2048)[:, None].astype(np.float32)  # 1/f-like rows
+    model.data[0, 0] += rng.normal(0, 2, 2048)[None, :].astype(np.float32)  # and columns
     model.data[0, 0] += np.where(np.arange(2048) % 2, 12, 30).astype(np.float32)
     model.pixeldq[0, 5] = dqflags.DO_NOT_USE
-    ours = RefPixStep.call(model)
     theirs_input = official_models.RampModel(data=model.data.copy(), pixeldq=model.pixeldq.copy(),
                                               groupdq=model.groupdq.copy())
-    theirs_input.meta.instrument.name = "NIRCAM"
-    theirs_input.meta.instrument.detector = "NRCA1"
-    theirs_input.meta.exposure.type = "NRC_IMAGE"
-    theirs_input.meta.exposure.readpatt = "RAPID"
-    theirs_input.meta.subarray.name = "FULL"
-    theirs_input.meta.subarray.xstart = theirs_input.meta.subarray.ystart = 1
-    theirs_input.meta.subarray.xsize = theirs_input.meta.subarray.ysize = 2048
-    theirs_input.meta.subarray.fastaxis, theirs_input.meta.subarray.slowaxis = -1, 2
-    theirs_input.meta.exposure.noutputs = 4
+    for meta in (model.meta, theirs_input.meta):
+        meta.instrument.name, meta.instrument.detector = instrument, detector
+        meta.exposure.type, meta.exposure.readpatt = exp_type, readpatt
+        meta.exposure.noutputs = 4
+        meta.subarray.name = "FULL"
+        meta.subarray.xstart = meta.subarray.ystart = 1
+        meta.subarray.xsize = meta.subarray.ysize = 2048
+        meta.subarray.fastaxis, meta.subarray.slowaxis = axes
+    ours = RefPixStep.call(model)
     theirs = official.RefPixStep().run(theirs_input)
+    assert np.abs(ours.data - model.data).max() > 10  # a correction was made
     np.testing.assert_allclose(ours.data, theirs.data, atol=2e-3)
 
 
