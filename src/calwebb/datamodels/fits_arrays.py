@@ -1,9 +1,10 @@
 """Arrays of a FITS file read when needed: images (and their parts) and plain tables.
 
 ``ImageLoader`` and ``TableLoader`` stand in a model for an array not read yet; they read
-straight from the file into the result, a band of rows at a time (no memory map, no second
-full-size copy), applying BSCALE/BZERO (``scaled``). ``ImageLayout`` says where an image's
-data sit in the file.
+straight from the file into the result, a band of rows at a time (no second full-size copy),
+applying BSCALE/BZERO (``scaled``). ``ImageLayout`` says where an image's data sit in the
+file; it can also map the stored values unread (``mapped``) for kernels that convert them
+on the fly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from calwebb.datamodels.base import array_cut
 from calwebb.errors import DataModelError
 
 log = logging.getLogger(__name__)
+
 
 class TableLoader:
     """A table of stored values alone (``dtype``, ``length`` rows at byte ``offset`` of

@@ -17,6 +17,8 @@ from calwebb.parallel.frame_store import is_fits
 
 
 def window_of(model: DataModel, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(xstart, ystart, xsize, ysize) of the model's subarray; the array ``shape`` (and 1)
+    where the keywords are absent."""
     sub = model.meta.subarray
     defaults = (1, 1, shape[1], shape[0])
     values = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
