@@ -167,6 +167,8 @@ def test_cal_matches_the_official_pipeline_and_official_reads_our_products(
         np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-5, atol=0,
                                    err_msg=name)
     np.testing.assert_array_equal(cal.dq, official.dq)
+    for key in ("pool_name", "table_name"):  # a lone exposure: 'singleton'
+        assert getattr(cal.meta.asn, key) == getattr(official.meta.asn, key) == "singleton"
     for model in (cal, i2d):
         path = model.save(tmp_path / f"ours_{model.meta.model_type}_{id(model)}.fits")
         opened = official_models.open(path)
@@ -202,3 +204,6 @@ def test_background_subtracted_image_is_saved_and_named_as_officially(imaging_cr
     assert "save_bsub is deprecated" in caplog.text
     assert saved == {"bsub": ["image2_asn_bsub.fits"], "step": ["image2_asn_bsub.fits"],
                      "both": ["jw_sci_bsub.fits", "jw_sci_cal.fits"]}
+    cal = datamodels.open(tmp_path / "both" / "jw_sci_cal.fits")
+    assert cal.meta.cal_step.resample == "SKIPPED"  # as the official cal says
+    assert cal.meta.asn.pool_name == "pool" and cal.meta.asn.table_name == "image2_asn.json"

@@ -47,7 +47,10 @@ class Image2Pipeline(Pipeline):
     def _products(self, value) -> list[tuple[datamodels.DataModel, list, str | None]]:
         """(science model, background files, product name) for each product to calibrate."""
         if not (isinstance(value, str) and value.lower().endswith(".json")):
-            return [(self._as_slope_model(value), [], None)]
+            model = self._as_slope_model(value)
+            # a lone exposure is its own association, as the official pipeline records it
+            model.meta.asn.pool_name = model.meta.asn.table_name = "singleton"
+            return [(model, [], None)]
         association = load_association(value)
         self.output_use_model = True  # each product is named after itself
         products = []
@@ -95,8 +98,10 @@ class Image2Pipeline(Pipeline):
         model = self.photom.run(model)
         self.suffix = "calints" if model.data.ndim == 3 else "cal"
         exp_type = (model.meta.exposure.type or "").upper()
-        if model.data.ndim == 2 and exp_type in RESAMPLED_TYPES and not self.resample.skip \
-                and model.meta.cal_step.assign_wcs == "COMPLETE":
+        if model.data.ndim == 2 and exp_type in RESAMPLED_TYPES and \
+                model.meta.cal_step.assign_wcs == "COMPLETE":
+            if self.resample.skip:  # S_RESAMP = SKIPPED on the cal, and no i2d
+                return self.resample.run(model)
             self.save_result_early(model, idx)
             resampled = self.resample.run(model)
             resampled.meta.filename = model.meta.filename
