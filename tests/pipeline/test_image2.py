@@ -169,6 +169,10 @@ def test_cal_matches_the_official_pipeline_and_official_reads_our_products(
     np.testing.assert_array_equal(cal.dq, official.dq)
     for key in ("pool_name", "table_name"):  # a lone exposure: 'singleton'
         assert getattr(cal.meta.asn, key) == getattr(official.meta.asn, key) == "singleton"
+    for reftype in ("camera", "specwcs", "wavelengthrange", "ifuslicer", "dflat", "sflat"):
+        # every type the official steps declare is recorded (N/A for imaging)
+        ours_name = getattr(cal.meta.ref_file, reftype).name
+        assert ours_name == getattr(official.meta.ref_file, reftype).name == "N/A", reftype
     for model in (cal, i2d):
         path = model.save(tmp_path / f"ours_{model.meta.model_type}_{id(model)}.fits")
         opened = official_models.open(path)

@@ -28,7 +28,10 @@ class AssignWcsStep(Step):
         slit_y_high = float(default=0.55)  # NIRSpec slit upper edge (shutter units)
         nrs_ifu_slice_wcs = boolean(default=False)  # NIRSpec IFU: keep per-slice WCS
     """
-    reference_file_types = ["distortion", "filteroffset"]
+    #: the official step's types (R_* keywords record them all); imaging uses the first two
+    reference_file_types = ["distortion", "filteroffset", "specwcs", "regions",
+                            "wavelengthrange", "camera", "chromcorr", "collimator", "disperser",
+                            "fore", "fpa", "msa", "ote", "ifupost", "ifufore", "ifuslicer"]
 
     def process(self, model):
         if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
@@ -54,6 +57,7 @@ class AssignWcsStep(Step):
         model.meta.wcsinfo.s_region = imaging.footprint_region(wcs)
         if self.sip_approx:
             self._write_sip(model, wcs)
+        self.record_other_references(model, self.reference_file_types)
         self.set_status(model, "COMPLETE")
         return model
 

@@ -92,7 +92,8 @@ def dataset_parameters(model) -> dict[str, object]:
             if isinstance(value, str | int | float | bool) and key.startswith("meta.")}
 
 
-def _best_references(model, reftypes: list[str]) -> dict[str, str]:
+def best_references(model, reftypes: list[str]) -> dict[str, str]:
+    """{reftype: absolute path or "N/A"} for several types, from one CRDS question."""
     import crds
     from crds.core.exceptions import CrdsError
 
@@ -118,7 +119,7 @@ def _means_not_applicable(answer: str) -> bool:
 
 def get_reference_file(model, reftype: str) -> str:
     """Absolute path of the best ``reftype`` reference for ``model``, or ``"N/A"``."""
-    path = _best_references(model, [reftype]).get(reftype, "N/A")
+    path = best_references(model, [reftype]).get(reftype, "N/A")
     if path != "N/A":
         if not os.access(path, os.R_OK):
             raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
@@ -130,7 +131,7 @@ def get_parameter_reference(model, step_class_name: str) -> str | None:
     """Path of the ``pars-<class>`` reference for ``model``, or None (N/A or any failure)."""
     reftype = f"pars-{step_class_name.lower()}"
     try:
-        path = _best_references(model, [reftype]).get(reftype, "N/A")
+        path = best_references(model, [reftype]).get(reftype, "N/A")
     except ReferenceFileError as exc:
         log.debug("no parameter reference %s: %s", reftype, exc)
         return None

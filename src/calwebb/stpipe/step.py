@@ -384,6 +384,25 @@ class Step:
         self.log.info("Using %s reference file %s", reftype.upper(), path)
         return path
 
+    def record_other_references(self, model: DataModel, reftypes) -> None:
+        """Record (R_* keywords) the types of ``reftypes`` this step has not asked for, as the
+        official steps record every type they declare: an override as given, the others as
+        CRDS answers them, in one question (N/A for most of them)."""
+        unasked = [reftype for reftype in reftypes if reftype not in self._references_used]
+        overridden = [reftype for reftype in unasked
+                      if getattr(self, f"override_{reftype}", None) is not None]
+        for reftype in overridden:
+            self.get_reference_file(model, reftype)
+        rest = [reftype for reftype in unasked if reftype not in overridden]
+        if not rest:
+            return
+        from calwebb import references
+
+        for reftype, path in references.best_references(model, rest).items():
+            self._references_used[reftype] = "N/A" if path == "N/A" else \
+                f"crds://{Path(path).name}"
+        self._crds_context = references.crds_context(model)
+
     def open_reference(self, model: DataModel, reftype: str):
         """The ``reftype`` reference as a model cut to the science subarray, or None if N/A."""
         override = getattr(self, f"override_{reftype}", None)
