@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.table import Table
 
 from calwebb import datamodels
@@ -173,6 +174,11 @@ def test_cal_matches_the_official_pipeline_and_official_reads_our_products(
         # every type the official steps declare is recorded (N/A for imaging)
         ours_name = getattr(cal.meta.ref_file, reftype).name
         assert ours_name == getattr(official.meta.ref_file, reftype).name == "N/A", reftype
+    official_path = tmp_path / "official_cal.fits"
+    official.save(official_path)
+    with fits.open(official_path) as theirs, \
+            fits.open(tmp_path / "jw01234001001_03101_00002_nrca1_cal.fits") as ours:
+        assert [hdu.name for hdu in ours] == [hdu.name for hdu in theirs]  # AREA before VAR_*
     for model in (cal, i2d):
         path = model.save(tmp_path / f"ours_{model.meta.model_type}_{id(model)}.fits")
         opened = official_models.open(path)

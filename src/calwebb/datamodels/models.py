@@ -81,11 +81,15 @@ class SuperstripeRampModel(RampModel):
     arrays = {**RampModel.arrays, "pixeldq": ArraySpec("PIXELDQ", U32, (3,), allocate="stripes")}
 
 
-def _slope_arrays(ndim: int) -> dict[str, ArraySpec]:
-    """ERR, DQ and variance arrays shaped like SCI."""
+def _error_arrays(ndim: int) -> dict[str, ArraySpec]:
+    """ERR and DQ shaped like SCI."""
+    return {"err": ArraySpec("ERR", F32, (ndim,)), "dq": ArraySpec("DQ", U32, (ndim,))}
+
+
+def _variance_arrays(ndim: int) -> dict[str, ArraySpec]:
+    """The variance arrays shaped like SCI (written after the other images, as official
+    files have them)."""
     return {
-        "err": ArraySpec("ERR", F32, (ndim,)),
-        "dq": ArraySpec("DQ", U32, (ndim,)),
         "var_poisson": ArraySpec("VAR_POISSON", F32, (ndim,)),
         "var_rnoise": ArraySpec("VAR_RNOISE", F32, (ndim,)),
         "var_flat": ArraySpec("VAR_FLAT", F32, (ndim,), allocate=None),
@@ -98,11 +102,12 @@ class ImageModel(DataModel):
     primary_array = "data"
     arrays = {
         "data": ArraySpec("SCI", F32, (2,)),
-        **_slope_arrays(2),
-        "area": ArraySpec("AREA", F32, (2,), allocate=None),
+        **_error_arrays(2),
         "zeroframe": ArraySpec("ZEROFRAME", F32, (2,), allocate=None),
+        "area": ArraySpec("AREA", F32, (2,), allocate=None),
         "con": ArraySpec("CON", I32, (3,), allocate=None),  # resampled: context bits
         "wht": ArraySpec("WHT", F32, (2,), allocate=None),  # resampled: total weight
+        **_variance_arrays(2),
     }
 
 
@@ -112,9 +117,10 @@ class CubeModel(DataModel):
     primary_array = "data"
     arrays = {
         "data": ArraySpec("SCI", F32, (3,)),
-        **_slope_arrays(3),
-        "area": ArraySpec("AREA", F32, (2,), allocate=None),
+        **_error_arrays(3),
         "zeroframe": ArraySpec("ZEROFRAME", F32, (3,), allocate=None),
+        "area": ArraySpec("AREA", F32, (2,), allocate=None),
+        **_variance_arrays(3),
         "int_times": INT_TIMES,
         "int_times_stripe": INT_TIMES_STRIPE,
     }
