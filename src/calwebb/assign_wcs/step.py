@@ -57,7 +57,7 @@ class AssignWcsStep(Step):
         model.meta.wcsinfo.s_region = imaging.footprint_region(wcs)
         if self.sip_approx:
             self._write_sip(model, wcs)
-        self.record_other_references(model, self.reference_file_types)
+        self.record_other_references(model)
         self.set_status(model, "COMPLETE")
         return model
 

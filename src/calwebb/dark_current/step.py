@@ -1,7 +1,5 @@
 """DarkCurrentStep: subtract the dark signal accumulated in every group."""
 
-import copy
-
 import numpy as np
 
 from calwebb import datamodels
@@ -70,9 +68,7 @@ class DarkCurrentStep(Step):
         exposure = model.meta.exposure
         pattern = (exposure.nframes or 1, exposure.groupgap or 0)
         dark_pattern = (dark.meta.exposure.nframes or 1, dark.meta.exposure.groupgap or 0)
-        saved = type(dark)()
-        saved.tree.update(copy.deepcopy({key: value for key, value in dark.tree.items()
-                                         if key not in type(dark).arrays}))
+        saved = dark.metadata_copy()
         if pattern == dark_pattern:
             data = dark.data
             if np.isnan(data).any():

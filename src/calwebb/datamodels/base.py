@@ -267,11 +267,16 @@ class DataModel:
         return self
 
     # -- life cycle -----------------------------------------------------------------------
-    def copy(self) -> DataModel:
-        """A deep copy: new tree, new arrays."""
+    def metadata_copy(self) -> DataModel:
+        """A model of this class with a deep copy of this one's metadata and no arrays."""
         twin = type(self)()
         twin._tree.clear()
         twin._tree.update(_copy.deepcopy(self._tree))
+        return twin
+
+    def copy(self) -> DataModel:
+        """A deep copy: new tree, new arrays."""
+        twin = self.metadata_copy()
         for name in type(self).arrays:
             if self.has_array(name):
                 twin._arrays[name] = np.array(getattr(self, name), copy=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -480,9 +479,7 @@ def _cut_model(reference: ReferenceModel, arrays: dict[str, np.ndarray],
                subarray: str | None, window: tuple[int, int, int, int]) -> ReferenceModel:
     """A model of the reference's class with its metadata, the cut ``arrays`` and the
     science ``subarray`` name and (xstart, ystart, xsize, ysize) ``window``."""
-    cut = type(reference)()
-    cut.tree.clear()
-    cut.tree.update(copy.deepcopy(reference.tree))  # metadata only: the arrays are given
+    cut = reference.metadata_copy()  # the arrays are given
     for array_name, array in arrays.items():
         setattr(cut, array_name, array)
     sx, sy, snx, sny = window

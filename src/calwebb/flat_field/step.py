@@ -40,7 +40,7 @@ class FlatFieldStep(Step):
                    datamodels.reference_dq(flat, flat.data.shape), inverse=self.inverse)
         for name, array in arrays.items():
             setattr(model, name, array)
-        self.record_other_references(model, self.reference_file_types)  # (NIRSpec's: N/A)
+        self.record_other_references(model)  # (NIRSpec's: N/A)
         self.set_status(model, "COMPLETE")
         return model
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,9 +177,7 @@ class TileReferences:
     @staticmethod
     def _empty_cut(reference, model: DataModel):
         """A reference model with ``reference``'s metadata and ``model``'s window."""
-        cut = type(reference)()
-        cut.tree.clear()
-        cut.tree.update(copy.deepcopy(reference.tree))
+        cut = reference.metadata_copy()
         sx, sy, snx, sny = window_of(model, model.data.shape[-2:])
         cut.meta.subarray.update({"name": model.meta.subarray.name, "xstart": sx, "ystart": sy,
                                   "xsize": snx, "ysize": sny})

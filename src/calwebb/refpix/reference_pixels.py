@@ -44,7 +44,7 @@ class ReferencePixels:
         """Take the reference pixels of ``ramps`` ([ngroups, rows, nx] science frame each)
         and their ``pixeldq`` [rows, nx], whose first row is frame row ``first_row``."""
         if not self.nramps:
-            self._allocate(ramps, pixeldq.dtype)
+            self._allocate(ramps)
         if self.mode == "nir_subarray":
             self._add_flagged(ramps, pixeldq, first_row)
             return
@@ -66,7 +66,7 @@ class ReferencePixels:
             for index, ramp in enumerate(ramps):
                 self.strips[name][index][:, rows] = ramp[:, :, columns]
 
-    def _allocate(self, ramps, dq_dtype) -> None:
+    def _allocate(self, ramps) -> None:
         self.nramps = len(ramps)
         if self.mode == "nir_subarray":
             self._samples = [[] for _ in ramps]

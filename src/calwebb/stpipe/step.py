@@ -379,16 +379,25 @@ class Step:
         from calwebb import references
 
         path = references.get_reference_file(model, reftype)
-        self._crds_context = references.crds_context(model)
-        self._references_used[reftype] = "N/A" if path == "N/A" else f"crds://{Path(path).name}"
+        self._record_crds_choices(model, {reftype: path})
         self.log.info("Using %s reference file %s", reftype.upper(), path)
         return path
 
-    def record_other_references(self, model: DataModel, reftypes) -> None:
-        """Record (R_* keywords) the types of ``reftypes`` this step has not asked for, as the
+    def _record_crds_choices(self, model: DataModel, chosen: dict[str, str]) -> None:
+        """Note CRDS's ``chosen`` paths (or N/A) by reference type, and its context."""
+        from calwebb import references
+
+        self._crds_context = references.crds_context(model)
+        for reftype, path in chosen.items():
+            self._references_used[reftype] = "N/A" if path == "N/A" else \
+                f"crds://{Path(path).name}"
+
+    def record_other_references(self, model: DataModel) -> None:
+        """Record (R_* keywords) the step's reference types it has not asked for, as the
         official steps record every type they declare: an override as given, the others as
         CRDS answers them, in one question (N/A for most of them)."""
-        unasked = [reftype for reftype in reftypes if reftype not in self._references_used]
+        unasked = [reftype for reftype in self.reference_file_types
+                   if reftype not in self._references_used]
         overridden = [reftype for reftype in unasked
                       if getattr(self, f"override_{reftype}", None) is not None]
         for reftype in overridden:
@@ -398,10 +407,7 @@ class Step:
             return
         from calwebb import references
 
-        for reftype, path in references.best_references(model, rest).items():
-            self._references_used[reftype] = "N/A" if path == "N/A" else \
-                f"crds://{Path(path).name}"
-        self._crds_context = references.crds_context(model)
+        self._record_crds_choices(model, references.best_references(model, rest))
 
     def open_reference(self, model: DataModel, reftype: str):
         """The ``reftype`` reference as a model cut to the science subarray, or None if N/A."""
