@@ -1,6 +1,6 @@
 """A detector up the ramp: charge, IPC, non-linearity, saturation, bias, reference pixels,
 odd/even amplifier offsets, MIRI reset anomaly, first-group transient and last-frame
-effect, noise.
+effect, noise; NIRSpec IRS2 readouts with their interleaved reference pixels.
 
 The same ``DetectorTruth`` produces the raw ramps and the reference files, so that a
 perfect Stage 1 recovers the count rate the sky put on the detector.
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calwebb import dqflags
-from calwebb.simulate.instruments import Detector
+from calwebb.irs2 import IRS2Layout
+from calwebb.simulate.instruments import IRS2_NORMAL, IRS2_REFERENCE, Detector
 
 N_REF = 4
 #: MIRI reset anomaly: A·exp(−group / RESET_TAU_GROUPS) in the first RESET_GROUPS groups
@@ -41,15 +42,29 @@ class DetectorTruth:
     last_frame_offset: np.ndarray | None = None  # MIRI last-group offset, DN
     first_group_transient: np.ndarray | None = None  # MIRI RSCD transient at group 0, DN
     ipc_alpha: float = 0.0  # coupling to each of the 4 nearest neighbours
+    irs2_bias: np.ndarray | None = None  # NIRSpec IRS2: bias of the 3200-row frame, DN
 
     @property
     def full_well(self) -> np.ndarray:
         return self.saturation + 300.0
 
+    @property
+    def irs2_layout(self) -> IRS2Layout | None:
+        """Where the normal pixels sit in an IRS2 frame (None: no IRS2 readout)."""
+        return None if self.irs2_bias is None else _irs2_layout(self.detector)
 
-def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0) -> DetectorTruth:
+    @property
+    def transposed(self) -> bool:
+        """Whether the detector reads along the DMS columns (FASTAXIS ±2: NIRSpec), so that
+        its amplifiers split the rows and its readout rows are DMS columns."""
+        return abs(self.detector.fastaxis) == 2
+
+
+def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0,
+                  irs2: bool = False) -> DetectorTruth:
     """Draw a detector: gains, noise, bias, dark, non-linearity, bad pixels, MIRI reset
-    anomaly, first-group transient and last-frame offset (deterministic)."""
+    anomaly, first-group transient and last-frame offset; with ``irs2``, the bias of the
+    interleaved reference pixels too (deterministic)."""
     rng = np.random.default_rng(seed)
     shape = detector.full_shape
     miri = detector.instrument == "MIRI"
@@ -79,13 +94,31 @@ def make_detector(detector: Detector, seed: int, ipc_alpha: float = 0.0) -> Dete
             np.float32)
         first_group_transient = np.where(reference, 0.0, rng.normal(30.0, 8.0, shape)).astype(
             np.float32)
+    irs2_bias = None
+    if irs2:
+        layout = _irs2_layout(detector)
+        irs2_bias = rng.normal(12000, 400, (layout.length, shape[1])).astype(np.float32)
+        irs2_bias[layout.normal_rows()] = bias
     return DetectorTruth(
         detector=detector, gain=gain, read_noise=read_noise, bias=bias, dark_rate=dark_rate,
         nonlinearity=nonlinearity, saturation=saturation, mask=mask, reference=reference,
         reset_amplitude=reset_amplitude, last_frame_offset=last_frame_offset,
         first_group_transient=first_group_transient,
-        ipc_alpha=ipc_alpha,
+        ipc_alpha=ipc_alpha, irs2_bias=irs2_bias,
     )
+
+
+def _irs2_layout(detector: Detector) -> IRS2Layout:
+    return IRS2Layout(3200, IRS2_NORMAL, IRS2_REFERENCE, flipped=detector.name == "NRS2")
+
+
+def irs2_mask(truth: DetectorTruth) -> np.ndarray:
+    """The MASK of the 3200-row IRS2 frame: the interleaved reference pixels and the normal
+    frame's reference border flagged REFERENCE_PIXEL, the normal pixels' flags kept."""
+    layout = truth.irs2_layout
+    mask = np.full(truth.irs2_bias.shape, dqflags.REFERENCE_PIXEL, np.uint32)
+    mask[layout.normal_rows()] = truth.mask
+    return mask
 
 
 def reset_anomaly(amplitude: np.ndarray, ngroups: int) -> np.ndarray:
@@ -150,9 +183,10 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
     Per frame: Poisson charge from sky and dark, cosmic rays; per group: the average of
     NFRAMES frames, non-linearity (inverse of the reference polynomial), clipping at full
     well, bias, IPC coupling of the read level, MIRI reset anomaly, first-group transient
-    and last-frame offset, per-amplifier offsets differing between odd and even columns
-    (NIR) or rows (MIRI) and per-row (1/f-like) drifts that the reference pixels see, and
-    read noise per frame.
+    and last-frame offset, per-amplifier offsets differing between odd and even pixels
+    along the readout (NIR) or rows (MIRI) and per-readout-row (1/f-like) drifts that the
+    reference pixels see, and read noise per frame. With an IRS2 truth the frames have the
+    3200 rows of the interleaved readout (``_interleave``).
     """
     gain, a = cut(truth.gain, window), cut(truth.nonlinearity, window)
     bias, full_well = cut(truth.bias, window), cut(truth.full_well, window)
@@ -162,21 +196,17 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
                                    * frame_time * gain)
     ny, nx = rate.shape
     miri = truth.detector.instrument == "MIRI"
-    amplifier = (np.arange(nx) % 4) if miri else np.minimum(np.arange(nx) // 512, 3)
+    layout = truth.irs2_layout
     # MIRI has no superbias step: its non-linearity acts on the bias-included level
     offset = bias if miri else 0.0
-    # per-group amplifier offsets (DN): NIR reference pixels remove them; MIRI subarrays have
-    # no usable reference columns, and MIRI's offsets are smaller
-    amplifier_drift = 0.3 if miri else 4.0
-    # odd/even offsets: by column parity within NIR amplifiers, by row parity for MIRI
-    parity = (np.arange(ny) % 2)[:, None] if miri else (np.arange(nx) % 2)[None, :]
     anomaly = (cut(truth.reset_amplitude, window) if truth.reset_amplitude is not None
                else None)
     last_offset = (cut(truth.last_frame_offset, window) if truth.last_frame_offset is not None
                    else None)
     transient = (cut(truth.first_group_transient, window)
                  if truth.first_group_transient is not None else None)
-    data = np.empty((nints, ngroups, ny, nx), np.uint16)
+    raw_rows = ny if layout is None else layout.length
+    data = np.empty((nints, ngroups, raw_rows, nx), np.uint16)
     hits: list[tuple[int, int, int, int, float]] = []
     expected_hits = cosmic_ray_rate * frame_time * ny * nx
     for integration in range(nints):
@@ -208,10 +238,43 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
                 read = read + last_offset
             if transient is not None and group < RSCD_GROUPS[min(integration, 1)]:
                 read = read + transient * 0.5 ** group
-            drift = rng.normal(0, amplifier_drift, (4, 2))[amplifier[None, :], parity] \
-                + _slow_drift(ny, rng)[:, None]
-            data[integration, group] = np.clip(np.round(read + drift), 0, 65535)
+            if layout is not None:
+                read = _interleave(read, truth, nframes, rng)
+            data[integration, group] = np.clip(
+                np.round(read + _readout_offsets(truth, read.shape, rng)), 0, 65535)
     return RampResult(data, hits)
+
+
+def _interleave(read: np.ndarray, truth: DetectorTruth, nframes: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """An IRS2 group: the normal pixels' ``read`` among the interleaved reference pixels and
+    the reference output, which see their bias and read noise (averaged over the group's
+    frames) and no light."""
+    layout = truth.irs2_layout
+    noise = float(np.median(truth.read_noise)) / np.sqrt(2.0 * nframes)
+    frame = truth.irs2_bias + rng.normal(0, noise, truth.irs2_bias.shape)
+    frame[layout.normal_rows()] = read
+    return frame
+
+
+def _readout_offsets(truth: DetectorTruth, shape: tuple[int, int],
+                     rng: np.random.Generator) -> np.ndarray:
+    """One group's offsets of the raw frame ``shape`` (DMS orientation), which the reference
+    pixels see too: per amplifier, differing between odd and even pixels along the readout
+    (NIR) or rows (MIRI; smaller, as its subarrays have no usable reference columns), or per
+    IRS2 output; and a slow drift from readout row to readout row."""
+    n_slow, n_fast = shape[::-1] if truth.transposed else shape
+    layout = truth.irs2_layout
+    if layout is not None:
+        offsets = rng.normal(0, 4.0, 5)[np.arange(n_fast) // layout.section][None, :]
+    elif truth.detector.instrument == "MIRI":
+        offsets = rng.normal(0, 0.3, (4, 2))[(np.arange(n_fast) % 4)[None, :],
+                                             (np.arange(n_slow) % 2)[:, None]]
+    else:
+        amplifier = np.minimum(np.arange(n_fast) // 512, 3)
+        offsets = rng.normal(0, 4.0, (4, 2))[amplifier, np.arange(n_fast) % 2][None, :]
+    drift = offsets + _slow_drift(n_slow, rng)[:, None]
+    return drift.T if truth.transposed else drift
 
 
 def _slow_drift(n_rows: int, rng: np.random.Generator, amplitude: float = 1.0) -> np.ndarray:

@@ -12,7 +12,12 @@ READOUT_PATTERNS = {
                "SHALLOW4": (4, 1), "MEDIUM2": (2, 8), "MEDIUM8": (8, 2), "DEEP2": (2, 18),
                "DEEP8": (8, 12)},
     "MIRI": {"FASTR1": (1, 0), "SLOWR1": (1, 0)},
+    "NIRSPEC": {"NRSRAPID": (1, 0), "NRSRAPIDD1": (1, 1), "NRSRAPIDD2": (1, 2),
+                "NRSRAPIDD6": (1, 5), "NRS": (4, 1), "NRSIRS2RAPID": (1, 0), "NRSIRS2": (5, 0)},
 }
+#: IRS2 readouts: NRS_NORM normal pixels between NRS_REF interleaved reference pixels, and the
+#: samples a readout row of one output takes (640 pixels and 72 idle samples)
+IRS2_NORMAL, IRS2_REFERENCE, IRS2_ROW_SAMPLES = 16, 4, 712
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ DETECTORS["NRCBLONG"] = Detector("NIRCAM", "NRCBLONG", (2048, 2048), 0.0630, 1, 
                                  "B", -89.5, -493.4, -0.3, "NRC_IMAGE")
 DETECTORS["MIRIMAGE"] = Detector("MIRI", "MIRIMAGE", (1024, 1032), 0.1108, 1, 2, None, None,
                                  -453.4, -373.8, 4.45, "MIR_IMAGE")
+# NIRSpec reads along the DMS rows (FASTAXIS ±2) and disperses along them; NRS2 is stored
+# rotated by 180 degrees. Spectra of the fixed slit S200A1 (the simulator draws traces).
+DETECTORS.update({
+    name: Detector("NIRSPEC", name, (2048, 2048), 0.1, fast, slow, None, None, 378.6, -428.6,
+                   138.5, "NRS_FIXEDSLIT")
+    for name, fast, slow in (("NRS1", 2, 1), ("NRS2", -2, -1))
+})
 
 #: subarray name -> (xstart, ystart, xsize, ysize), 1-based, science orientation. The
 #: simulator places NIRCam subarrays at the detector corner so that they include reference
@@ -59,6 +71,7 @@ SUBARRAYS = {
                "SUB64P": (1, 1, 64, 64)},
     "MIRI": {"FULL": (1, 1, 1032, 1024), "SUB256": (413, 51, 256, 256),
              "SUB64": (1, 779, 72, 64)},
+    "NIRSPEC": {"FULL": (1, 1, 2048, 2048)},
 }
 
 #: filter -> pivot wavelength (µm)
@@ -100,10 +113,20 @@ def subarray(instrument: str, name: str) -> tuple[int, int, int, int]:
         raise SimulationError(f"{instrument} has no subarray {name!r}; known: {known}") from None
 
 
+def is_irs2(pattern: str) -> bool:
+    """Whether a readout pattern is a NIRSpec IRS2 one (interleaved reference pixels)."""
+    return pattern.upper().startswith("NRSIRS2")
+
+
 def frame_time(instrument: str, xsize: int, ysize: int, noutputs: int, pattern: str) -> float:
-    """Seconds per frame: NIRCam ((nx/outputs + 12)(ny + 1)·10 µs); MIRI fast/slow mode."""
+    """Seconds per frame, 10 µs per sample: NIRCam (nx/outputs + 12)(ny + 1) samples, NIRSpec
+    the same along its DMS rows (ny/outputs + 12)(nx + 1), or with IRS2 712 (nx + 1); MIRI
+    fast/slow mode."""
     if instrument == "NIRCAM":
         return (xsize / noutputs + 12) * (ysize + 1) * 10e-6
+    if instrument == "NIRSPEC":
+        samples = IRS2_ROW_SAMPLES if is_irs2(pattern) else ysize / noutputs + 12
+        return samples * (xsize + 1) * 10e-6
     per_row = 2.775 / 1024 if pattern.upper() == "FASTR1" else 23.89 / 1024
     return per_row * ysize * (xsize / 1032 if xsize < 1032 else 1.0)
 

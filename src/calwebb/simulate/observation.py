@@ -1,4 +1,8 @@
-"""An observation: exposures on a dither pattern, their headers, reference files and truth."""
+"""An observation: exposures on a dither pattern, their headers, reference files and truth.
+
+Imaging (NIRCam, MIRI): a sky of stars and galaxies seen through the optics; NIRSpec:
+multi-object spectra on the detector, for Stage 1 (no optics references or associations).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from astropy.time import Time
 
 from calwebb import datamodels
 from calwebb.associations import asn_from_list
+from calwebb.errors import SimulationError
 from calwebb.simulate import instruments
 from calwebb.simulate.detector import cut, make_detector, simulate_ramps
 from calwebb.simulate.optics import (
@@ -28,9 +33,11 @@ from calwebb.simulate.references import (
     write_detector_references,
     write_optics_references,
 )
-from calwebb.simulate.sky import dn_per_s, make_catalog, render
+from calwebb.simulate.sky import dn_per_s, make_catalog, make_spectra, render, render_spectra
 
 ARCSEC2_PER_SR = 206264.80624709636 ** 2
+#: NIRSpec: count rate of the light scattered over the whole detector (DN/s)
+SPECTROSCOPIC_BACKGROUND_DN_S = 0.02
 VA_SCALE = 1.0000312  # velocity aberration scale (about Earth's orbital speed / c · cos)
 
 
@@ -42,6 +49,7 @@ class ObservationConfig:
     detectors: tuple[str, ...] = ("NRCA1",)
     filter: str = "F200W"
     pupil: str = "CLEAR"
+    grating: str = "PRISM"  # NIRSpec
     readpatt: str = "MEDIUM8"
     ngroups: int = 6
     nints: int = 1
@@ -51,8 +59,8 @@ class ObservationConfig:
     ra: float = 53.1625
     dec: float = -27.7914
     roll: float = 0.0
-    n_stars: int = 40
-    n_galaxies: int = 15
+    n_stars: int = 40  # NIRSpec: point-source spectra
+    n_galaxies: int = 15  # NIRSpec: extended-source spectra
     background_mjy_sr: float = 0.15
     cosmic_ray_rate: float = 2e-5  # hits per pixel per second
     pointing_jitter_mas: float = 0.0  # σ of each exposure's header pointing error (RA, Dec)
@@ -169,6 +177,8 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
             result.cosmic_rays[path.name] = simulated.cosmic_rays
     result.crds_path = write_cache(result.reference_files,
                                    Path(crds_path) if crds_path else output_dir / "crds")
+    if _spectroscopic(config):
+        return result
     rates = [path.name.replace("_uncal", "_rate") for path in result.uncal_files]
     level2 = asn_from_list(rates, rule="DMSLevel2bBase", acid="o001")
     result.level2_asn = level2.save(output_dir / f"jw{config.program}-o001_image2_asn.json")
@@ -180,9 +190,17 @@ def simulate_observation(config: ObservationConfig, output_dir: str | Path,
     return result
 
 
+def _spectroscopic(config: ObservationConfig) -> bool:
+    return config.instrument.upper() == "NIRSPEC"
+
+
 def _sky(config: ObservationConfig, rng: np.random.Generator) -> Table:
-    """The configuration's random sources around the first detector's field at dither 0."""
+    """The configuration's random sources around the first detector's field at dither 0
+    (NIRSpec: their spectra on the subarray, ``make_spectra``)."""
     instrument = config.instrument.upper()
+    if _spectroscopic(config):
+        window = instruments.subarray(instrument, config.subarray)
+        return make_spectra(config.n_stars, config.n_galaxies, (window[3], window[2]), rng)
     nframes, groupgap = instruments.readout(instrument, config.readpatt)
     window = instruments.subarray(instrument, config.subarray)
     first = instruments.detector(config.detectors[0])
@@ -203,8 +221,12 @@ class _DetectorSetup:
         self.detector = instruments.detector(config.detectors[index])
         self.readout = instruments.readout(instrument, config.readpatt)
         self.window = instruments.subarray(instrument, config.subarray)
-        self.truth = make_detector(self.detector, config.seed * 1000 + index, config.ipc_alpha)
-        self.response = quantum_efficiency(self.detector, config.filter, config.seed)
+        if self.detector.instrument != instrument:
+            raise SimulationError(f"detector {self.detector.name} is not a {instrument} one")
+        self.truth = make_detector(self.detector, config.seed * 1000 + index, config.ipc_alpha,
+                                   irs2=instruments.is_irs2(config.readpatt))
+        self.response = None if _spectroscopic(config) else quantum_efficiency(
+            self.detector, config.filter, config.seed)
 
     def write_references(self, directory: Path) -> list[Path]:
         config, truth = self.config, self.truth
@@ -212,6 +234,8 @@ class _DetectorSetup:
         files = write_detector_references(
             truth, directory, serial, config.readpatt, self.detector.exposure_type,
             {config.subarray.upper(): self.window})
+        if self.response is None:
+            return files
         files += write_optics_references(truth, self.response, config.filter, config.pupil,
                                          directory, serial + 20)
         return files + write_catalog_references(truth, directory, serial + 30)
@@ -220,7 +244,10 @@ class _DetectorSetup:
                  rng: np.random.Generator) -> SimulatedExposure:
         config, window = self.config, self.window
         exposure = _Exposure(config, self.detector, window, dither, *self.readout)
-        rate, x, y = exposure.sky_rate(catalog, self.response)
+        if self.response is None:
+            rate, x, y = exposure.spectra_rate(catalog)
+        else:
+            rate, x, y = exposure.sky_rate(catalog, self.response)
         ramps = simulate_ramps(rate, self.truth, window, *self.readout, config.ngroups,
                                config.nints, exposure.frame_time, config.cosmic_ray_rate, rng)
         uncal = exposure.level1b(ramps.data)
@@ -247,7 +274,7 @@ class _Exposure:
         self.dither, self.nframes, self.groupgap = dither, nframes, groupgap
         x0, y0, nx, ny = window
         full = (nx, ny) == detector.full_shape[::-1]
-        self.noutputs = 4 if full and detector.instrument == "NIRCAM" else 1
+        self.noutputs = 4 if full and detector.instrument != "MIRI" else 1
         self.frame_time = instruments.frame_time(detector.instrument, nx, ny, self.noutputs,
                                                  config.readpatt)
         self.group_time = (nframes + groupgap) * self.frame_time
@@ -298,6 +325,16 @@ class _Exposure:
         cut = response[y0 - 1:y0 - 1 + ny, x0 - 1:x0 - 1 + nx]
         return ((sources + background) * cut).astype(np.float32), x, y
 
+    def spectra_rate(self, spectra: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Noiseless DN/s of the spectra nodded ``dither_step_arcsec`` along the slits per
+        dither position, on a faint scattered-light background; and the traces' 0-based
+        middle columns x and rows y in this exposure."""
+        shape = (self.window[3], self.window[2])
+        offset = self.dither * self.config.dither_step_arcsec / self.detector.pixel_scale
+        rate = render_spectra(spectra, shape, offset) + SPECTROSCOPIC_BACKGROUND_DN_S
+        x = 0.5 * (np.asarray(spectra["x_start"]) + np.asarray(spectra["x_end"]))
+        return rate.astype(np.float32), x, np.asarray(spectra["y"]) + offset
+
     def level1b(self, data: np.ndarray) -> datamodels.Level1bModel:
         config, detector = self.config, self.detector
         model = datamodels.Level1bModel(data=data)
@@ -308,6 +345,11 @@ class _Exposure:
         if detector.instrument == "NIRCAM":
             meta.instrument.pupil = config.pupil.upper()
             meta.instrument.channel, meta.instrument.module = detector.channel, detector.module
+        if detector.instrument == "NIRSPEC":
+            meta.instrument.grating = config.grating.upper()
+            if instruments.is_irs2(config.readpatt):
+                meta.exposure.nrs_normal = instruments.IRS2_NORMAL
+                meta.exposure.nrs_reference = instruments.IRS2_REFERENCE
         start = Time(config.date, format="isot", scale="utc") + self.dither * 600.0 * u.s
         duration = self.group_time * config.ngroups * config.nints
         meta.observation.date, meta.observation.time = start.isot.split("T")

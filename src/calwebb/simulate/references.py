@@ -14,11 +14,14 @@ from calwebb.simulate.detector import (
     DetectorTruth,
     cut,
     ipc_deconvolution_kernel,
+    irs2_mask,
     reset_anomaly,
 )
 from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS, frame_time
 
 USEAFTER = "2000-01-01T00:00:00"
+#: rows of an IRS2 coefficient table: real and imaginary parts of 712 x 2048 frequencies
+IRS2_COEFFICIENT_ROWS = 2 * 712 * 2048
 DARK_FRAMES = 8  # the dark step extrapolates linearly beyond these
 
 
@@ -63,7 +66,9 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
                               readpatt: str, exposure_type: str, subarrays: dict) -> list[Path]:
     """Mask, saturation, superbias, linearity, gain, readnoise, IPC when the detector has it,
     RSCD for MIRI (full frame), and per subarray a dark and, for MIRI, a reset reference;
-    returns their paths."""
+    returns their paths. For an IRS2 readout, the mask and superbias have the 3200 rows of
+    its frames, and a REFPIX reference holds the IRS2 coefficients; the references that
+    depend on the readout pattern are labelled with ``readpatt``."""
     directory.mkdir(parents=True, exist_ok=True)
     zeros = np.zeros(truth.detector.full_shape, np.uint32)
     coeffs = np.zeros((3, *truth.detector.full_shape), np.float32)
@@ -77,6 +82,16 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
         "gain": datamodels.GainModel(data=truth.gain),
         "readnoise": datamodels.ReadnoiseModel(data=truth.read_noise),
     }
+    if truth.irs2_bias is not None:
+        models["mask"] = datamodels.MaskModel(dq=irs2_mask(truth))
+        models["superbias"] = datamodels.SuperBiasModel(
+            data=truth.irs2_bias, err=np.zeros_like(truth.irs2_bias),
+            dq=np.zeros(truth.irs2_bias.shape, np.uint32))
+        models["refpix"] = datamodels.IRS2Model(
+            irs2_table=irs2_table(),
+            dq_table=np.zeros(0, [("OUTPUT", ">u2"), ("ODD_EVEN", ">u2"), ("MASK", ">u4")]))
+        for reftype in ("superbias", "readnoise", "refpix"):
+            models[reftype].meta.exposure.readpatt = readpatt
     if truth.ipc_alpha:
         models["ipc"] = datamodels.IPCModel(data=ipc_deconvolution_kernel(truth.ipc_alpha))
     if truth.first_group_transient is not None:
@@ -96,6 +111,21 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
             _reset(truth, name, window, readpatt, exposure_type).save(path)
             paths.append(path)
     return paths
+
+
+def irs2_table(cutoff: float = 500.0) -> np.ndarray:
+    """IRS2 coefficients that correct each amplifier by the slow part of its interleaved
+    reference pixels' signal: beta = 712/256 (their windows cover 256 of the 712 samples of
+    a readout row) below ``cutoff`` cycles per frame, 0 above; alpha (the reference output's
+    weight) 0."""
+    samples = IRS2_COEFFICIENT_ROWS // 2
+    frequency = np.abs(np.fft.fftfreq(samples, 1 / samples))
+    beta = np.where(frequency < cutoff, 712 / 256, 0.0)
+    columns = [f"alpha_{k}" for k in range(4)] + [f"beta_{k}" for k in range(4)]
+    table = np.zeros(IRS2_COEFFICIENT_ROWS, [(name, ">f4") for name in columns])
+    for name in columns[4:]:
+        table[name][0::2] = beta  # real parts; imaginary parts stay 0
+    return table
 
 
 def _reset(truth: DetectorTruth, subarray: str, window, readpatt: str, exposure_type: str):

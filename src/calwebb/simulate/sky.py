@@ -79,3 +79,54 @@ def _galaxy(cx, cy, radius, row, sigma, ny, nx, oversample=3) -> np.ndarray:
                      y_0=cy, ellip=row["ellipticity"], theta=row["theta"])
     image = model(fine_x, fine_y).reshape(ny, oversample, nx, oversample).sum(axis=(1, 3))
     return ndimage.gaussian_filter(image, sigma, mode="constant")
+
+
+def make_spectra(n_stars: int, n_galaxies: int, shape: tuple[int, int],
+                 rng: np.random.Generator) -> Table:
+    """Truth spectra of multi-object slit spectroscopy: one trace per source, dispersed along
+    the DMS rows (x) over part of the detector, at 0-based row ``y`` of the middle column,
+    tilted and curved slightly; a power-law continuum (peak count rate ``peak_dn_s`` at the
+    trace's middle, ``slope`` over its length) and one emission line. Galaxies are wider
+    across the dispersion."""
+    ny, nx = shape
+    n = n_stars + n_galaxies
+    table = Table()
+    table["id"] = np.arange(1, n + 1)
+    table["kind"] = ["star"] * n_stars + ["galaxy"] * n_galaxies
+    table["y"] = np.sort(rng.uniform(12, ny - 12, n))[rng.permutation(n)]
+    length = rng.uniform(0.3, 0.6, n) * nx
+    table["x_start"] = rng.uniform(4, nx - 4 - length)
+    table["x_end"] = table["x_start"] + length
+    table["sigma"] = np.where(np.arange(n) < n_stars, 1.0, rng.uniform(1.5, 3.0, n))
+    table["tilt"] = rng.normal(0, 2e-3, n)  # rows per column
+    table["curvature"] = rng.normal(0, 2e-6, n)  # rows per column²
+    table["peak_dn_s"] = 10 ** rng.uniform(-0.5, 2.0, n)
+    table["slope"] = rng.uniform(-2.0, 1.0, n)
+    table["line_x"] = rng.uniform(table["x_start"], table["x_end"])
+    table["line_dn_s"] = table["peak_dn_s"] * 10 ** rng.uniform(0.3, 1.5, n)
+    return table
+
+
+def render_spectra(spectra: Table, shape: tuple[int, int], row_offset: float = 0.0,
+                   line_sigma: float = 1.5) -> np.ndarray:
+    """Count rate [DN/s] of the ``spectra`` (``make_spectra``) moved ``row_offset`` rows
+    along the slits: each column's flux spread over rows by the pixel-integrated profile."""
+    ny, nx = shape
+    rate = np.zeros(shape, np.float64)
+    for row in spectra:
+        x = np.arange(max(int(np.ceil(row["x_start"])), 0), min(int(row["x_end"]), nx))
+        middle = 0.5 * (row["x_start"] + row["x_end"])
+        relative = (x - middle) / (row["x_end"] - row["x_start"])
+        column_flux = row["peak_dn_s"] * np.sqrt(2 * np.pi) * row["sigma"] * (
+            (1 + relative) ** row["slope"] + row["line_dn_s"] / row["peak_dn_s"]
+            * np.exp(-0.5 * ((x - row["line_x"]) / line_sigma) ** 2))
+        centre = row["y"] + row_offset + row["tilt"] * (x - nx / 2) + row["curvature"] * (
+            x - nx / 2) ** 2
+        half = int(np.ceil(6 * row["sigma"])) + 1
+        rows = np.arange(int(np.floor(centre.min())) - half, int(np.ceil(centre.max())) + half)
+        rows = rows[(rows >= 0) & (rows < ny)]
+        scale = np.sqrt(2) * row["sigma"]
+        profile = 0.5 * (erf((rows[:, None] + 0.5 - centre) / scale)
+                         - erf((rows[:, None] - 0.5 - centre) / scale))
+        rate[rows[:, None], x] += profile * column_flux
+    return rate
