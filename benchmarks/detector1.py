@@ -61,10 +61,12 @@ def run_official(uncal: str, cache: str, cores: str) -> None:
 
 def write_case(directory: str, case: dict) -> None:
     """Generate the exposure in its own process, so the parent's memory peak stays small."""
-    if case["instrument"] == "NIRSPEC":
-        from irs2_exposure import write_irs2_exposure
+    if case["instrument"] == "NIRSPEC":  # the simulator's spectra, IRS2 readout
+        from calwebb.simulate import observation
 
-        write_irs2_exposure(Path(directory), detector=case["detector"], ngroups=case["ngroups"])
+        observation(directory, instrument="NIRSPEC", detectors=(case["detector"],),
+                    filter="CLEAR", readpatt="NRSIRS2RAPID", subarray="FULL",
+                    ngroups=case["ngroups"], n_dithers=1)
         return
     from detector1_exposure import write_exposure
 

@@ -9,7 +9,8 @@ from calwebb import datamodels, dqflags
 from calwebb.irs2 import IRS2Layout
 from calwebb.references.cache import write_local_cache
 from calwebb.refpix.step import RefPixStep
-from irs2_exposure import describe_reference, irs2_table
+from calwebb.simulate.references import irs2_table
+from detector1_exposure import label_reference
 from offline_crds import offline_crds
 
 
@@ -115,8 +116,11 @@ def test_irs2_step_matches_the_official_step(coefficient_table, tmp_path, detect
     from stdatamodels.jwst import datamodels as official_models
 
     path = tmp_path / "jwst_nirspec_refpix_9001.fits"
-    describe_reference(refpix_model(coefficient_table), "refpix", detector,
-                       "NRSIRS2RAPID").save(path)
+    reference = label_reference(refpix_model(coefficient_table), "refpix", "NIRSPEC",
+                                detector, "FULL", (2048, 2048),
+                                (2, 1) if detector == "NRS1" else (-2, -1))
+    reference.meta.exposure.readpatt = "NRSIRS2RAPID"
+    reference.save(path)
     model = irs2_ramp(detector)
     theirs_input = official_models.RampModel(data=model.data.copy(), pixeldq=model.pixeldq,
                                              groupdq=model.groupdq)

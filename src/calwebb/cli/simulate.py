@@ -8,17 +8,22 @@ from calwebb.errors import SimulationError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instrument", default="nircam", help="nircam or miri")
+    parser.add_argument("--instrument", default="nircam",
+                        help="nircam or miri (imaging), or nirspec (spectra, for Stage 1)")
     parser.add_argument("--detectors", nargs="+", default=None,
-                        help="detector names (default: NRCA1, or MIRIMAGE for MIRI)")
+                        help="detector names (default: NRCA1, MIRIMAGE or NRS1)")
     parser.add_argument("--exposures", type=int, default=2, help="dither positions")
     parser.add_argument("--subarray", default=None,
-                        help="subarray name (default SUB320 for NIRCam, SUB256 for MIRI)")
+                        help="subarray name (default SUB320 for NIRCam, SUB256 for MIRI, FULL "
+                             "for NIRSpec)")
     parser.add_argument("--size", type=int, default=None,
                         help="square subarray size instead of --subarray (NIRCam 64/160/320/"
                              "640/2048)")
-    parser.add_argument("--filter", default=None, help="filter (default F200W or F770W)")
-    parser.add_argument("--readpatt", default=None, help="readout pattern (default RAPID/FASTR1)")
+    parser.add_argument("--filter", default=None,
+                        help="filter (default F200W, F770W or, for NIRSpec, CLEAR)")
+    parser.add_argument("--grating", default="PRISM", help="NIRSpec grating")
+    parser.add_argument("--readpatt", default=None,
+                        help="readout pattern (default RAPID, FASTR1 or NRSIRS2RAPID)")
     parser.add_argument("--ngroups", type=int, default=6)
     parser.add_argument("--nints", type=int, default=1)
     parser.add_argument("--jitter-mas", type=float, default=0.0,
@@ -34,20 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 SIZES = {64: "SUB64P", 160: "SUB160", 320: "SUB320", 640: "SUB640", 2048: "FULL"}
+#: per instrument: default detector, filter, readout pattern and subarray
+DEFAULTS = {"NIRCAM": ("NRCA1", "F200W", "RAPID", "SUB320"),
+            "MIRI": ("MIRIMAGE", "F770W", "FASTR1", "SUB256"),
+            "NIRSPEC": ("NRS1", "CLEAR", "NRSIRS2RAPID", "FULL")}
 
 
 def config_from_arguments(args: argparse.Namespace):
     from calwebb.simulate import ObservationConfig
 
     instrument = args.instrument.upper()
-    miri = instrument == "MIRI"
-    if instrument not in ("NIRCAM", "MIRI"):
-        raise SimulationError(f"--instrument {args.instrument}: expected nircam or miri")
+    if instrument not in DEFAULTS:
+        raise SimulationError(f"--instrument {args.instrument}: expected nircam, miri or "
+                              "nirspec")
+    detector, filter_name, readpatt, default_subarray = DEFAULTS[instrument]
     subarray = args.subarray
     if args.size is not None:
-        if miri or args.size not in SIZES:
+        if instrument != "NIRCAM" or args.size not in SIZES:
             raise SimulationError(f"--size {args.size}: NIRCam sizes are {sorted(SIZES)}; "
-                                  "for MIRI give --subarray")
+                                  "for MIRI and NIRSpec give --subarray")
         subarray = SIZES[args.size]
     if args.ngroups < 1 or args.nints < 1 or args.exposures < 1:
         raise SimulationError("--ngroups, --nints and --exposures must be at least 1")
@@ -55,10 +65,10 @@ def config_from_arguments(args: argparse.Namespace):
         raise SimulationError(f"--ipc-alpha {args.ipc_alpha}: expected 0 ≤ alpha < 0.25")
     return ObservationConfig(
         instrument=instrument,
-        detectors=tuple(args.detectors or (("MIRIMAGE",) if miri else ("NRCA1",))),
-        filter=args.filter or ("F770W" if miri else "F200W"),
-        readpatt=args.readpatt or ("FASTR1" if miri else "RAPID"),
-        subarray=subarray or ("SUB256" if miri else "SUB320"),
+        detectors=tuple(args.detectors or (detector,)),
+        filter=args.filter or filter_name, grating=args.grating,
+        readpatt=args.readpatt or readpatt,
+        subarray=subarray or default_subarray,
         ngroups=args.ngroups, nints=args.nints, n_dithers=args.exposures,
         pointing_jitter_mas=args.jitter_mas,
         roll_jitter_arcsec=args.roll_jitter_arcsec, ipc_alpha=args.ipc_alpha, seed=args.seed,
@@ -74,5 +84,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"truth catalog {result.truth_catalog}; truth rates in {result.truth_rates[0].parent}")
     print(f"reference files in {result.reference_files[0].parent}; CRDS cache {result.crds_path}"
           f" (use: export CRDS_PATH={result.crds_path})")
-    print(f"associations {result.level2_asn.name}, {result.level3_asn.name}")
+    if result.level2_asn is not None:
+        print(f"associations {result.level2_asn.name}, {result.level3_asn.name}")
     return 0

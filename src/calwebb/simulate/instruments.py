@@ -54,11 +54,11 @@ DETECTORS["NRCBLONG"] = Detector("NIRCAM", "NRCBLONG", (2048, 2048), 0.0630, 1, 
                                  "B", -89.5, -493.4, -0.3, "NRC_IMAGE")
 DETECTORS["MIRIMAGE"] = Detector("MIRI", "MIRIMAGE", (1024, 1032), 0.1108, 1, 2, None, None,
                                  -453.4, -373.8, 4.45, "MIR_IMAGE")
-# NIRSpec reads along the DMS rows (FASTAXIS ±2) and disperses along them; NRS2 is stored
-# rotated by 180 degrees. Spectra of the fixed slit S200A1 (the simulator draws traces).
+# NIRSpec reads along the DMS columns (FASTAXIS ±2) and disperses along the rows; NRS2 is
+# stored rotated by 180 degrees. Multi-object spectra (the simulator draws their traces).
 DETECTORS.update({
     name: Detector("NIRSPEC", name, (2048, 2048), 0.1, fast, slow, None, None, 378.6, -428.6,
-                   138.5, "NRS_FIXEDSLIT")
+                   138.5, "NRS_MSASPEC")
     for name, fast, slow in (("NRS1", 2, 1), ("NRS2", -2, -1))
 })
 
