@@ -18,6 +18,14 @@ capacitance (IPC reference), the MIRI reset anomaly (RESET reference), first-gro
 transient (RSCD reference) and last-frame offset, per-amplifier offsets by column (NIR) or
 row (MIRI) parity and per-row drifts seen by the reference pixels, read noise, dead and hot
 pixels.
+
+NIRSpec (``instrument="NIRSPEC"``, detectors NRS1/NRS2, for Stage 1): multi-object spectra
+(traces across the dispersion axis, nodded along the slits between dithers) instead of the
+imaging sky, the same detector effects with the amplifiers and drifts along NIRSpec's
+transposed readout, and with an IRS2 pattern (NRSIRS2, NRSIRS2RAPID) 3200-row frames whose
+interleaved reference pixels and reference output see bias, offsets and noise but no light,
+with the 3200-row MASK and SUPERBIAS and a REFPIX (IRS2 coefficients) reference. No optics
+references or associations are written for it.
 """
 
 from calwebb.simulate.observation import (

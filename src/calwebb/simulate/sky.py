@@ -1,4 +1,5 @@
-"""The sky: stars and Sérsic galaxies with known positions and fluxes, rendered to count rates."""
+"""The sky: stars and Sérsic galaxies with known positions and fluxes, and multi-object
+spectra, rendered to count rates."""
 
 from __future__ import annotations
 
