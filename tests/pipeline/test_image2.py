@@ -70,6 +70,8 @@ def test_cal_is_the_true_surface_brightness_and_star_fluxes(products, imaging_cr
 @pytest.mark.parametrize("instrument, detector, filter_name, readpatt, subarray, science", [
     ("NIRCAM", "NRCA1", "F200W", "RAPID", "SUB64P", np.s_[4:, 4:]),
     ("MIRI", "MIRIMAGE", "F770W", "FASTR1", "SUB64", np.s_[:, 4:-4]),
+    ("NIRISS", "NIS", "F150W", "NISRAPID", "SUB64", np.s_[4:, 4:]),  # CLEAR + F150W
+    ("NIRISS", "NIS", "F277W", "NISRAPID", "SUB64", np.s_[4:, 4:]),  # F277W + CLEARP
 ])
 def test_a_uniform_sky_is_uniform_in_cal(tmp_path, monkeypatch, instrument, detector,
                                          filter_name, readpatt, subarray, science):

@@ -272,9 +272,9 @@ def test_ipc_is_simulated_and_removed_by_the_ipc_step(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--instrument", "niriss"], "expected nircam, miri or nirspec"),
+        (["--instrument", "fgs"], "expected nircam, miri, niriss or nirspec"),
         (["--instrument", "nirspec", "--detectors", "NRCA1"], "NRCA1 is not a NIRSPEC one"),
-        (["--instrument", "nirspec", "--size", "64"], "for MIRI and NIRSpec give --subarray"),
+        (["--instrument", "nirspec", "--size", "64"], "for the other instruments give --subarray"),
         (["--size", "100"], "NIRCam sizes are"),
         (["--ipc-alpha", "0.3"], "expected 0 ≤ alpha < 0.25"),
         (["--readpatt", "FOO"], "no readout pattern 'FOO'"),

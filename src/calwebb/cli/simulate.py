@@ -9,21 +9,21 @@ from calwebb.errors import SimulationError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instrument", default="nircam",
-                        help="nircam or miri (imaging), or nirspec (spectra, for Stage 1)")
+                        help="nircam, miri or niriss (imaging), or nirspec (spectra, for Stage 1)")
     parser.add_argument("--detectors", nargs="+", default=None,
-                        help="detector names (default: NRCA1, MIRIMAGE or NRS1)")
+                        help="detector names (default: NRCA1, MIRIMAGE, NIS or NRS1)")
     parser.add_argument("--exposures", type=int, default=2, help="dither positions")
     parser.add_argument("--subarray", default=None,
-                        help="subarray name (default SUB320 for NIRCam, SUB256 for MIRI, FULL "
-                             "for NIRSpec)")
+                        help="subarray name (default SUB320 for NIRCam, SUB256 for MIRI and "
+                             "NIRISS, FULL for NIRSpec)")
     parser.add_argument("--size", type=int, default=None,
                         help="square subarray size instead of --subarray (NIRCam 64/160/320/"
                              "640/2048)")
     parser.add_argument("--filter", default=None,
-                        help="filter (default F200W, F770W or, for NIRSpec, CLEAR)")
+                        help="filter (default F200W, F770W, F150W or, for NIRSpec, CLEAR)")
     parser.add_argument("--grating", default="PRISM", help="NIRSpec grating")
     parser.add_argument("--readpatt", default=None,
-                        help="readout pattern (default RAPID, FASTR1 or NRSIRS2RAPID)")
+                        help="readout pattern (default RAPID, FASTR1, NISRAPID or NRSIRS2RAPID)")
     parser.add_argument("--ngroups", type=int, default=6)
     parser.add_argument("--nints", type=int, default=1)
     parser.add_argument("--jitter-mas", type=float, default=0.0,
@@ -42,6 +42,7 @@ SIZES = {64: "SUB64P", 160: "SUB160", 320: "SUB320", 640: "SUB640", 2048: "FULL"
 #: per instrument: default detector, filter, readout pattern and subarray
 DEFAULTS = {"NIRCAM": ("NRCA1", "F200W", "RAPID", "SUB320"),
             "MIRI": ("MIRIMAGE", "F770W", "FASTR1", "SUB256"),
+            "NIRISS": ("NIS", "F150W", "NISRAPID", "SUB256"),
             "NIRSPEC": ("NRS1", "CLEAR", "NRSIRS2RAPID", "FULL")}
 
 
@@ -50,14 +51,14 @@ def config_from_arguments(args: argparse.Namespace):
 
     instrument = args.instrument.upper()
     if instrument not in DEFAULTS:
-        raise SimulationError(f"--instrument {args.instrument}: expected nircam, miri or "
-                              "nirspec")
+        raise SimulationError(f"--instrument {args.instrument}: expected nircam, miri, "
+                              "niriss or nirspec")
     detector, filter_name, readpatt, default_subarray = DEFAULTS[instrument]
     subarray = args.subarray
     if args.size is not None:
         if instrument != "NIRCAM" or args.size not in SIZES:
             raise SimulationError(f"--size {args.size}: NIRCam sizes are {sorted(SIZES)}; "
-                                  "for MIRI and NIRSpec give --subarray")
+                                  "for the other instruments give --subarray")
         subarray = SIZES[args.size]
     if args.ngroups < 1 or args.nints < 1 or args.exposures < 1:
         raise SimulationError("--ngroups, --nints and --exposures must be at least 1")

@@ -1,4 +1,8 @@
-"""A synthetic JWST imaging observatory: exposures with known truth and their references.
+"""A synthetic JWST observatory: exposures with known truth and their references.
+
+Imaging with NIRCam, MIRI and NIRISS (its short filters in the pupil wheel behind CLEAR, its
+long ones in the filter wheel before CLEARP, read along the DMS columns); NIRSpec spectra
+for Stage 1 (below).
 
 ``observation(output_dir, **options)`` (or ``simulate_observation(ObservationConfig(...),
 output_dir)``) writes ``*_uncal.fits`` exposures (official names and headers), the

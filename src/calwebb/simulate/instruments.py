@@ -12,6 +12,7 @@ READOUT_PATTERNS = {
                "SHALLOW4": (4, 1), "MEDIUM2": (2, 8), "MEDIUM8": (8, 2), "DEEP2": (2, 18),
                "DEEP8": (8, 12)},
     "MIRI": {"FASTR1": (1, 0), "SLOWR1": (1, 0)},
+    "NIRISS": {"NISRAPID": (1, 0), "NIS": (4, 1)},
     "NIRSPEC": {"NRSRAPID": (1, 0), "NRSRAPIDD1": (1, 1), "NRSRAPIDD2": (1, 2),
                 "NRSRAPIDD6": (1, 5), "NRS": (4, 1), "NRSIRS2RAPID": (1, 0), "NRSIRS2": (5, 0)},
 }
@@ -54,6 +55,9 @@ DETECTORS["NRCBLONG"] = Detector("NIRCAM", "NRCBLONG", (2048, 2048), 0.0630, 1, 
                                  "B", -89.5, -493.4, -0.3, "NRC_IMAGE")
 DETECTORS["MIRIMAGE"] = Detector("MIRI", "MIRIMAGE", (1024, 1032), 0.1108, 1, 2, None, None,
                                  -453.4, -373.8, 4.45, "MIR_IMAGE")
+# NIRISS reads along the DMS columns (FASTAXIS -2, SLOWAXIS -1)
+DETECTORS["NIS"] = Detector("NIRISS", "NIS", (2048, 2048), 0.0656, -2, -1, None, None,
+                            -290.1, -697.5, -0.57, "NIS_IMAGE")
 # NIRSpec reads along the DMS columns (FASTAXIS ±2) and disperses along the rows; NRS2 is
 # stored rotated by 180 degrees. Multi-object spectra (the simulator draws their traces).
 DETECTORS.update({
@@ -71,6 +75,8 @@ SUBARRAYS = {
                "SUB64P": (1, 1, 64, 64)},
     "MIRI": {"FULL": (1, 1, 1032, 1024), "SUB256": (413, 51, 256, 256),
              "SUB64": (1, 779, 72, 64)},
+    "NIRISS": {"FULL": (1, 1, 2048, 2048), "SUB256": (1, 1, 256, 256),
+               "SUB128": (1, 1, 128, 128), "SUB64": (1, 1, 64, 64)},
     "NIRSPEC": {"FULL": (1, 1, 2048, 2048)},
 }
 
@@ -80,13 +86,37 @@ FILTERS = {
                "F277W": 2.786, "F356W": 3.563, "F444W": 4.421},
     "MIRI": {"F560W": 5.635, "F770W": 7.639, "F1000W": 9.953, "F1500W": 15.064,
              "F2100W": 20.795},
+    "NIRISS": {"F090W": 0.901, "F115W": 1.154, "F140M": 1.404, "F150W": 1.501, "F158M": 1.587,
+               "F200W": 1.990, "F277W": 2.776, "F356W": 3.593, "F380M": 3.825, "F430M": 4.285,
+               "F444W": 4.426, "F480M": 4.817},
 }
+#: NIRISS filters mounted in the pupil wheel (FILTER = CLEAR); the others sit in the filter
+#: wheel with PUPIL = CLEARP
+NIRISS_PUPIL_WHEEL = ("F090W", "F115W", "F140M", "F150W", "F158M", "F200W")
 PRIMARY_MIRROR = 6.5  # m
 #: MJy/sr per DN/s of each filter (the PHOTOM reference's PHOTMJSR)
 PHOTMJSR = {
     instrument: {name: round(0.18 + 0.03 * index, 3) for index, name in enumerate(filters)}
     for instrument, filters in FILTERS.items()
 }
+
+
+def wheels(instrument: str, filter_name: str, pupil: str) -> tuple[str, str | None]:
+    """(FILTER, PUPIL) keywords of an exposure through ``filter_name``: NIRISS puts its short
+    filters in the pupil wheel behind CLEAR, its long ones in the filter wheel before CLEARP;
+    NIRCam keeps ``pupil``; MIRI has no pupil."""
+    filter_name = filter_name.upper()
+    if instrument == "NIRISS":
+        return ("CLEAR", filter_name) if filter_name in NIRISS_PUPIL_WHEEL else (filter_name,
+                                                                               "CLEARP")
+    return filter_name, pupil.upper() if instrument == "NIRCAM" else None
+
+
+def nominal_filter(instrument: str, filter_keyword: str, pupil_keyword: str | None) -> str:
+    """The filter an exposure's FILTER and PUPIL keywords name (``wheels`` undone)."""
+    if instrument == "NIRISS" and (filter_keyword or "").upper() == "CLEAR":
+        return (pupil_keyword or "").upper()
+    return (filter_keyword or "").upper()
 
 
 def detector(name: str) -> Detector:
@@ -119,12 +149,12 @@ def is_irs2(pattern: str) -> bool:
 
 
 def frame_time(instrument: str, xsize: int, ysize: int, noutputs: int, pattern: str) -> float:
-    """Seconds per frame, 10 µs per sample: NIRCam (nx/outputs + 12)(ny + 1) samples, NIRSpec
-    the same along its DMS rows (ny/outputs + 12)(nx + 1), or with IRS2 712 (nx + 1); MIRI
-    fast/slow mode."""
+    """Seconds per frame, 10 µs per sample: NIRCam (nx/outputs + 12)(ny + 1) samples, NIRISS
+    and NIRSpec the same along their DMS columns (ny/outputs + 12)(nx + 1), NIRSpec IRS2
+    712 (nx + 1); MIRI fast/slow mode."""
     if instrument == "NIRCAM":
         return (xsize / noutputs + 12) * (ysize + 1) * 10e-6
-    if instrument == "NIRSPEC":
+    if instrument in ("NIRISS", "NIRSPEC"):
         samples = IRS2_ROW_SAMPLES if is_irs2(pattern) else ysize / noutputs + 12
         return samples * (xsize + 1) * 10e-6
     per_row = 2.775 / 1024 if pattern.upper() == "FASTR1" else 23.89 / 1024

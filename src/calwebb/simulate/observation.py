@@ -341,9 +341,11 @@ class _Exposure:
         meta = model.meta
         meta.telescope, meta.origin = "JWST", "calwebb.simulate"
         meta.instrument.name, meta.instrument.detector = detector.instrument, detector.name
-        meta.instrument.filter = config.filter.upper()
+        meta.instrument.filter, pupil = instruments.wheels(detector.instrument, config.filter,
+                                                           config.pupil)
+        if pupil is not None:
+            meta.instrument.pupil = pupil
         if detector.instrument == "NIRCAM":
-            meta.instrument.pupil = config.pupil.upper()
             meta.instrument.channel, meta.instrument.module = detector.channel, detector.module
         if detector.instrument == "NIRSPEC":
             meta.instrument.grating = config.grating.upper()

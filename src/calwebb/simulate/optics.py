@@ -212,6 +212,7 @@ class ExposureGeometry:
     def from_model(cls, model) -> ExposureGeometry:
         """The simulator's truth geometry of a product, rebuilt from its header keywords."""
         from calwebb.simulate.instruments import detector as find_detector
+        from calwebb.simulate.instruments import nominal_filter
 
         meta = model.meta
         wcsinfo = meta.wcsinfo
@@ -219,7 +220,9 @@ class ExposureGeometry:
                             wcsinfo.v3_ref, meta.velocity_aberration.scale_factor or 1.0)
         return cls(Distortion.of(find_detector(meta.instrument.detector)), pointing,
                    meta.subarray.xstart or 1, meta.subarray.ystart or 1,
-                   FILTER_OFFSETS.get((meta.instrument.filter or "").upper(), (0.0, 0.0)))
+                   FILTER_OFFSETS.get(nominal_filter(meta.instrument.name,
+                                                     meta.instrument.filter,
+                                                     meta.instrument.pupil), (0.0, 0.0)))
 
     def _full_frame(self, x, y):
         return (np.asarray(x, float) + self.xstart - 1 + self.filter_offset[0],

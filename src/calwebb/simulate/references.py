@@ -17,7 +17,7 @@ from calwebb.simulate.detector import (
     irs2_mask,
     reset_anomaly,
 )
-from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS, frame_time
+from calwebb.simulate.instruments import READOUT_PATTERNS, SUBARRAYS, frame_time, wheels
 
 USEAFTER = "2000-01-01T00:00:00"
 #: rows of an IRS2 coefficient table: real and imaginary parts of 712 x 2048 frequencies
@@ -189,7 +189,7 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
 
     detector = truth.detector
     instrument = detector.instrument
-    nircam = instrument == "NIRCAM"
+    has_pupil = instrument != "MIRI"
     distortion = Distortion.of(detector)
     offset = FILTER_OFFSETS.get(filter_name.upper(), (0.0, 0.0))
     unpointed = Pointing(0.0, 0.0, 0.0, detector.v2_ref, detector.v3_ref)
@@ -206,19 +206,22 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
                                 dq=np.zeros(flat_values.shape, np.uint32))
     pixel_area = datamodels.PixelAreaModel(data=area)
     for model in (flat, pixel_area):
-        model.meta.instrument.filter = filter_name.upper()
-        if nircam:
-            model.meta.instrument.pupil = pupil.upper()
+        model.meta.instrument.filter, pupil_keyword = instruments.wheels(instrument,
+                                                                         filter_name, pupil)
+        if has_pupil:
+            model.meta.instrument.pupil = pupil_keyword
     pixel_area.meta.photometry.pixelarea_steradians = nominal_sr
     pixel_area.meta.photometry.pixelarea_arcsecsq = nominal_a2
 
     filters = instruments.FILTERS[instrument]
     values = [instruments.photmjsr(instrument, name) for name in filters]
-    columns = [("filter", "S12"), ("pupil" if nircam else "subarray", "S17"),
+    columns = [("filter", "S12"), ("pupil" if has_pupil else "subarray", "S17"),
                ("photmjsr", ">f4"), ("uncertainty", ">f4")]
     table = np.zeros(len(filters), dtype=columns)
-    table["filter"] = list(filters)
-    table[columns[1][0]] = "CLEAR" if nircam else "GENERIC"
+    if has_pupil:
+        table["filter"], table["pupil"] = zip(*_wheel_rows(instrument, filters), strict=True)
+    else:
+        table["filter"], table["subarray"] = list(filters), "GENERIC"
     table["photmjsr"], table["uncertainty"] = values, np.multiply(values, 0.01)
     photom = datamodels.reference_model_class("photom", instrument)(phot_table=table)
     photom.meta.photometry.pixelarea_steradians = nominal_sr
@@ -227,13 +230,16 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
     distortion_model = datamodels.DistortionModel()
     distortion_model.transform = distortion.astropy_model()
     distortion_model.meta.input_units, distortion_model.meta.output_units = "pixel", "arcsec"
-    if nircam:
+    if instrument == "NIRCAM":
         distortion_model.meta.instrument.p_pupil = "CLEAR|"
     filteroffset = datamodels.FilteroffsetModel()
-    filteroffset.filters = [
-        {"filter": name, "pupil": "CLEAR", "column_offset": column, "row_offset": row}
-        if nircam else {"filter": name, "column_offset": column, "row_offset": row}
-        for name, (column, row) in FILTER_OFFSETS.items() if name in filters]
+    filteroffset.filters = []
+    for name, (column, row) in FILTER_OFFSETS.items():
+        if name in filters:
+            filter_keyword, pupil_keyword = instruments.wheels(instrument, name, "CLEAR")
+            entry = {"filter": filter_keyword, "column_offset": column, "row_offset": row}
+            filteroffset.filters.append(
+                {**entry, "pupil": pupil_keyword} if has_pupil else entry)
     filteroffset.meta.input_units = "pixel"
 
     files = (("flat", flat, "fits"), ("area", pixel_area, "fits"), ("photom", photom, "fits"),
@@ -281,26 +287,33 @@ def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int)
 
     detector = truth.detector
     instrument = detector.instrument
-    nircam = instrument == "NIRCAM"
+    has_pupil = instrument != "MIRI"
     filters = instruments.FILTERS[instrument]
     rows = []
-    for name in filters:
+    for name, (filter_keyword, pupil_keyword) in zip(filters, _wheel_rows(instrument, filters),
+                                                     strict=True):
         fwhm = instruments.psf_fwhm_pixels(instrument, name, detector.pixel_scale)
         radii = encircled_energy_radii(fwhm)
         sky_in = float(np.ceil(2.0 * radii[-1]))
         for fraction, radius in zip(EE_FRACTIONS, radii, strict=True):
-            rows.append((name, "CLEAR" if nircam else "FULL", fraction, radius, 1.0 / fraction,
-                         sky_in, sky_in + 5.0))
-    columns = [("filter", "S12"), ("pupil" if nircam else "subarray", "S15"),
+            rows.append((filter_keyword, pupil_keyword if has_pupil else "FULL", fraction,
+                         radius, 1.0 / fraction, sky_in, sky_in + 5.0))
+    columns = [("filter", "S12"), ("pupil" if has_pupil else "subarray", "S15"),
                ("eefraction", ">f4"), ("radius", ">f4"), ("apcorr", ">f4"), ("skyin", ">f4"),
                ("skyout", ">f4")]
     apcorr = datamodels.reference_model_class("apcorr", instrument)(
         apcorr_table=np.array(rows, dtype=columns))
     offsets = datamodels.ABVegaOffsetModel()
-    table = Table({"filter": list(filters), "abvega_offset": [
+    wheel_rows = _wheel_rows(instrument, filters)
+    table = Table({"filter": [row[0] for row in wheel_rows], "abvega_offset": [
         ab_minus_vega(wavelength) for wavelength in filters.values()]})
-    if nircam:
-        table["pupil"] = "CLEAR"
+    if has_pupil:
+        table["pupil"] = [row[1] for row in wheel_rows]
     offsets.abvega_offset = table
     return _save_described((("apcorr", apcorr, "fits"), ("abvegaoffset", offsets, "asdf")),
                            truth, directory, serial, detector.exposure_type)
+
+
+def _wheel_rows(instrument: str, filters) -> list[tuple[str, str | None]]:
+    """(FILTER, PUPIL) of each of ``filters`` as the tables of the references list them."""
+    return [wheels(instrument, name, "CLEAR") for name in filters]
