@@ -165,3 +165,16 @@ def assert_rates_agree(ours, theirs) -> np.ndarray:
     assert np.median(delta / np.abs(theirs.data[good])) < 1e-4
     assert (ours.dq == theirs.dq).mean() >= 0.999
     return good
+
+
+def assert_official_detector1_agrees(uncal, crds_path, ours) -> None:
+    """The official Detector1Pipeline on ``uncal``, with the references of the cache at
+    ``crds_path``, gives rates that agree with ``ours`` (``assert_rates_agree``)."""
+    import pytest
+
+    from offline_crds import offline_crds
+
+    pipeline = pytest.importorskip("jwst.pipeline")
+    with offline_crds(crds_path):
+        theirs = pipeline.Detector1Pipeline.call(str(uncal))
+    assert_rates_agree(ours, theirs)
