@@ -232,14 +232,14 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
     distortion_model.meta.input_units, distortion_model.meta.output_units = "pixel", "arcsec"
     if instrument == "NIRCAM":
         distortion_model.meta.instrument.p_pupil = "CLEAR|"
-    filteroffset = datamodels.FilteroffsetModel()
-    filteroffset.filters = []
+    entries = []
     for name, (column, row) in FILTER_OFFSETS.items():
         if name in filters:
             filter_keyword, pupil_keyword = instruments.wheels(instrument, name, "CLEAR")
             entry = {"filter": filter_keyword, "column_offset": column, "row_offset": row}
-            filteroffset.filters.append(
-                {**entry, "pupil": pupil_keyword} if has_pupil else entry)
+            entries.append({**entry, "pupil": pupil_keyword} if has_pupil else entry)
+    filteroffset = datamodels.FilteroffsetModel()
+    filteroffset.filters = entries
     filteroffset.meta.input_units = "pixel"
 
     files = (("flat", flat, "fits"), ("area", pixel_area, "fits"), ("photom", photom, "fits"),
