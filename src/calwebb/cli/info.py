@@ -9,8 +9,9 @@ from calwebb.datamodels.io import describe_arrays
 
 KEY_METADATA = (
     "meta.instrument.name", "meta.instrument.detector", "meta.exposure.type",
-    "meta.instrument.filter", "meta.instrument.pupil", "meta.exposure.readpatt",
-    "meta.exposure.nints", "meta.exposure.ngroups", "meta.exposure.nframes",
+    "meta.instrument.filter", "meta.instrument.pupil", "meta.instrument.grating",
+    "meta.exposure.readpatt", "meta.exposure.nints", "meta.exposure.ngroups",
+    "meta.exposure.nframes",
     "meta.subarray.name", "meta.observation.date", "meta.observation.time", "meta.reftype",
     "meta.useafter", "meta.ref_file.crds.context_used",
 )
