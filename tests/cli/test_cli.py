@@ -126,6 +126,25 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
     assert found == total and float(row.split()[4].removesuffix("mas")) < 5
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("instrument, product", [("niriss", "niriss_f444w"),
+                                                 ("miri", "miri_f770w")])
+def test_demo_runs_on_the_other_imagers(tmp_path, monkeypatch, capsys, instrument, product):
+    """The stage 3 catalog's bright stars keep their true fluxes (MIRI needs an APCORR row
+    for its subarray, which the simulator writes)."""
+    monkeypatch.setenv("CALWEBB_REFS", str(tmp_path / "refs"))
+    for variable in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    assert main(["demo", "--instrument", instrument, "--output-dir", str(tmp_path / "demo"),
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines()
+               if line.startswith(f"jw01234-o001_t001_{product}_i2d"))
+    found = int(row.split()[3].split("/")[0])
+    ratio = float(row.split()[5].split("±")[0])
+    assert found >= 5 and ratio == pytest.approx(1.0, abs=0.03)
+
+
 def test_asn_from_list_writes_a_level3_association(tmp_path, capsys, monkeypatch):
     from calwebb.associations import load_association
 

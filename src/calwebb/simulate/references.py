@@ -279,8 +279,9 @@ def ab_minus_vega(wavelength_um: float) -> float:
 
 
 def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int) -> list[Path]:
-    """APCORR (every filter: EE radii of the simulated PSF, 1/EE corrections, a sky annulus)
-    and ABVEGAOFFSET for one detector; returns their paths."""
+    """APCORR (every filter, and for MIRI every subarray, as its catalog step selects by
+    subarray: EE radii of the simulated PSF, 1/EE corrections, a sky annulus) and
+    ABVEGAOFFSET for one detector; returns their paths."""
     from astropy.table import Table
 
     from calwebb.simulate import instruments
@@ -295,9 +296,9 @@ def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int)
         fwhm = instruments.psf_fwhm_pixels(instrument, name, detector.pixel_scale)
         radii = encircled_energy_radii(fwhm)
         sky_in = float(np.ceil(2.0 * radii[-1]))
-        for fraction, radius in zip(EE_FRACTIONS, radii, strict=True):
-            rows.append((filter_keyword, pupil_keyword if has_pupil else "FULL", fraction,
-                         radius, 1.0 / fraction, sky_in, sky_in + 5.0))
+        for second_key in [pupil_keyword] if has_pupil else SUBARRAYS[instrument]:
+            rows += [(filter_keyword, second_key, fraction, radius, 1.0 / fraction, sky_in,
+                      sky_in + 5.0) for fraction, radius in zip(EE_FRACTIONS, radii, strict=True)]
     columns = [("filter", "S12"), ("pupil" if has_pupil else "subarray", "S15"),
                ("eefraction", ">f4"), ("radius", ">f4"), ("apcorr", ">f4"), ("skyin", ">f4"),
                ("skyout", ">f4")]
