@@ -125,3 +125,30 @@ def test_official_assign_wcs_agrees_and_reads_our_product(rate, imaging_crds, tm
     assert _separation_mas(ra, dec, ra_official, dec_official).max() < 1e-3
     opened = official_models.open(ours.save(tmp_path / "jw_cal.fits"))
     assert _separation_mas(*opened.meta.wcs(x, y), ra, dec).max() < 1e-6
+
+
+@pytest.mark.compare
+def test_full_frame_sip_header_equals_the_official_one(rate, imaging_crds, tmp_path):
+    """The same SIP orders, CRPIX and coefficients. (On a subarray at the detector's origin
+    the official pipeline keeps the distortion reference's full-frame bounding box, so its
+    SIP is fitted over 2048 x 2048 pixels, with higher orders; calwebb fits the subarray.)"""
+    pytest.importorskip("jwst")
+    from jwst.assign_wcs import AssignWcsStep as OfficialAssignWcs
+
+    full = rate.metadata_copy()
+    full.data = np.zeros((2048, 2048), np.float32)
+    subarray = full.meta.subarray
+    subarray.name, subarray.xsize, subarray.ysize = "FULL", 2048, 2048
+    overrides = {"override_distortion": _reference(imaging_crds, "distortion"),
+                 "override_filteroffset": _reference(imaging_crds, "filteroffset")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        official = OfficialAssignWcs.call(str(full.save(tmp_path / "jw_full_rate.fits")),
+                                          **overrides)
+    ours = AssignWcsStep.call(full, **overrides)
+    theirs = {key: value for key, value in official.meta.wcsinfo.instance.items()
+              if key.startswith(("a_", "b_", "ap_", "bp_", "crpix", "cd", "pc"))}
+    assert theirs["a_order"] > 2
+    for key, value in theirs.items():
+        np.testing.assert_allclose(getattr(ours.meta.wcsinfo, key), value, rtol=1e-6,
+                                   atol=1e-14, err_msg=key)
