@@ -188,6 +188,30 @@ def test_cal_matches_the_official_pipeline_and_official_reads_our_products(
         np.testing.assert_allclose((ra, dec), model.meta.wcs(10.0, 20.0), atol=1e-10)
 
 
+@pytest.mark.compare
+def test_i2d_has_the_official_hdus_and_header_keywords(imaging_crds, tmp_path):
+    """Apart from CAL_VCS (the official pipeline's own revision; calwebb sets none) and the
+    blank separator cards stdatamodels adds."""
+    pytest.importorskip("jwst")
+    from jwst.pipeline import Image2Pipeline as OfficialImage2
+
+    rate = datamodels.open(imaging_crds.truth_rates[0])
+    rate.err = np.ones_like(rate.data)
+    rate.var_poisson = rate.var_rnoise = np.full(rate.data.shape, 0.01, np.float32)
+    rate.dq = np.zeros(rate.data.shape, np.uint32)
+    rate_path = rate.save(tmp_path / "jw01234001001_03101_00001_nrca1_rate.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        OfficialImage2.call(str(rate_path), save_results=True, output_dir=str(tmp_path / "o"))
+    Image2Pipeline.call(str(rate_path), save_results=True, output_dir=str(tmp_path / "c"))
+    name = "jw01234001001_03101_00001_nrca1_i2d.fits"
+    with fits.open(tmp_path / "o" / name) as theirs, fits.open(tmp_path / "c" / name) as ours:
+        assert [hdu.name for hdu in ours] == [hdu.name for hdu in theirs]
+        for hdu in ("PRIMARY", "SCI"):
+            assert set(ours[hdu].header) - {""} == set(theirs[hdu].header) - {"CAL_VCS", ""}, \
+                hdu
+
+
 def test_background_subtracted_image_is_saved_and_named_as_officially(imaging_crds, tmp_path,
                                                                          caplog):
     """The background step's result is saved with suffix bsub (save_bsub, deprecated but

@@ -267,7 +267,6 @@ class ResampleStep(Step):
             if name in DETECTOR_WCSINFO or name.startswith(SIP_PREFIXES + GRID_WCSINFO):
                 delattr(wcsinfo, name)
         wcsinfo.update(grid.fits_keywords(grid.describe(output_wcs)))
-        meta.coordinates.reference_frame = "ICRS"
         meta.wcs = output_wcs
         outlines = [grid.footprint(info["wcs"], info["shape"], points_per_side=1)
                     for info in described]
