@@ -1,6 +1,6 @@
 """An observation: exposures on a dither pattern, their headers, reference files and truth.
 
-Imaging (NIRCam, MIRI): a sky of stars and galaxies seen through the optics; NIRSpec:
+Imaging (NIRCam, MIRI, NIRISS): a sky of stars and galaxies seen through the optics; NIRSpec:
 multi-object spectra on the detector, for Stage 1 (no optics references or associations).
 """
 
@@ -225,7 +225,8 @@ class _DetectorSetup:
             raise SimulationError(f"detector {self.detector.name} is not a {instrument} one")
         self.truth = make_detector(self.detector, config.seed * 1000 + index, config.ipc_alpha,
                                    irs2=instruments.is_irs2(config.readpatt))
-        self.response = None if _spectroscopic(config) else quantum_efficiency(
+        self.spectroscopic = _spectroscopic(config)
+        self.response = None if self.spectroscopic else quantum_efficiency(
             self.detector, config.filter, config.seed)
 
     def write_references(self, directory: Path) -> list[Path]:
@@ -234,7 +235,7 @@ class _DetectorSetup:
         files = write_detector_references(
             truth, directory, serial, config.readpatt, self.detector.exposure_type,
             {config.subarray.upper(): self.window})
-        if self.response is None:
+        if self.spectroscopic:
             return files
         files += write_optics_references(truth, self.response, config.filter, config.pupil,
                                          directory, serial + 20)
@@ -244,7 +245,7 @@ class _DetectorSetup:
                  rng: np.random.Generator) -> SimulatedExposure:
         config, window = self.config, self.window
         exposure = _Exposure(config, self.detector, window, dither, *self.readout)
-        if self.response is None:
+        if self.spectroscopic:
             rate, x, y = exposure.spectra_rate(catalog)
         else:
             rate, x, y = exposure.sky_rate(catalog, self.response)
