@@ -144,7 +144,7 @@ def test_official_detector1_agrees_on_an_irs2_exposure(irs2_observation, irs2_ra
 def test_detector1_recovers_the_truth_of_a_traditional_readout(tmp_path):
     """NRS1 read with NRS (4 frames a group, 1 dropped): the reference pixels take out the
     amplifier offsets along the DMS rows and the drift along the columns; without refpix
-    the rates are off by far more than their errors."""
+    the rates scatter well beyond their errors."""
     observation = simulate_observation(
         ObservationConfig(**NIRSPEC, detectors=("NRS1",), readpatt="NRS", seed=6), tmp_path)
     with offline_crds(observation.crds_path):
@@ -153,4 +153,4 @@ def test_detector1_recovers_the_truth_of_a_traditional_readout(tmp_path):
                                              steps={"refpix": {"skip": True}})
     pull = pulls(rate, observation.truth_rates[0])
     assert abs(np.median(pull)) < 0.05 and abs(np.std(pull) - 1) < 0.05
-    assert np.std(pulls(uncorrected, observation.truth_rates[0])) > 1.2
+    assert np.std(pulls(uncorrected, observation.truth_rates[0])) > np.std(pull) + 0.1
