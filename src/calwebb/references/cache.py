@@ -131,7 +131,9 @@ def _scalars(node):
 
 
 def write_local_cache(reference_files, crds_path, context_name: str = "jwst_9000.pmap") -> Path:
-    """Copy ``reference_files`` into a CRDS cache at ``crds_path`` with mappings selecting them.
+    """Put ``reference_files`` into a CRDS cache at ``crds_path`` (hard links where the file
+    system allows, so that a simulated full-frame reference set is not stored twice; copies
+    otherwise) with mappings selecting them.
 
     Returns the cache root. The context name's serial (``jwst_NNNN.pmap``) is reused for the
     imaps and rmaps it writes.
@@ -152,7 +154,7 @@ def write_local_cache(reference_files, crds_path, context_name: str = "jwst_9000
         target = root / "references" / OBSERVATORY / instrument.lower() / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.resolve() != target.resolve():
-            shutil.copy2(path, target)
+            _place(path, target)
     mappings = root / "mappings" / OBSERVATORY
     mappings.mkdir(parents=True, exist_ok=True)
     imaps = {}
@@ -184,6 +186,15 @@ def _pars_classes() -> list[str]:
     from calwebb.stpipe.registry import classes
 
     return sorted(set(PARS_CLASSES) | set(classes()))
+
+
+def _place(source: Path, target: Path) -> None:
+    """``source`` as ``target``: a hard link to the same bytes, or a copy across devices."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _rmap_text(name: str, instrument: str, reftype: str, entries: list) -> str:
