@@ -86,6 +86,24 @@ def test_subarray_offset_and_filter_offset_compose():
     np.testing.assert_allclose(model(0.0, 0.0), (100.25, 199.5))
 
 
+def test_non_square_detectors_keep_x_and_y_apart():
+    """MIRI's 1032 columns by 1024 rows: the simulated distortion reference and the WCS bound
+    x by the columns and y by the rows (astropy models take bounding boxes in reverse input
+    order unless told otherwise)."""
+    from calwebb.simulate.instruments import detector
+    from calwebb.simulate.optics import Distortion, Pointing
+
+    distortion = Distortion.of(detector("MIRIMAGE")).astropy_model()
+    full = ((-0.5, 1031.5), (-0.5, 1023.5))
+    assert distortion.bounding_box.bounding_box(order="F") == full
+    to_v2v3 = imaging.detector_to_v2v3(distortion, (1024, 1032), 1, 1, (0.0, 0.0), "miri")
+    wcs = imaging.imaging_wcs(to_v2v3, Pointing(10.0, 20.0, 0.0, -453.4, -373.8),
+                              (1024, 1032))
+    assert wcs.get_transform("detector", "v2v3").bounding_box.bounding_box(order="F") == full
+    assert wcs.bounding_box.bounding_box(order="F") == full
+    assert np.isfinite(wcs(1031.0, 1023.0)).all()
+
+
 def test_missing_pointing_keywords_are_named(rate):
     rate.meta.wcsinfo.ra_ref = None
     rate.meta.wcsinfo.roll_ref = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from astropy import coordinates
-from astropy.modeling import Model, models
+from astropy.modeling import Model, bind_bounding_box, models
 from astropy.modeling.rotations import RotationSequence3D
 from gwcs import WCS
 from gwcs import coordinate_frames as cf
@@ -107,7 +107,7 @@ def imaging_wcs(detector_to_v2v3_model: Model, pointing: Pointing,
     world = cf.CelestialFrame(reference_frame=coordinates.ICRS(), name="world")
     to_v2v3 = detector_to_v2v3_model.copy()
     ny, nx = shape
-    to_v2v3.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    bind_bounding_box(to_v2v3, ((-0.5, nx - 0.5), (-0.5, ny - 0.5)), order="F")  # x, y
     wcs = WCS([(detector, to_v2v3), (v2v3, velocity_aberration(pointing)),
                (v2v3vacorr, v2v3_to_sky(pointing)), (world, None)])
     wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))

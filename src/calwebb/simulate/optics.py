@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.modeling import fitting, models
+from astropy.modeling import bind_bounding_box, fitting, models
 from astropy.utils.exceptions import AstropyUserWarning
 
 from calwebb.simulate.instruments import Detector
@@ -133,7 +133,7 @@ class Distortion:
             | models.Mapping((0, 1, 0, 1)) | (inverse_x & inverse_y) \
             | (models.Shift(self.x_ref) & models.Shift(self.y_ref))
         forward.inverse = inverse
-        forward.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+        bind_bounding_box(forward, ((-0.5, nx - 0.5), (-0.5, ny - 0.5)), order="F")
         forward.name = f"{self.detector.name.lower()}_distortion"
         return forward
 
