@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from calwebb import datamodels, dqflags, references
+from calwebb.cli.simulate import DEFAULTS
 from calwebb.stpipe import log as logs
 from calwebb.stpipe import progress
 
@@ -18,7 +19,7 @@ from calwebb.stpipe import progress
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outdir", "--output-dir", dest="output_dir", default="calwebb-demo",
                         help="where exposures and products go (default: %(default)s)")
-    parser.add_argument("--instrument", choices=tuple(DEMO_SETUPS), default="nircam",
+    parser.add_argument("--instrument", choices=DEMO_INSTRUMENTS, default="nircam",
                         help="the imager: NIRCam F200W, NIRISS F444W or MIRI F770W "
                              "(default: %(default)s)")
     parser.add_argument("--size", choices=("small", "full"), default="small",
@@ -29,10 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every step")
 
 
-#: per instrument: detector, filter, readout pattern, small subarray
-DEMO_SETUPS = {"nircam": ("NRCA1", "F200W", "RAPID", "SUB320"),
-               "niriss": ("NIS", "F444W", "NISRAPID", "SUB256"),
-               "miri": ("MIRIMAGE", "F770W", "FASTR1", "SUB256")}
+#: the imagers the demo runs, with the simulator's defaults (``calwebb simulate``) ...
+DEMO_INSTRUMENTS = ("nircam", "niriss", "miri")
+#: ... but NIRISS through F444W: at F200W its PSF is a pixel wide, and too few stars pair up
+#: for tweakreg's relative alignment
+DEMO_FILTERS = {"niriss": "F444W"}
 #: σ of the simulated guiding error of each exposure's header pointing, which tweakreg removes
 DEMO_JITTER_MAS = 40.0
 #: matching tolerance of the absolute alignment: the official 0.7" lets the few stars of a
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output_dir)
     cache = Path(os.environ.get("CALWEBB_REFS") or references.default_cache_dir())
     started = time.perf_counter()
-    detector, filter_name, readpatt, subarray = DEMO_SETUPS[args.instrument]
+    detector, filter_name, readpatt, subarray = DEFAULTS[args.instrument.upper()]
+    filter_name = DEMO_FILTERS.get(args.instrument, filter_name)
     config = ObservationConfig(instrument=args.instrument.upper(), detectors=(detector,),
                                filter=filter_name, readpatt=readpatt, ngroups=8,
                                seed=args.seed, n_dithers=3,

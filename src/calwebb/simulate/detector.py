@@ -206,6 +206,9 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
     transient = (cut(truth.first_group_transient, window)
                  if truth.first_group_transient is not None else None)
     raw_rows = ny if layout is None else layout.length
+    if layout is not None:  # the interleaved pixels' read noise, averaged over a group
+        normal_rows = layout.normal_rows()
+        reference_noise = float(np.median(truth.read_noise)) / np.sqrt(2.0 * nframes)
     data = np.empty((nints, ngroups, raw_rows, nx), np.uint16)
     hits: list[tuple[int, int, int, int, float]] = []
     expected_hits = cosmic_ray_rate * frame_time * ny * nx
@@ -239,21 +242,19 @@ def simulate_ramps(rate: np.ndarray, truth: DetectorTruth, window, nframes: int,
             if transient is not None and group < RSCD_GROUPS[min(integration, 1)]:
                 read = read + transient * 0.5 ** group
             if layout is not None:
-                read = _interleave(read, truth, nframes, rng)
+                read = _interleave(read, truth.irs2_bias, normal_rows, reference_noise, rng)
             data[integration, group] = np.clip(
                 np.round(read + _readout_offsets(truth, read.shape, rng)), 0, 65535)
     return RampResult(data, hits)
 
 
-def _interleave(read: np.ndarray, truth: DetectorTruth, nframes: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """An IRS2 group: the normal pixels' ``read`` among the interleaved reference pixels and
-    the reference output, which see their bias and read noise (averaged over the group's
-    frames) and no light."""
-    layout = truth.irs2_layout
-    noise = float(np.median(truth.read_noise)) / np.sqrt(2.0 * nframes)
-    frame = truth.irs2_bias + rng.normal(0, noise, truth.irs2_bias.shape)
-    frame[layout.normal_rows()] = read
+def _interleave(read: np.ndarray, irs2_bias: np.ndarray, normal_rows: np.ndarray,
+                noise: float, rng: np.random.Generator) -> np.ndarray:
+    """An IRS2 group: the normal pixels' ``read`` at ``normal_rows`` among the interleaved
+    reference pixels and the reference output, which see their bias and read ``noise`` and
+    no light."""
+    frame = irs2_bias + rng.normal(0, noise, irs2_bias.shape)
+    frame[normal_rows] = read
     return frame
 
 

@@ -73,20 +73,18 @@ def write_detector_references(truth: DetectorTruth, directory: Path, serial: int
     zeros = np.zeros(truth.detector.full_shape, np.uint32)
     coeffs = np.zeros((3, *truth.detector.full_shape), np.float32)
     coeffs[1], coeffs[2] = 1.0, truth.nonlinearity
+    irs2 = truth.irs2_bias is not None
+    bias, mask = (truth.irs2_bias, irs2_mask(truth)) if irs2 else (truth.bias, truth.mask)
     models = {
-        "mask": datamodels.MaskModel(dq=truth.mask),
+        "mask": datamodels.MaskModel(dq=mask),
         "saturation": datamodels.SaturationModel(data=truth.saturation, dq=zeros),
         "superbias": datamodels.SuperBiasModel(
-            data=truth.bias, err=np.zeros_like(truth.bias), dq=zeros),
+            data=bias, err=np.zeros_like(bias), dq=np.zeros(bias.shape, np.uint32)),
         "linearity": datamodels.LinearityModel(coeffs=coeffs, dq=zeros),
         "gain": datamodels.GainModel(data=truth.gain),
         "readnoise": datamodels.ReadnoiseModel(data=truth.read_noise),
     }
-    if truth.irs2_bias is not None:
-        models["mask"] = datamodels.MaskModel(dq=irs2_mask(truth))
-        models["superbias"] = datamodels.SuperBiasModel(
-            data=truth.irs2_bias, err=np.zeros_like(truth.irs2_bias),
-            dq=np.zeros(truth.irs2_bias.shape, np.uint32))
+    if irs2:
         models["refpix"] = datamodels.IRS2Model(
             irs2_table=irs2_table(),
             dq_table=np.zeros(0, [("OUTPUT", ">u2"), ("ODD_EVEN", ">u2"), ("MASK", ">u4")]))
@@ -233,9 +231,10 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
     if instrument == "NIRCAM":
         distortion_model.meta.instrument.p_pupil = "CLEAR|"
     entries = []
-    for name, (column, row) in FILTER_OFFSETS.items():
-        if name in filters:
-            filter_keyword, pupil_keyword = instruments.wheels(instrument, name, "CLEAR")
+    for name, (filter_keyword, pupil_keyword) in zip(filters, _wheel_rows(instrument, filters),
+                                                     strict=True):
+        if name in FILTER_OFFSETS:
+            column, row = FILTER_OFFSETS[name]
             entry = {"filter": filter_keyword, "column_offset": column, "row_offset": row}
             entries.append({**entry, "pupil": pupil_keyword} if has_pupil else entry)
     filteroffset = datamodels.FilteroffsetModel()
