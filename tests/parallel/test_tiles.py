@@ -205,6 +205,65 @@ def test_miri_tiles_give_the_whole_frame_products(tmp_path_factory, monkeypatch,
     assert rate.meta.exposure.extended_emission_events > 0  # showers were flagged
 
 
+#: full frames, whose reference pixels are the border strips: for NIRCam the first stage runs
+#: on those strips alone (MIRI with two integrations, so that RSCD counts pixels in both)
+FULL_FRAMES = {
+    "nircam": dict(subarray="FULL", readpatt="RAPID", ngroups=4, nints=1, n_dithers=1,
+                   n_stars=60, n_galaxies=5, cosmic_ray_rate=1e-4, seed=5),
+    "miri": dict(instrument="MIRI", detectors=("MIRIMAGE",), filter="F770W", readpatt="FASTR1",
+                 subarray="FULL", ngroups=6, nints=2, n_dithers=1, n_stars=40, n_galaxies=5,
+                 cosmic_ray_rate=1e-3, seed=7),
+}
+
+
+def mark(uncal: Path, flag_strips: bool) -> None:
+    """Three columns of science pixels saturate from the third group on (across every tile;
+    for MIRI within the groups RSCD skips); with ``flag_strips``, the input GROUPDQ marks the
+    third group DO_NOT_USE on every reference pixel of the border strips, and on no other."""
+    with fits.open(uncal, mode="update") as hdul:
+        data = hdul["SCI"].data
+        data[:, 2:, :, 500:503] = np.uint16(65535)
+        if not flag_strips:
+            return
+        groupdq = np.zeros(data.shape, np.uint8)
+        is_miri = hdul[0].header["INSTRUME"] == "MIRI"
+        for strip in ((np.s_[:, :4], np.s_[:, -4:]) if is_miri else
+                      (np.s_[:4, :], np.s_[-4:, :], np.s_[:, :4], np.s_[:, -4:])):
+            groupdq[(slice(None), 2, *strip)] = dqflags.DO_NOT_USE
+        hdul.append(fits.ImageHDU(groupdq, name="GROUPDQ"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag_strips", [False, True])
+@pytest.mark.parametrize("case", ["nircam", "miri"])
+def test_full_frame_tiles_measure_refpix_on_the_reference_strips(
+        case, flag_strips, tmp_path, monkeypatch, caplog):
+    """The first stage (before refpix) is not stored but run again on each tile of the second;
+    on a NIR full frame it first runs on the reference strips only. The whole-frame products,
+    bit for bit (RSCD counts over the replayed tiles included). Groups DO_NOT_USE on every
+    pixel of the strips (here from the input's GROUPDQ) are checked on the frame's tiles with
+    the steps that set DO_NOT_USE."""
+    uncal, cache = simulated(tmp_path / "exposure", FULL_FRAMES[case])
+    mark(uncal, flag_strips)
+    use_crds(monkeypatch, cache)
+    whole = run_detector1(str(uncal), tmp_path / "whole")
+    tiled = run_detector1(str(uncal), tmp_path / "tiled", caplog,
+                          max_memory={"nircam": "60MB", "miri": "30MB"}[case])
+    assert tiled["tiles"] >= 3
+    assert ("on the reference-pixel strips" in caplog.text) == (case == "nircam")
+    census = re.search(r"Groups DO_NOT_USE on every pixel: steps (.*), tile by tile",
+                       caplog.text)
+    assert (census is not None) == (case == "nircam" and flag_strips)
+    if census:  # only the steps that set DO_NOT_USE and those whose values they read
+        assert census[1] == "group_scale, dq_init, saturation"
+    assert_identical(whole, tiled)
+    rate = whole["rate"]
+    assert rate.meta.cal_step.refpix == "COMPLETE"
+    if case == "miri":
+        assert rate.meta.cal_step.rscd == "COMPLETE"
+        assert rate.meta.rscd.keep_groups_saturation_int2p > 0
+
+
 def test_bad_or_too_small_max_memory_is_a_parameter_error(nircam, tmp_path):
     with pytest.raises(ParameterError, match=r"max_memory: '4 parsecs' is not a memory size"):
         Detector1Pipeline(max_memory="4 parsecs")

@@ -21,7 +21,7 @@ class DQInitStep(Step):
     reference_file_types = ["mask"]
     input_model_class = datamodels.RampModel
     #: set by a tiled run (calwebb.parallel.tiles) to the tile being processed: the
-    #: user-supplied DQ then covers the frame and is cut to the tile's rows
+    #: user-supplied DQ then covers the frame and is cut to the tile's rows and columns
     tile = None
 
     def process(self, model):
@@ -31,14 +31,14 @@ class DQInitStep(Step):
         mask = mask_model.dq
         if self.user_supplied_dq:
             user = np.asarray(fits.getdata(self.user_supplied_dq))
-            shape = mask.shape if self.tile is None else (self.tile.frame_shape[0],
-                                                          mask.shape[1])
+            shape = mask.shape if self.tile is None else self.tile.frame_shape
             if user.shape != shape or user.dtype.kind not in "ui":
                 raise ParameterError(
                     f"user_supplied_dq {self.user_supplied_dq}: expected an integer array of "
                     f"shape {shape}, got {user.dtype} {user.shape}")
             if self.tile is not None:
-                user = user[self.tile.row_offset:self.tile.row_offset + mask.shape[0]]
+                r0, c0 = self.tile.row_offset, self.tile.column_offset
+                user = user[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]]
             mask = mask | user.astype(np.uint32)
         for plane, integrations in stripe_views(superstripe_count(model)):
             apply_mask(model.pixeldq[plane], model.groupdq[integrations], mask[plane])

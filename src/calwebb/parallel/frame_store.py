@@ -131,21 +131,23 @@ class InputRows:
         self.model = model
         self.shape = model.array_shape("data")
 
-    def read(self, rows: tuple[int, int]) -> dict[str, np.ndarray]:
-        r0, r1 = rows
-        nints, ngroups, _, nx = self.shape
+    def read(self, rows: tuple[int, int],
+             columns: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of frame rows ``rows`` (and ``columns``; None: all of them)."""
+        (r0, r1), (c0, c1) = rows, columns or (0, self.shape[-1])
+        nints, ngroups = self.shape[:2]
         window = {}
         for name, dtype in TILE_ARRAYS.items():
             if self.model.has_array(name):
                 loader = self.model.pending_loader(name)
                 if isinstance(loader, ImageLoader):
-                    window[name] = loader.read(dtype, rows=rows)
+                    window[name] = loader.read(dtype, rows=rows, columns=(c0, c1))
                 else:
-                    window[name] = np.array(getattr(self.model, name)[..., r0:r1, :], dtype)
+                    window[name] = np.array(getattr(self.model, name)[..., r0:r1, c0:c1], dtype)
             elif name == "groupdq":
-                window[name] = np.zeros((nints, ngroups, r1 - r0, nx), dtype)
+                window[name] = np.zeros((nints, ngroups, r1 - r0, c1 - c0), dtype)
             elif name == "pixeldq":
-                window[name] = np.zeros((r1 - r0, nx), dtype)
+                window[name] = np.zeros((r1 - r0, c1 - c0), dtype)
         return window
 
 

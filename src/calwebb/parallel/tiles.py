@@ -83,6 +83,7 @@ class TileContext:
     counts: Counter  # additive counts over own rows, shared by the stage's tiles
     flags: dict  # frame-wide AND of facts the steps report, shared by the stage's tiles
     run: TiledRun
+    column_offset: int = 0  # frame column of the tile model's first column
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value computed once per run (a frame-wide statistic of a reference...)."""
@@ -108,7 +109,9 @@ REPLAYABLE_STEPS = (*PER_PIXEL_STEPS, "saturation", "ipc", "charge_migration")
 #: NEEDS_ONLY_DO_NOT_USE joins their stage instead of starting one (a round trip of the ramp
 #: through the store less)
 KEEP_DO_NOT_USE = ("group_scale", "ipc", "superbias", "refpix", "linearity", "dark_current",
-                   "jump")
+                   "reset", "jump")
+#: steps that set DO_NOT_USE from the flags alone, never from the data values
+DO_NOT_USE_FROM_FLAGS = ("dq_init", "firstframe", "lastframe", "rscd")
 
 
 @dataclass
@@ -312,13 +315,15 @@ class TiledRun:
         return stub
 
     def _tile_model(self, arrays: dict[str, np.ndarray], tile: Tile,
-                    tree: dict | None = None) -> DataModel:
-        """A ramp model of the tile's rows with the frame's metadata (or ``tree``)."""
+                    tree: dict | None = None, columns: tuple[int, int] | None = None
+                    ) -> DataModel:
+        """A ramp model of the tile's rows (and ``columns``; None: all) with the frame's
+        metadata (or ``tree``)."""
         model = datamodels.RampModel()
         model.tree.clear()
         model.tree.update(copy.deepcopy(self.frame_tree if tree is None else tree))
-        _set_rows(model.tree, self.window, tile.start, tile.stop - tile.start,
-                  self.frame_shape)
+        _set_window(model.tree, self.window, (tile.start, tile.stop),
+                    columns or (0, self.frame_shape[1]))
         for name, values in arrays.items():
             setattr(model, name, values)
         for name in ("int_times", "group"):
@@ -392,15 +397,22 @@ class TiledRun:
         In the ``final`` stage, a tile's rows are not stored once the run is sure to have
         rate products (the corrected ramp is then not returned). A stage that is not
         ``stored`` only gathers what the next one needs; that one ``replays`` its steps on
-        each tile first, as told the first time (counts and flags of the replay dropped).
+        each tile first, as told the first time (counts and flags of the replay kept apart).
+        When what it gathers are the border strips of reference pixels, it runs on those
+        strips alone (``_run_on_strips``).
         """
         from calwebb.refpix.reference_pixels import correctable_ramps
 
         parts = [part for part in (stage.replays, stage) if part is not None]
         names = ", ".join(step.name for part in parts for step in part.steps)
-        log.info("Steps %s, tile by tile (halo of %d rows)%s", names, stage.total_halo,
-                 "; the first stage's steps again instead of its stored result"
-                 if stage.replays else "")
+        pixels = None
+        if following is not None and following.kind == "tiles" and following.measures_refpix:
+            pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
+        strips = not stage.stored and pixels is not None and pixels.strips_cheap_to_gather
+        log.info("Steps %s, %s (halo of %d rows)%s", names,
+                 "on the reference-pixel strips" if strips else "tile by tile",
+                 stage.total_halo, "; the first stage's steps again instead of its stored "
+                 "result" if stage.replays else "")
         stage.tree = copy.deepcopy(self.frame_tree)
         stage.facts = self._facts() if any(step.name in ("jump", "ramp_fit")
                                            for step in stage.steps) \
@@ -411,15 +423,17 @@ class TiledRun:
             stage.refpix = self.refpix if self.refpix is not None \
                 else self._measure_refpix(stage.steps[0])
         self.refpix = None
-        pixels = None
-        if following is not None and following.kind == "tiles" and following.measures_refpix:
-            pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
-        counts, flags = Counter(), {}
+        counts, flags, replay_counts = Counter(), {}, Counter()
+        if strips:
+            after, tiles = self._run_on_strips(stage, pixels, counts), []
+            if after.any():  # maybe not so on every pixel of the frame
+                after = self._census(stage, after)
+        else:
+            after, tiles = np.ones(self.shape[:2], bool), self.tiles
         skipped = False
-        after = np.ones(self.shape[:2], bool)
         pending = None
-        with progress_bar(len(self.tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
-            for core in self.tiles:
+        with progress_bar(len(tiles), f"{self.pipeline.name} [{names}]", "tile") as bar:
+            for core in tiles:
                 tile = core.with_halo(stage.total_halo, self.frame_shape[0])
                 self.references.forget_cuts()
                 arrays = self.source.read((tile.start, tile.stop))
@@ -430,7 +444,7 @@ class TiledRun:
                 for part in parts:
                     replay = part is not stage
                     context = TileContext(self.frame_shape, tile.start, tile.rows, part.facts,
-                                          part.refpix, Counter() if replay else counts,
+                                          part.refpix, replay_counts if replay else counts,
                                           {} if replay else flags, self)
                     for step in part.steps:
                         result = self._process(step, model, context)
@@ -467,6 +481,59 @@ class TiledRun:
         dark = next((step for step in stage.steps if step.name == "dark_current"), None)
         if dark is not None and dark.dark_output and self._status("dark_sub") == "COMPLETE":
             dark.save_dark_output(self.frame_stub(), self.shape[1])
+
+    def _run_on_strips(self, stage: Stage, pixels, counts: Counter) -> np.ndarray:
+        """The stage's steps on each border strip of reference pixels (with the stage's halo
+        around it, within the frame), whose pixels go to ``pixels``; returns the groups
+        DO_NOT_USE on every pixel of the strips (those of the frame, unless every pixel of the
+        strips has some group DO_NOT_USE)."""
+        from calwebb.refpix.reference_pixels import correctable_ramps
+
+        halo, (ny, nx) = stage.total_halo, self.frame_shape
+        after = np.ones(self.shape[:2], bool)
+        for (r0, r1), (c0, c1) in pixels.regions().values():
+            rows, columns = (max(r0 - halo, 0), min(r1 + halo, ny)), \
+                (max(c0 - halo, 0), min(c1 + halo, nx))
+            self.references.forget_cuts()
+            model = self._tile_model(self.source.read(rows, columns), Tile(*rows, r0, r1),
+                                     stage.tree, columns)
+            own = (slice(r0 - rows[0], r1 - rows[0]), slice(c0 - columns[0], c1 - columns[0]))
+            context = TileContext(self.frame_shape, rows[0], own[0], stage.facts, None, counts,
+                                  {}, self, columns[0])
+            for step in stage.steps:
+                self._process(step, model, context)
+            pixels.add([ramp[(slice(None), *own)] for ramp in correctable_ramps(model)],
+                       model.pixeldq[own], r0, c0)
+            after &= dqflags.unusable_groups(model.groupdq[(Ellipsis, *own)])
+            self._keep_meta(model)
+        return after
+
+    def _census(self, stage: Stage, candidates: np.ndarray) -> np.ndarray:
+        """The groups DO_NOT_USE on every pixel of the frame after the stage's steps, among
+        the ``candidates`` (those of the reference strips), tile by tile: only the steps
+        that set DO_NOT_USE run, and those before them whose values they read."""
+        steps, reads_values = [], False
+        for step in reversed(stage.steps):
+            sets_do_not_use = step.name not in KEEP_DO_NOT_USE
+            if sets_do_not_use or reads_values:
+                steps.insert(0, step)
+            reads_values |= sets_do_not_use and step.name not in DO_NOT_USE_FROM_FLAGS
+        log.info("Groups DO_NOT_USE on every pixel: steps %s, tile by tile",
+                 ", ".join(step.name for step in steps))
+        facts = candidates.copy()
+        for core in self.tiles:
+            if not facts.any():
+                break
+            tile = core.with_halo(stage.total_halo, self.frame_shape[0])
+            self.references.forget_cuts()
+            model = self._tile_model(self.source.read((tile.start, tile.stop)), tile,
+                                     stage.tree)
+            context = TileContext(self.frame_shape, tile.start, tile.rows, stage.facts, None,
+                                  Counter(), {}, self)
+            for step in steps:
+                self._process(step, model, context)
+            facts &= dqflags.unusable_groups(model.groupdq[..., tile.rows, :])
+        return facts
 
     def _write_own_rows(self, tile: Tile, own: dict[str, np.ndarray], halo: int):
         """Store the tile's own rows, except the last ``halo`` ones, which the next tile
@@ -647,14 +714,14 @@ def _subarray_window(tree: dict) -> dict[str, Any]:
     return {key: sub.get(key) for key in ("xstart", "ystart", "xsize", "ysize")}
 
 
-def _set_rows(tree: dict, window: dict, first: int, count: int,
-              frame_shape: tuple[int, int]) -> None:
-    """Make ``meta.subarray`` describe rows [first, first + count) of the frame."""
+def _set_window(tree: dict, window: dict, rows: tuple[int, int],
+                columns: tuple[int, int]) -> None:
+    """Make ``meta.subarray`` describe frame ``rows`` and ``columns`` ([start, stop) each)."""
     sub = tree.setdefault("meta", {}).setdefault("subarray", {})
-    sub["xstart"] = window["xstart"] or 1
-    sub["xsize"] = window["xsize"] or frame_shape[1]
-    sub["ystart"] = (window["ystart"] or 1) + first
-    sub["ysize"] = count
+    sub["xstart"] = (window["xstart"] or 1) + columns[0]
+    sub["xsize"] = columns[1] - columns[0]
+    sub["ystart"] = (window["ystart"] or 1) + rows[0]
+    sub["ysize"] = rows[1] - rows[0]
 
 
 def _restore_window(tree: dict, window: dict) -> None:

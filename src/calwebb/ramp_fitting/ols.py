@@ -27,13 +27,23 @@ EXPONENTS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 
 @functools.lru_cache(maxsize=8)
 def weight_table(ngroups: int) -> np.ndarray:
-    """w[p, n, i] = |(i - m)/m|^P for exponent index p, segment length n, sample i (read-only:
-    made once per number of groups, for every tile)."""
+    """c[p, n, k]: the optimally weighted least-squares slope of an n-sample segment y is
+    sum_k c[p, n, k] y[k] (DN per group) for exponent index p (n >= 3; read-only: made once
+    per number of groups, for every tile).
+
+    The weights w_k = |(k - m)/m|^P, m = (n - 1)/2 (their common 1/r^2 cancels), and the
+    abscissae k depend only on p and n, so the weighted sums over them are folded into the
+    coefficients: c_k = w_k (S k - Sx) / (S Sxx - Sx^2), with S, Sx, Sxx the sums of w, w k,
+    w k^2.
+    """
     table = np.zeros((EXPONENTS.size, ngroups + 1, ngroups))
     for p, power in enumerate(EXPONENTS):
         for n in range(3, ngroups + 1):
+            k = np.arange(n, dtype=np.float64)
             middle = (n - 1) / 2.0
-            table[p, n, :n] = np.abs((np.arange(n) - middle) / middle) ** power
+            w = np.abs((k - middle) / middle) ** power
+            total, first, second = w.sum(), (w * k).sum(), (w * k * k).sum()
+            table[p, n, :n] = w * (total * k - first) / (total * second - first * first)
     table.flags.writeable = False
     return table
 
@@ -80,30 +90,21 @@ def _segments(dq, i, starts, lengths):
 
 
 @njit(cache=True, inline="always")
-def _fit_segment(values, i, start, n, read_noise, gain, weights):
-    """Slope in DN per group of ``values[i, start:start+n]`` (n ≥ 3), optimally weighted.
-
-    The weights' common 1/r² factor cancels in the slope and is left out.
-    """
+def _fit_segment(values, i, start, n, read_noise, gain, coefficients):
+    """Slope in DN per group of ``values[i, start:start+n]`` (n >= 3), optimally weighted
+    (``coefficients``: the ``weight_table``)."""
     signal = (values[i, start + n - 1] - values[i, start]) * gain
     denominator = read_noise * read_noise + signal
     snr = 0.0
     if gain != 0 and denominator > 0 and signal > 0:
         snr = signal / np.sqrt(denominator)
     power = _exponent_index(snr)
-    sw = sx = sxx = sy = sxy = 0.0
+    slope = 0.0
     for k in range(n):
-        weight = weights[power, n, k]
-        x = float(start + k)
         y = values[i, start + k]
-        if np.isnan(y):
-            y = 0.0
-        sw += weight
-        sx += weight * x
-        sxx += weight * x * x
-        sy += weight * y
-        sxy += weight * x * y
-    return (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+        if not np.isnan(y):
+            slope += coefficients[power, n, k] * y
+    return slope
 
 
 @njit(cache=True, inline="always")

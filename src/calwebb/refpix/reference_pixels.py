@@ -40,51 +40,69 @@ class ReferencePixels:
         #: SIRS kernels for the side correction of a full frame (None: running median)
         self.sirs_kernels: np.ndarray | None = None
 
-    def add(self, ramps: list[np.ndarray], pixeldq: np.ndarray, first_row: int) -> None:
-        """Take the reference pixels of ``ramps`` ([ngroups, rows, nx] science frame each)
-        and their ``pixeldq`` [rows, nx], whose first row is frame row ``first_row``."""
+    def regions(self) -> dict[str, tuple[tuple[int, int], tuple[int, int]]] | None:
+        """{strip: ((first row, stop), (first column, stop))}: where in the frame the kept
+        strips lie ('nir_full', 'miri'); None when the reference pixels are those flagged
+        anywhere in the frame ('nir_subarray')."""
+        if self.mode == "nir_subarray":
+            return None
+        ny, nx = self.frame_shape
+        regions = {"bottom": ((0, nir.N_REF), (0, nx)), "top": ((ny - nir.N_REF, ny), (0, nx)),
+                   "left": ((0, ny), (0, nir.N_REF)), "right": ((0, ny), (nx - nir.N_REF, nx))}
+        names = ("left", "right") if self.mode == "miri" else nir.STRIPS
+        return {name: regions[name] for name in names}
+
+    @property
+    def strips_cheap_to_gather(self) -> bool:
+        """Whether running the steps before refpix on the strips alone costs less than on
+        the frame: NIR full frames. MIRI's columns would be cut out of every row of the
+        frame-sized dark and linearity references (as costly as the frame's own pass), and
+        its last group, DO_NOT_USE on every pixel of the strips, would still have to be
+        checked on the frame."""
+        return self.mode == "nir_full"
+
+    def add(self, ramps: list[np.ndarray], pixeldq: np.ndarray, first_row: int,
+            first_column: int = 0) -> None:
+        """Take the reference pixels of ``ramps`` ([ngroups, rows, columns] of the science
+        frame each) and their ``pixeldq`` [rows, columns]: a block of the frame whose first
+        pixel is at frame row ``first_row``, column ``first_column``."""
         if not self.nramps:
             self._allocate(ramps)
         if self.mode == "nir_subarray":
-            self._add_flagged(ramps, pixeldq, first_row)
+            self._add_flagged(ramps, pixeldq, first_row, first_column)
             return
-        ny, nx = self.frame_shape
-        rows = np.arange(first_row, first_row + pixeldq.shape[0])
         good = nir.usable(pixeldq)
-        for name, destination, source in (("bottom", rows, rows),
-                                          ("top", rows - (ny - nir.N_REF), rows)):
-            if name not in self.good:
+        block = ((first_row, first_row + pixeldq.shape[0]),
+                 (first_column, first_column + pixeldq.shape[1]))
+        for name, region in self.regions().items():
+            (r0, r1), (c0, c1) = ((max(start, low), min(stop, high)) for (start, stop), (low, high)
+                                  in zip(block, region, strict=True))
+            if r0 >= r1 or c0 >= c1:
                 continue
-            keep = (destination >= 0) & (destination < nir.N_REF)
-            if keep.any():
-                into, out_of = destination[keep], source[keep] - first_row
-                self.good[name][into] = good[out_of]
-                for index, ramp in enumerate(ramps):
-                    self.strips[name][index][:, into] = ramp[:, out_of]
-        for name, columns in (("left", slice(0, nir.N_REF)), ("right", slice(nx - nir.N_REF, nx))):
-            self.good[name][rows] = good[:, columns]
+            (sr, _), (sc, _) = region
+            into = (slice(r0 - sr, r1 - sr), slice(c0 - sc, c1 - sc))
+            out_of = (slice(r0 - first_row, r1 - first_row),
+                      slice(c0 - first_column, c1 - first_column))
+            self.good[name][into] = good[out_of]
             for index, ramp in enumerate(ramps):
-                self.strips[name][index][:, rows] = ramp[:, :, columns]
+                self.strips[name][index][(slice(None), *into)] = ramp[(slice(None), *out_of)]
 
     def _allocate(self, ramps) -> None:
         self.nramps = len(ramps)
         if self.mode == "nir_subarray":
             self._samples = [[] for _ in ramps]
             return
-        ny, nx = self.frame_shape
-        names = ("left", "right") if self.mode == "miri" else nir.STRIPS
-        shapes = {"bottom": (nir.N_REF, nx), "top": (nir.N_REF, nx), "left": (ny, nir.N_REF),
-                  "right": (ny, nir.N_REF)}
-        for name in names:
-            self.good[name] = np.zeros(shapes[name], bool)
-            self.strips[name] = [np.zeros((ramp.shape[0], *shapes[name]), ramp.dtype)
+        for name, ((r0, r1), (c0, c1)) in self.regions().items():
+            self.good[name] = np.zeros((r1 - r0, c1 - c0), bool)
+            self.strips[name] = [np.zeros((ramp.shape[0], r1 - r0, c1 - c0), ramp.dtype)
                                  for ramp in ramps]
 
-    def _add_flagged(self, ramps, pixeldq, first_row) -> None:
+    def _add_flagged(self, ramps, pixeldq, first_row, first_column) -> None:
         flagged = ((pixeldq & dqflags.REFERENCE_PIXEL) != 0) & nir.usable(pixeldq)
         rows, columns = np.nonzero(flagged)
         self._coordinates.append(nir.detector_coordinates(
-            rows + first_row, columns, self.frame_shape, self.fastaxis, self.slowaxis))
+            rows + first_row, columns + first_column, self.frame_shape, self.fastaxis,
+            self.slowaxis))
         for samples, ramp in zip(self._samples, ramps, strict=True):
             samples.append(ramp[:, rows, columns])
 
