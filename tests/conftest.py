@@ -19,6 +19,20 @@ def _restore_logging():
 
 
 @pytest.fixture
+def no_reference_source(monkeypatch, tmp_path):
+    """No CRDS configuration and no local reference set, whatever this machine has (the toy
+    pipelines' GAIN is never needed, so their prefetch must not find CRDS to ask)."""
+    from calwebb import references
+
+    for variable in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CALWEBB_REFS", str(tmp_path / "no-reference-set"))
+    references.forget_crds_state()
+    yield
+    references.forget_crds_state()
+
+
+@pytest.fixture
 def huge_page_advice_on(monkeypatch):
     """numpy's huge-page advice on for the test and NUMPY_MADVISE_HUGEPAGE unset (skipped
     where numpy has no such switch)."""

@@ -33,6 +33,12 @@ def median_small(values, count):
     return values[middle] if count % 2 else 0.5 * (values[middle - 1] + values[middle])
 
 
+def warm_up() -> None:
+    """Load numba's machinery for compiled code now (its first cached function takes
+    ~0.25 s), e.g. while CRDS is asked in another process."""
+    median_small(np.zeros(1), 1)
+
+
 def float32_words(values: np.ndarray) -> tuple[np.ndarray, bool]:
     """(the bits of float32 ``values`` as native uint32 words, whether they are stored
     byte-swapped): how a kernel reads float32 data of either byte order, such as a memory

@@ -15,7 +15,7 @@ from toy_steps import ToyPipeline  # noqa: F401 - registers the toy steps
 
 
 @pytest.fixture
-def rate_file(tmp_path):
+def rate_file(tmp_path, no_reference_source):
     model = datamodels.ImageModel(data=np.ones((5, 6), np.float32))
     path = tmp_path / "jw01_nrca1_rate.fits"
     model.save(path)

@@ -229,3 +229,127 @@ def test_reference_metadata_is_read_again_when_the_file_changes(tmp_path):
     assert reference_metadata(path)["META.INSTRUMENT.DETECTOR"] == "NRCB4"
     with pytest.raises(ReferenceFileError, match="cannot read the reference header"):
         reference_metadata(tmp_path / "absent.fits")
+
+
+def _two_step_pipeline():
+    """A pipeline whose steps declare GAIN + READNOISE and MASK + FLAT, and note what they
+    were given (``ran``)."""
+    from calwebb.stpipe import Pipeline, Step
+
+    class UsesGain(Step):
+        reference_file_types = ["gain", "readnoise"]
+
+        def process(self, model):
+            model.data[...] = self.open_reference(model, "gain").data
+            self.get_reference_file(model, "readnoise")
+            return model
+
+    class UsesMask(Step):
+        reference_file_types = ["mask", "flat"]
+
+        def process(self, model):
+            self.get_reference_file(model, "mask")
+            return model
+
+    class GainThenMask(Pipeline):
+        step_defs = {"gain": UsesGain, "mask": UsesMask}
+        ran = False
+
+        def process(self, model):
+            type(self).ran = True
+            return self.mask.run(self.gain.run(model))
+
+    return GainThenMask
+
+
+def test_a_pipeline_asks_crds_once_up_front(cache, monkeypatch):
+    """Prefetch (framework.md §6.1): one question for every type of the steps that will run,
+    overridden ones aside; the steps are answered from it while the parameters CRDS matches
+    on are unchanged (others may change), and CRDS is asked again once one of them is."""
+    from calwebb.references import helper
+
+    monkeypatch.setattr(helper, "_may_fork", lambda: False)  # the questions are counted here
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    asked = []
+    ask = references.ask_crds
+    monkeypatch.setattr(references, "ask_crds", lambda filename, parameters, reftypes: (
+        asked.append(sorted(reftypes)) or ask(filename, parameters, reftypes)))
+    result = _two_step_pipeline().call(_science(), steps={"mask": {"override_flat": "N/A"}})
+    assert asked == [["gain", "mask", "readnoise"]]
+    assert result.meta.ref_file.gain.name == "crds://jwst_nircam_gain_9001.fits"
+    assert result.meta.ref_file.readnoise.name == "crds://jwst_nircam_readnoise_9001.fits"
+    assert result.meta.ref_file.crds.context_used == "jwst_9000.pmap"
+    np.testing.assert_array_equal(result.data, 1.0)
+
+    model = _science()
+    references.prefetch_references(model, ["gain"])
+    model.meta.target.proposer_name = "changed"  # not a parameter CRDS matches on
+    assert references.get_reference_file(model, "gain").endswith("gain_9001.fits")
+    model.meta.instrument.detector = "NRCA2"
+    assert references.get_reference_file(model, "gain").endswith("gain_9002.fits")
+    assert asked[1:] == [["gain"], ["gain"]]
+
+
+def test_a_type_crds_cannot_choose_stops_the_pipeline_before_it_runs(cache):
+    pipeline = _two_step_pipeline()
+    with pytest.raises(ReferenceFileError, match="GAIN"):
+        pipeline.call(_science(instrument__detector="NRCB4"))
+    assert not pipeline.ran
+
+
+@pytest.mark.parametrize("parameter_references", [False, True])
+def test_a_helper_process_answers_crds_questions_while_numba_starts(
+        cache, tmp_path, parameter_references):
+    """Run alone (one thread, crds not imported), the pipeline's process never imports the
+    crds client, also when it asks for parameter references first: a forked helper answers,
+    the references are the same."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from test_crds_selection import _science, _two_step_pipeline\n"
+        "from calwebb.references import helper\n"
+        "assert helper._may_fork()\n"
+        "result = _two_step_pipeline().call(_science())\n"
+        "print('crds imported:', 'crds' in sys.modules, 'helper:', helper._helper is not None)\n"
+        "print(result.meta.ref_file.gain.name, result.meta.ref_file.mask.name,\n"
+        "      result.meta.ref_file.crds.context_used, result.meta.ref_file.crds.sw_version)\n")
+    here = Path(__file__).parent
+    environment = dict(os.environ)
+    environment.pop("STPIPE_DISABLE_CRDS_STEPPARS", None)
+    if not parameter_references:
+        environment["STPIPE_DISABLE_CRDS_STEPPARS"] = "true"
+    done = subprocess.run([sys.executable, str(script), str(here), str(here.parent)],
+                          capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "crds imported: False helper: True"
+    assert lines[1] == ("crds://jwst_nircam_gain_9001.fits crds://jwst_nircam_mask_9001.fits "
+                        f"jwst_9000.pmap {references.crds_version()}")
+
+
+def test_questions_go_to_this_process_when_the_helper_fails(cache, monkeypatch):
+    """CRDS's own errors come back from the helper as they are; a helper that died is
+    stopped and the question answered here."""
+    from calwebb.references import helper
+
+    monkeypatch.setattr(helper, "_may_fork", lambda: True)
+    references.forget_crds_state()
+    references.start_helper()
+    running = helper._helper
+    assert running is not None
+    try:
+        with pytest.raises(ReferenceFileError, match="GAIN"):
+            references.get_reference_file(_science(instrument__detector="NRCB4"), "gain")
+        assert helper._helper is running
+        running.process.kill()
+        running.process.join()
+        assert references.get_reference_file(_science(), "gain").endswith("gain_9001.fits")
+        assert helper._helper is None
+    finally:
+        helper.stop()

@@ -1,17 +1,17 @@
 """A two-step pipeline defined here proves the framework's contract (framework.md §2-§9)."""
 
-import sys
-import types
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
 import calwebb
-from calwebb import datamodels, memory
+from calwebb import datamodels, memory, references
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe import registry
 from toy_steps import AddStep, ScaleStep, SplitStep, ToyPipeline
+
+pytestmark = pytest.mark.usefixtures("no_reference_source")
 
 
 @pytest.fixture
@@ -109,10 +109,8 @@ def test_four_levels_of_precedence(rate_file, tmp_path, monkeypatch):
     pipe_pars = _write_pars(tmp_path / "pars-toypipeline.asdf", ToyPipeline, {"note": "crds"},
                             [("scale", {"factor": 3.0})])
     chosen = {"AddStep": str(child_pars), "ToyPipeline": str(pipe_pars)}
-    fake = types.ModuleType("calwebb.references")
-    fake.get_parameter_reference = lambda model, name: chosen.get(name)
-    monkeypatch.setitem(sys.modules, "calwebb.references", fake)
-    monkeypatch.setattr(calwebb, "references", fake, raising=False)
+    monkeypatch.setattr(references, "get_parameter_reference",
+                        lambda model, name: chosen.get(name))
 
     defaults = ToyPipeline().get_pars()
     assert defaults["steps"]["add"]["amount"] == 1.0 and defaults["note"] == "x"

@@ -9,11 +9,15 @@ at all, calwebb uses its embedded local reference set: the CRDS-style cache in
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
 import os
+import sys
 from pathlib import Path
 
 from calwebb.errors import ReferenceFileError
+from calwebb.references import helper, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ def configure() -> Path:
                                  "to the cache directory CRDS should use")
     root = Path(os.environ["CRDS_PATH"])
     state = (root, os.environ.get("CRDS_CONTEXT"), os.environ["CRDS_SERVER_URL"],
-             os.environ.get("CRDS_MODE"))
+             os.environ.get("CRDS_MODE") or "auto")  # (the client sets its default)
     if state != _configured:
         _reset_crds_state()
     _configured = state
@@ -73,17 +77,53 @@ def forget_crds_state() -> None:
     """Make the next lookup re-read the cache (after mappings were rewritten)."""
     global _configured
     _configured = None
+    prefetch.forget()
     _reset_crds_state()
 
 
 def _reset_crds_state() -> None:
-    """Forget what the crds client cached about a previous cache or context."""
+    """Forget what the crds client cached about a previous cache or context: end the helper
+    process (``helper``), clear the client's caches here (nothing to clear before it is
+    imported)."""
+    helper.stop()
+    if "crds" not in sys.modules:
+        return
     from crds.core import utils
 
+    _adopt_crds_log()
+    utils.clear_function_caches()
+
+
+def _client():
+    """The crds client, imported on first use."""
+    imported = "crds" in sys.modules
+    import crds
+
+    if not imported:
+        _adopt_crds_log()
+    return crds
+
+
+def _adopt_crds_log() -> None:
     from calwebb.stpipe import log as logs
 
     logs.adopt("CRDS")  # the client's own console handler would print every message twice
-    utils.clear_function_caches()
+
+
+@functools.cache
+def crds_version() -> str:
+    """The crds client's version (without importing it)."""
+    return importlib.metadata.version("crds")
+
+
+def start_helper() -> None:
+    """Let a helper process import crds while numba starts here (``helper.start``), before
+    the first CRDS question of a run (nothing to do without a reference source)."""
+    try:
+        configure()  # the helper inherits the environment it sets
+    except ReferenceFileError:
+        return
+    helper.start()
 
 
 def dataset_parameters(model) -> dict[str, object]:
@@ -93,17 +133,26 @@ def dataset_parameters(model) -> dict[str, object]:
 
 
 def best_references(model, reftypes: list[str]) -> dict[str, str]:
-    """{reftype: absolute path or "N/A"} for several types, from one CRDS question."""
-    import crds
+    """{reftype: absolute path or "N/A"} for several types, from one CRDS question (or from
+    the answers a pipeline asked for up front, while they hold)."""
+    configure()
+    parameters = dataset_parameters(model)
+    kept = prefetch.answered(parameters, _configured, reftypes)
+    if kept is not None:
+        return {reftype: kept.paths[reftype] for reftype in reftypes}
+    return helper.call("ask_crds", model.meta.filename, parameters, reftypes)
+
+
+def ask_crds(filename: str | None, parameters: dict, reftypes: list[str]) -> dict[str, str]:
+    """The crds client's answer (run in the helper process while there is one)."""
+    crds = _client()
     from crds.core.exceptions import CrdsError
 
-    configure()
     try:
-        found = crds.getreferences(dataset_parameters(model), reftypes=reftypes,
-                                   observatory="jwst")
+        found = crds.getreferences(parameters, reftypes=reftypes, observatory="jwst")
     except (CrdsError, SystemExit) as exc:  # the client exits on fatal configuration errors
         raise ReferenceFileError(
-            f"{model.meta.filename or 'dataset'}: CRDS could not choose "
+            f"{filename or 'dataset'}: CRDS could not choose "
             f"{', '.join(t.upper() for t in reftypes)}: {exc}"
         ) from exc
     # the client answers "NOT FOUND n/a" for N/A (a substring test would also catch
@@ -138,13 +187,48 @@ def get_parameter_reference(model, step_class_name: str) -> str | None:
     return None if path == "N/A" else path
 
 
-def crds_context(model=None) -> str | None:
-    """The context (``jwst_NNNN.pmap``) the crds client uses."""
-    import crds
+def prefetch_references(model, reftypes: list[str]) -> dict[str, str]:
+    """Ask CRDS up front for every type in ``reftypes`` and keep the answers for the steps'
+    own questions (``prefetch``): {reftype: path or "N/A"}. ReferenceFileError when CRDS
+    cannot choose one or a chosen file cannot be read."""
+    start_helper()
+    parameters = dataset_parameters(model)
+    paths = helper.call("ask_crds", model.meta.filename, parameters, reftypes)
+    context = crds_context()
+    instrument = str(parameters.get("META.INSTRUMENT.NAME") or "").lower()
+    keys = helper.call("matching_parameters", context, instrument) or list(parameters)
+    prefetch.keep(prefetch.Answers(_configured, {key: parameters.get(key) for key in keys},
+                                   paths, context))
+    for reftype, path in paths.items():
+        if path != "N/A" and not os.access(path, os.R_OK):
+            raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
+    return paths
 
-    configure()
+
+def matching_parameters(context: str | None, instrument: str) -> list[str] | None:
+    """The parameters CRDS matches on for ``instrument`` under ``context`` (None: unknown)."""
     try:
-        return crds.get_context_name("jwst")
+        return list(_client().get_cached_mapping(context).get_required_parkeys()[instrument])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - then every parameter is compared
+        log.debug("parameters CRDS matches on unknown (%s)", exc)
+        return None
+
+
+def crds_context(model=None) -> str | None:
+    """The context (``jwst_NNNN.pmap``) the crds client uses (for ``model``: the one its
+    references were asked for up front, if they were)."""
+    configure()
+    if model is not None:
+        kept = prefetch.answered(dataset_parameters(model), _configured, [])
+        if kept is not None:
+            return kept.context
+    return helper.call("context_name")
+
+
+def context_name() -> str | None:
+    """The crds client's context (run in the helper process while there is one)."""
+    try:
+        return _client().get_context_name("jwst")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not fatal
         log.debug("no CRDS context: %s", exc)
         return None
@@ -177,7 +261,7 @@ def check_reference_matches(path: str | os.PathLike, model, reftype: str | None 
 
 def explain(model, reftypes: list[str]) -> list[dict]:
     """Why CRDS chooses each reference: rows of reftype, file, matched keywords, USEAFTER."""
-    import crds
+    crds = _client()
 
     from calwebb.references.cache import reference_metadata
 

@@ -25,6 +25,7 @@ def parameter_config(step_class: type, dataset: Any) -> dict:
     model = _dataset_model(dataset)
     if model is None:
         return configs.empty()
+    references.start_helper()  # the run's first CRDS questions: see references.helper
     config = configs.empty()
     for name, child_class in getattr(step_class, "step_defs", {}).items():
         path = references.get_parameter_reference(model, child_class.__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from calwebb.datamodels import DataModel
 from calwebb.errors import ParameterError, ReferenceFileError
 from calwebb.stpipe.progress import progress_bar
 from calwebb.stpipe.step import Step
@@ -60,6 +61,30 @@ class Pipeline(Step):
                 return super().run(*inputs)
             finally:
                 self._progress = None
+
+    def prefetch_references(self, inputs: tuple) -> None:
+        """Ask CRDS once, up front, for every reference type of the steps that will run
+        (overridden types aside; see ``calwebb.references.prefetch`` and ``.helper``): a
+        type CRDS cannot choose stops the run before any processing, and the steps' own
+        questions are answered from these. Associations and lists are asked member by member
+        as they are processed; with no reference source at all (no CRDS configuration, no
+        local reference set) nothing is asked: a step that needs a reference says so."""
+        if len(inputs) != 1 or not isinstance(inputs[0], DataModel):
+            return
+        reftypes = sorted({reftype for child in self.children() if not child.skip
+                           for reftype in child.reference_file_types
+                           if getattr(child, f"override_{reftype}", None) is None})
+        if not reftypes:
+            return
+        from calwebb import references
+
+        try:
+            references.configure()
+        except ReferenceFileError as exc:
+            self.log.info("No references prefetched: %s", exc)
+            return
+        for reftype, path in references.prefetch_references(inputs[0], reftypes).items():
+            self.log.info("Prefetch for %s reference file is '%s'.", reftype.upper(), path)
 
     def step_finished(self, child: Step) -> None:
         if self._progress is not None:

@@ -230,6 +230,7 @@ class Step:
             return inputs[0] if len(inputs) == 1 else inputs
         prepared = tuple(self._run_hooks(self.pre_hooks, self.prepare_input(value))
                          for value in inputs)
+        self.prefetch_references(prepared)
         result = self.process(*prepared)
         result = self._run_hooks(self.post_hooks, result)
         models = _models_in(result)
@@ -250,6 +251,9 @@ class Step:
         return result
 
     __call__ = run
+
+    def prefetch_references(self, inputs: tuple) -> None:
+        """Before ``process``: pipelines ask CRDS for all their steps' references at once."""
 
     def process(self, *inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not implement process()")
@@ -326,10 +330,10 @@ class Step:
         for reftype, name in self._references_used.items():
             getattr(model.meta.ref_file, reftype).name = name
         if self._crds_context:
-            from crds import __version__ as crds_version
+            from calwebb.references import crds_version
 
             model.meta.ref_file.crds.context_used = self._crds_context
-            model.meta.ref_file.crds.sw_version = crds_version
+            model.meta.ref_file.crds.sw_version = crds_version()
 
     def save_result_early(self, model: DataModel, idx: int | None = None) -> None:
         """From ``process``: finalise and save ``model``, a result that will not change any
