@@ -18,7 +18,9 @@ whole-frame run:
   run on the whole frame (with a warning) between stages. A barrier that only needs the
   frame's DO_NOT_USE groups (jump, MIRI ramp fitting) joins the stage before it when that
   stage's steps never change DO_NOT_USE; the refpix measurement is gathered from the tiles of
-  the stage before it; the last stage stores no rows once rate products are certain.
+  the stage before it (from a NIR full frame's four reference strips alone when the next
+  stage replays that one anyway); the last stage stores no rows once rate products are
+  certain.
 * Between stages the partly corrected ramp lives in files in a temporary directory
   (``TMPDIR``); when the input was already in memory it stays there, corrected in place.
 
@@ -485,8 +487,8 @@ class TiledRun:
     def _run_on_strips(self, stage: Stage, pixels, counts: Counter) -> np.ndarray:
         """The stage's steps on each border strip of reference pixels (with the stage's halo
         around it, within the frame), whose pixels go to ``pixels``; returns the groups
-        DO_NOT_USE on every pixel of the strips (those of the frame, unless every pixel of the
-        strips has some group DO_NOT_USE)."""
+        DO_NOT_USE on every pixel of the strips, which include the frame's (none there: none
+        in the frame)."""
         from calwebb.refpix.reference_pixels import correctable_ramps
 
         halo, (ny, nx) = stage.total_halo, self.frame_shape
