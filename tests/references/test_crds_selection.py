@@ -353,3 +353,29 @@ def test_questions_go_to_this_process_when_the_helper_fails(cache, monkeypatch):
         assert helper._helper is None
     finally:
         helper.stop()
+
+
+def test_a_forked_process_does_not_ask_over_its_parents_helper(cache, monkeypatch):
+    """A process forked after the helper started (a user's worker) has no helper of its own
+    (it would share the parent's connection): it asks CRDS itself."""
+    import multiprocessing
+
+    from calwebb.references import helper
+
+    monkeypatch.setattr(helper, "_may_fork", lambda: True)
+    references.forget_crds_state()
+    references.start_helper()
+    try:
+        assert helper._helper is not None
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply(_helper_in_this_process) is False
+        assert helper._helper is not None
+        assert references.get_reference_file(_science(), "gain").endswith("gain_9001.fits")
+    finally:
+        helper.stop()
+
+
+def _helper_in_this_process() -> bool:
+    from calwebb.references import helper
+
+    return helper._helper is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import threading
 import warnings
@@ -58,10 +59,8 @@ class Helper:
 
 
 def _serve(connection) -> None:
-    global _helper
     from calwebb import references
 
-    _helper = None  # (the parent's, copied by the fork): this process asks nobody else
     references.context_name()  # crds imported and its rules read before the first question
     while True:
         try:
@@ -78,6 +77,16 @@ def _serve(connection) -> None:
 
 
 _helper: Helper | None = None
+
+
+def _forget_in_child() -> None:
+    """A process forked from this one (a worker, the helper itself) shares the helper's
+    connection: it must not ask over it."""
+    global _helper
+    _helper = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def start() -> None:
