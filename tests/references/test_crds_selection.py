@@ -379,3 +379,25 @@ def _helper_in_this_process() -> bool:
     from calwebb.references import helper
 
     return helper._helper is not None
+
+
+def test_threads_may_ask_the_helper_at_once(cache, monkeypatch):
+    """Questions from several threads (a threaded scheduler running exposures) go over the
+    helper's one connection one at a time, each getting its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from calwebb.references import helper
+
+    monkeypatch.setattr(helper, "_may_fork", lambda: True)
+    references.forget_crds_state()
+    references.start_helper()
+    try:
+        detectors = ["NRCA1", "NRCA2"] * 20
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(lambda detector: references.best_references(
+                _science(instrument__detector=detector), ["gain"])["gain"], detectors))
+        assert helper._helper is not None
+        assert [path.rsplit("_", 1)[-1] for path in found] == [
+            "9001.fits" if detector == "NRCA1" else "9002.fits" for detector in detectors]
+    finally:
+        helper.stop()

@@ -37,12 +37,14 @@ class Helper:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.process.start()
         child_end.close()
+        self.lock = threading.Lock()  # one question at a time on the connection
 
     def ask(self, name: str, *args):
         """``calwebb.references.<name>(*args)`` run in the helper."""
         try:
-            self.connection.send((name, args))
-            kind, value = self.connection.recv()
+            with self.lock:
+                self.connection.send((name, args))
+                kind, value = self.connection.recv()
         except (EOFError, OSError) as exc:
             raise HelperFailed(f"the helper process ended ({exc})") from exc
         if kind == "error":
