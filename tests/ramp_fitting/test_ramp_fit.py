@@ -47,6 +47,26 @@ def test_noiseless_linear_ramp_gives_the_exact_slope():
     np.testing.assert_allclose(rate.var_poisson, 3.5 / (TGROUP * 2.0 * 9), rtol=1e-5)
 
 
+def test_slope_coefficients_are_the_weighted_least_squares_slope():
+    """Every (exponent, length): a straight line's slope exactly (sum c = 0, sum c k = 1);
+    exponent 0 (equal weights): the ordinary least-squares coefficients (k - mean) / S_kk;
+    a higher exponent: numpy's weighted polynomial fit with weights sqrt(|(k - m)/m|^P)."""
+    from calwebb.ramp_fitting.ols import EXPONENTS, slope_coefficients
+
+    table = slope_coefficients(10)
+    for n in range(3, 11):
+        k = np.arange(n, dtype=float)
+        for p in range(EXPONENTS.size):
+            c = table[p, n, :n]
+            np.testing.assert_allclose([c.sum(), (c * k).sum()], [0.0, 1.0], atol=1e-12)
+        centred = k - k.mean()
+        np.testing.assert_allclose(table[0, n, :n], centred / (centred**2).sum(), atol=1e-14)
+        y = np.random.default_rng(n).normal(size=n)
+        weights = np.abs((k - (n - 1) / 2) / ((n - 1) / 2)) ** EXPONENTS[3]
+        expected = np.polyfit(k, y, 1, w=np.sqrt(weights))[0]
+        assert (table[3, n, :n] * y).sum() == pytest.approx(expected, rel=1e-10)
+
+
 def test_jump_splits_the_ramp_and_saturation_truncates_it():
     model, refs = make_ramp(np.full((3, 3), 2.0), noise=False)
     model.data[0, 6:, 1, 1] += 1000
@@ -228,14 +248,14 @@ def test_matches_stcal_special_cases(ngroups, nints, suppress, charge_loss, zero
 def _separate_fit(model, refs, suppress):
     """The one-integration products fitted into separate rate and rateints arrays."""
     from calwebb.kernels import sorting_network
-    from calwebb.ramp_fitting.ols import PRODUCT_TYPES, fit_ramps, weight_table
+    from calwebb.ramp_fitting.ols import PRODUCT_TYPES, fit_ramps, slope_coefficients
 
     nints, ngroups, ny, nx = model.data.shape
     zeroframe = model.zeroframe if model.has_array("zeroframe") else np.zeros((nints, 1, 1),
                                                                               np.float32)
     arguments = (model.data, model.groupdq, model.pixeldq, refs["override_gain"].data,
                  refs["override_readnoise"].data, np.zeros((ny, nx), np.float32), zeroframe,
-                 model.has_array("zeroframe"), weight_table(ngroups),
+                 model.has_array("zeroframe"), slope_coefficients(ngroups),
                  sorting_network(ngroups - 1), TGROUP, TGROUP, 1, suppress)
     image = [np.empty((ny, nx), kind) for kind in PRODUCT_TYPES]
     cube = [np.empty((nints, ny, nx), kind) for kind in PRODUCT_TYPES]

@@ -410,7 +410,10 @@ class TiledRun:
         pixels = None
         if following is not None and following.kind == "tiles" and following.measures_refpix:
             pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
-        strips = not stage.stored and pixels is not None and pixels.strips_cheap_to_gather
+        # NIR full frames only: MIRI's reference columns would be cut out of every row of the
+        # frame-sized dark and linearity references (as costly as the frame's own pass), and
+        # its last group, DO_NOT_USE on every strip pixel, would still call for the census
+        strips = not stage.stored and pixels is not None and pixels.mode == "nir_full"
         log.info("Steps %s, %s (halo of %d rows)%s", names,
                  "on the reference-pixel strips" if strips else "tile by tile",
                  stage.total_halo, "; the first stage's steps again instead of its stored "
@@ -427,7 +430,7 @@ class TiledRun:
         self.refpix = None
         counts, flags, replay_counts = Counter(), {}, Counter()
         if strips:
-            after, tiles = self._run_on_strips(stage, pixels, counts), []
+            after, tiles = self._run_on_strips(stage, pixels), []
             if after.any():  # maybe not so on every pixel of the frame
                 after = self._census(stage, after)
         else:
@@ -484,7 +487,7 @@ class TiledRun:
         if dark is not None and dark.dark_output and self._status("dark_sub") == "COMPLETE":
             dark.save_dark_output(self.frame_stub(), self.shape[1])
 
-    def _run_on_strips(self, stage: Stage, pixels, counts: Counter) -> np.ndarray:
+    def _run_on_strips(self, stage: Stage, pixels) -> np.ndarray:
         """The stage's steps on each border strip of reference pixels (with the stage's halo
         around it, within the frame), whose pixels go to ``pixels``; returns the groups
         DO_NOT_USE on every pixel of the strips, which include the frame's (none there: none
@@ -494,16 +497,10 @@ class TiledRun:
         halo, (ny, nx) = stage.total_halo, self.frame_shape
         after = np.ones(self.shape[:2], bool)
         for (r0, r1), (c0, c1) in pixels.regions().values():
-            rows, columns = (max(r0 - halo, 0), min(r1 + halo, ny)), \
-                (max(c0 - halo, 0), min(c1 + halo, nx))
-            self.references.forget_cuts()
-            model = self._tile_model(self.source.read(rows, columns), Tile(*rows, r0, r1),
-                                     stage.tree, columns)
-            own = (slice(r0 - rows[0], r1 - rows[0]), slice(c0 - columns[0], c1 - columns[0]))
-            context = TileContext(self.frame_shape, rows[0], own[0], stage.facts, None, counts,
-                                  {}, self, columns[0])
-            for step in stage.steps:
-                self._process(step, model, context)
+            tile = Tile(max(r0 - halo, 0), min(r1 + halo, ny), r0, r1)
+            columns = (max(c0 - halo, 0), min(c1 + halo, nx))
+            model = self._run_block(stage, stage.steps, tile, columns)
+            own = (tile.rows, slice(c0 - columns[0], c1 - columns[0]))
             pixels.add([ramp[(slice(None), *own)] for ramp in correctable_ramps(model)],
                        model.pixeldq[own], r0, c0)
             after &= dqflags.unusable_groups(model.groupdq[(Ellipsis, *own)])
@@ -527,15 +524,22 @@ class TiledRun:
             if not facts.any():
                 break
             tile = core.with_halo(stage.total_halo, self.frame_shape[0])
-            self.references.forget_cuts()
-            model = self._tile_model(self.source.read((tile.start, tile.stop)), tile,
-                                     stage.tree)
-            context = TileContext(self.frame_shape, tile.start, tile.rows, stage.facts, None,
-                                  Counter(), {}, self)
-            for step in steps:
-                self._process(step, model, context)
+            model = self._run_block(stage, steps, tile)
             facts &= dqflags.unusable_groups(model.groupdq[..., tile.rows, :])
         return facts
+
+    def _run_block(self, stage: Stage, steps: list, tile: Tile,
+                   columns: tuple[int, int] | None = None) -> DataModel:
+        """``steps`` of ``stage`` on the source's rows of ``tile`` (and ``columns``; None:
+        all), as the stage runs them but with counts of their own; returns the block's model."""
+        self.references.forget_cuts()
+        model = self._tile_model(self.source.read((tile.start, tile.stop), columns), tile,
+                                 stage.tree, columns)
+        context = TileContext(self.frame_shape, tile.start, tile.rows, stage.facts, None,
+                              Counter(), {}, self, columns[0] if columns else 0)
+        for step in steps:
+            self._process(step, model, context)
+        return model
 
     def _write_own_rows(self, tile: Tile, own: dict[str, np.ndarray], halo: int):
         """Store the tile's own rows, except the last ``halo`` ones, which the next tile

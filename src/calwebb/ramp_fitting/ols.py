@@ -26,7 +26,7 @@ EXPONENTS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
 
 
 @functools.lru_cache(maxsize=8)
-def weight_table(ngroups: int) -> np.ndarray:
+def slope_coefficients(ngroups: int) -> np.ndarray:
     """c[p, n, k]: the optimally weighted least-squares slope of an n-sample segment y is
     sum_k c[p, n, k] y[k] (DN per group) for exponent index p (n >= 3; read-only: made once
     per number of groups, for every tile).
@@ -92,7 +92,7 @@ def _segments(dq, i, starts, lengths):
 @njit(cache=True, inline="always")
 def _fit_segment(values, i, start, n, read_noise, gain, coefficients):
     """Slope in DN per group of ``values[i, start:start+n]`` (n >= 3), optimally weighted
-    (``coefficients``: the ``weight_table``)."""
+    (``coefficients``: the ``slope_coefficients``)."""
     signal = (values[i, start + n - 1] - values[i, start]) * gain
     denominator = read_noise * read_noise + signal
     snr = 0.0
@@ -271,7 +271,7 @@ def _variances(n, t, read_noise, gain, poisson_rate):
 
 @njit(parallel=True, cache=True)
 def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_zeroframe,
-              weights, network, tgroup, tframe, nframes, suppress_one_group, first, rate,
+              coefficients, network, tgroup, tframe, nframes, suppress_one_group, first, rate,
               rate_err, rate_dq, rate_var_p, rate_var_r, ints, ints_err, ints_dq, ints_var_p,
               ints_var_r):
     """Fit the pixels of frame rows ``first:first + rate.shape[0]``; fills the rate (2-D)
@@ -347,7 +347,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise_cds, dark, zeroframe, has_
                         n = lengths[s]
                         t = special_time if special_time > 0 else tgroup
                         if n >= 3:
-                            slope = _fit_segment(ramp, i, starts[s], n, r, g, weights) / tgroup
+                            slope = _fit_segment(ramp, i, starts[s], n, r, g, coefficients) / tgroup
                         elif n == 2:
                             slope = (ramp[i, starts[s] + 1] - ramp[i, starts[s]]) / tgroup
                         else:

@@ -14,7 +14,7 @@ from calwebb.ramp_fitting.ols import (
     PRODUCT_TYPES,
     fit_one_integration,
     fit_ramps,
-    weight_table,
+    slope_coefficients,
 )
 from calwebb.ramp_fitting.ols_optional import optional_products
 from calwebb.ramp_fitting.prepare import apply_group_range, drop_unusable_miri_groups
@@ -139,7 +139,7 @@ class RampFitStep(Step):
         gain = gain.astype(np.float32, copy=False)
         readnoise = readnoise.astype(np.float32, copy=False)
         arguments = (data, groupdq, model.pixeldq, gain, readnoise, dark, zeroframe,
-                     has_zeroframe, weight_table(data.shape[1]),
+                     has_zeroframe, slope_coefficients(data.shape[1]),
                      sorting_network(data.shape[1] - 1), float(exposure.group_time),
                      float(tframe), nframes, self.suppress_one_group)
         with limited_threads(self.maximum_cores):

@@ -116,14 +116,16 @@ def crds_version() -> str:
     return importlib.metadata.version("crds")
 
 
-def start_helper() -> None:
+def start_helper() -> bool:
     """Let a helper process import crds while numba starts here (``helper.start``), before
-    the first CRDS question of a run (nothing to do without a reference source)."""
+    the first CRDS question of a run; False when there is no reference source at all (no
+    CRDS configuration, no local reference set: nothing to ask)."""
     try:
         configure()  # the helper inherits the environment it sets
     except ReferenceFileError:
-        return
+        return False
     helper.start()
+    return True
 
 
 def dataset_parameters(model) -> dict[str, object]:
@@ -170,10 +172,14 @@ def get_reference_file(model, reftype: str) -> str:
     """Absolute path of the best ``reftype`` reference for ``model``, or ``"N/A"``."""
     path = best_references(model, [reftype]).get(reftype, "N/A")
     if path != "N/A":
-        if not os.access(path, os.R_OK):
-            raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
+        _check_readable(path, reftype)
         check_reference_matches(path, model, reftype)
     return path
+
+
+def _check_readable(path: str, reftype: str) -> None:
+    if not os.access(path, os.R_OK):
+        raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
 
 
 def get_parameter_reference(model, step_class_name: str) -> str | None:
@@ -187,11 +193,12 @@ def get_parameter_reference(model, step_class_name: str) -> str | None:
     return None if path == "N/A" else path
 
 
-def prefetch_references(model, reftypes: list[str]) -> dict[str, str]:
+def prefetch_references(model, reftypes: list[str]) -> dict[str, str] | None:
     """Ask CRDS up front for every type in ``reftypes`` and keep the answers for the steps'
-    own questions (``prefetch``): {reftype: path or "N/A"}. ReferenceFileError when CRDS
-    cannot choose one or a chosen file cannot be read."""
-    start_helper()
+    own questions (``prefetch``): {reftype: path or "N/A"}, None when there is no reference
+    source. ReferenceFileError when CRDS cannot choose one or a chosen file cannot be read."""
+    if not start_helper():
+        return None
     parameters = dataset_parameters(model)
     paths = helper.call("ask_crds", model.meta.filename, parameters, reftypes)
     context = crds_context()
@@ -200,8 +207,8 @@ def prefetch_references(model, reftypes: list[str]) -> dict[str, str]:
     prefetch.keep(prefetch.Answers(_configured, {key: parameters.get(key) for key in keys},
                                    paths, context))
     for reftype, path in paths.items():
-        if path != "N/A" and not os.access(path, os.R_OK):
-            raise ReferenceFileError(f"{path}: the {reftype.upper()} reference is not readable")
+        if path != "N/A":
+            _check_readable(path, reftype)
     return paths
 
 

@@ -52,15 +52,6 @@ class ReferencePixels:
         names = ("left", "right") if self.mode == "miri" else nir.STRIPS
         return {name: regions[name] for name in names}
 
-    @property
-    def strips_cheap_to_gather(self) -> bool:
-        """Whether running the steps before refpix on the strips alone costs less than on
-        the frame: NIR full frames. MIRI's columns would be cut out of every row of the
-        frame-sized dark and linearity references (as costly as the frame's own pass), and
-        its last group, DO_NOT_USE on every pixel of the strips, would still have to be
-        checked on the frame."""
-        return self.mode == "nir_full"
-
     def add(self, ramps: list[np.ndarray], pixeldq: np.ndarray, first_row: int,
             first_column: int = 0) -> None:
         """Take the reference pixels of ``ramps`` ([ngroups, rows, columns] of the science

@@ -203,21 +203,22 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
                                 err=np.full(flat_values.shape, 0.005, np.float32),
                                 dq=np.zeros(flat_values.shape, np.uint32))
     pixel_area = datamodels.PixelAreaModel(data=area)
+    exposure_filter, exposure_pupil = instruments.wheels(instrument, filter_name, pupil)
     for model in (flat, pixel_area):
-        model.meta.instrument.filter, pupil_keyword = instruments.wheels(instrument,
-                                                                         filter_name, pupil)
+        model.meta.instrument.filter = exposure_filter
         if has_pupil:
-            model.meta.instrument.pupil = pupil_keyword
+            model.meta.instrument.pupil = exposure_pupil
     pixel_area.meta.photometry.pixelarea_steradians = nominal_sr
     pixel_area.meta.photometry.pixelarea_arcsecsq = nominal_a2
 
     filters = instruments.FILTERS[instrument]
+    wheel_rows = _wheel_rows(instrument, filters)
     values = [instruments.photmjsr(instrument, name) for name in filters]
     columns = [("filter", "S12"), ("pupil" if has_pupil else "subarray", "S17"),
                ("photmjsr", ">f4"), ("uncertainty", ">f4")]
     table = np.zeros(len(filters), dtype=columns)
     if has_pupil:
-        table["filter"], table["pupil"] = zip(*_wheel_rows(instrument, filters), strict=True)
+        table["filter"], table["pupil"] = zip(*wheel_rows, strict=True)
     else:
         table["filter"], table["subarray"] = list(filters), "GENERIC"
     table["photmjsr"], table["uncertainty"] = values, np.multiply(values, 0.01)
@@ -231,8 +232,7 @@ def write_optics_references(truth: DetectorTruth, response: np.ndarray, filter_n
     if instrument == "NIRCAM":
         distortion_model.meta.instrument.p_pupil = "CLEAR|"
     entries = []
-    for name, (filter_keyword, pupil_keyword) in zip(filters, _wheel_rows(instrument, filters),
-                                                     strict=True):
+    for name, (filter_keyword, pupil_keyword) in zip(filters, wheel_rows, strict=True):
         if name in FILTER_OFFSETS:
             column, row = FILTER_OFFSETS[name]
             entry = {"filter": filter_keyword, "column_offset": column, "row_offset": row}
@@ -290,8 +290,8 @@ def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int)
     has_pupil = instrument != "MIRI"
     filters = instruments.FILTERS[instrument]
     rows = []
-    for name, (filter_keyword, pupil_keyword) in zip(filters, _wheel_rows(instrument, filters),
-                                                     strict=True):
+    wheel_rows = _wheel_rows(instrument, filters)
+    for name, (filter_keyword, pupil_keyword) in zip(filters, wheel_rows, strict=True):
         fwhm = instruments.psf_fwhm_pixels(instrument, name, detector.pixel_scale)
         radii = encircled_energy_radii(fwhm)
         sky_in = float(np.ceil(2.0 * radii[-1]))
@@ -304,7 +304,6 @@ def write_catalog_references(truth: DetectorTruth, directory: Path, serial: int)
     apcorr = datamodels.reference_model_class("apcorr", instrument)(
         apcorr_table=np.array(rows, dtype=columns))
     offsets = datamodels.ABVegaOffsetModel()
-    wheel_rows = _wheel_rows(instrument, filters)
     table = Table({"filter": [row[0] for row in wheel_rows], "abvega_offset": [
         ab_minus_vega(wavelength) for wavelength in filters.values()]})
     if has_pupil:

@@ -78,12 +78,12 @@ class Pipeline(Step):
             return
         from calwebb import references
 
-        try:
-            references.configure()
-        except ReferenceFileError as exc:
-            self.log.info("No references prefetched: %s", exc)
+        paths = references.prefetch_references(inputs[0], reftypes)
+        if paths is None:
+            self.log.info("No references prefetched: no CRDS configuration or local "
+                          "reference set")
             return
-        for reftype, path in references.prefetch_references(inputs[0], reftypes).items():
+        for reftype, path in paths.items():
             self.log.info("Prefetch for %s reference file is '%s'.", reftype.upper(), path)
 
     def step_finished(self, child: Step) -> None:
