@@ -278,6 +278,24 @@ def test_rscd_flags_leading_groups_and_backs_off_for_saturation():
     assert RscdStep.call(model, override_rscd=_rscd_reference()).meta.cal_step.rscd == "SKIPPED"
 
 
+def test_rscd_skips_per_pixel_as_the_rule_says():
+    """Each pixel's first ``clip(s - 2, 0, skip)`` groups DO_NOT_USE (``skip`` when never
+    saturated or saturated from group 0), other flags kept, over random saturation onsets."""
+    from calwebb.rscd.flag import flag_skipped_groups
+
+    rng = np.random.default_rng(11)
+    nints, ngroups, skip = 2, 12, 4
+    onset = rng.integers(0, ngroups + 3, (nints, 7, 9))
+    groups = np.arange(ngroups)[None, :, None, None]
+    groupdq = np.where(groups >= onset[:, None], SAT, 0).astype(np.uint8)
+    groupdq |= rng.choice(np.uint8([0, dqflags.JUMP_DET]), groupdq.shape)
+    expected_skip = np.where((onset == 0) | (onset >= ngroups), skip, np.clip(onset - 2, 0, skip))
+    expected = groupdq | np.where(groups < expected_skip[:, None], DNU, 0).astype(np.uint8)
+    skips = flag_skipped_groups(groupdq, skip)
+    np.testing.assert_array_equal(skips, expected_skip)
+    np.testing.assert_array_equal(groupdq, expected)
+
+
 @pytest.mark.compare
 def test_rscd_matches_official_flagging():
     official = pytest.importorskip("jwst.rscd.rscd_sub")

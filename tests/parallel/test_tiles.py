@@ -214,6 +214,7 @@ FULL_FRAMES = {
                  subarray="FULL", ngroups=6, nints=2, n_dithers=1, n_stars=40, n_galaxies=5,
                  cosmic_ray_rate=1e-3, seed=7),
 }
+FULL_FRAMES["miri_without_rscd"] = {**FULL_FRAMES["miri"], "nints": 1}
 
 
 def mark(uncal: Path, flag_strips: bool) -> None:
@@ -235,27 +236,32 @@ def mark(uncal: Path, flag_strips: bool) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flag_strips", [False, True])
-@pytest.mark.parametrize("case", ["nircam", "miri"])
+@pytest.mark.parametrize("case", ["nircam", "miri", "miri_without_rscd"])
 def test_full_frame_tiles_measure_refpix_on_the_reference_strips(
         case, flag_strips, tmp_path, monkeypatch, caplog):
     """The first stage (before refpix) is not stored but run again on each tile of the second;
-    on a NIR full frame it first runs on the reference strips only. The whole-frame products,
+    on a full frame it first runs on the reference strips only. The whole-frame products,
     bit for bit (RSCD counts over the replayed tiles included). Groups DO_NOT_USE on every
-    pixel of the strips (here from the input's GROUPDQ) are checked on the frame's tiles with
-    the steps that set DO_NOT_USE."""
+    pixel of the strips (here from the input's GROUPDQ, or RSCD's leading groups) are checked
+    on the frame's tiles with the steps that set DO_NOT_USE, except MIRI's last group, which
+    lastframe sets on every pixel."""
     uncal, cache = simulated(tmp_path / "exposure", FULL_FRAMES[case])
     mark(uncal, flag_strips)
     use_crds(monkeypatch, cache)
-    whole = run_detector1(str(uncal), tmp_path / "whole")
-    tiled = run_detector1(str(uncal), tmp_path / "tiled", caplog,
-                          max_memory={"nircam": "60MB", "miri": "30MB"}[case])
+    steps = {"rscd": {"skip": True}} if case == "miri_without_rscd" else {}
+    whole = run_detector1(str(uncal), tmp_path / "whole", steps=steps)
+    tiled = run_detector1(str(uncal), tmp_path / "tiled", caplog, steps=steps,
+                          max_memory="60MB" if case == "nircam" else "30MB")
     assert tiled["tiles"] >= 3
-    assert ("on the reference-pixel strips" in caplog.text) == (case == "nircam")
+    assert "on the reference-pixel strips" in caplog.text
     census = re.search(r"Groups DO_NOT_USE on every pixel: steps (.*), tile by tile",
                        caplog.text)
-    assert (census is not None) == (case == "nircam" and flag_strips)
+    assert (census is not None) == (flag_strips or case == "miri")
     if census:  # only the steps that set DO_NOT_USE and those whose values they read
-        assert census[1] == "group_scale, dq_init, saturation"
+        assert census[1] == {"nircam": "group_scale, dq_init, saturation",
+                             "miri": "group_scale, dq_init, saturation, lastframe, rscd",
+                             "miri_without_rscd": "group_scale, dq_init, saturation, lastframe"
+                             }[case]
     assert_identical(whole, tiled)
     rate = whole["rate"]
     assert rate.meta.cal_step.refpix == "COMPLETE"

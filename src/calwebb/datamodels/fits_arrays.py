@@ -125,6 +125,8 @@ class ImageLayout:
         if self.bscale != 1 or self.bzero != 0 or len(self.shape) < 2 or not math.prod(
                 self.shape):
             return None
+        if columns is not None and 2 * (columns[1] - columns[0]) < self.shape[-1]:
+            return None
         try:
             stored = np.memmap(self.path, dtype=self.disk, mode="r", offset=self.offset,
                                shape=self.shape)

@@ -18,9 +18,9 @@ whole-frame run:
   run on the whole frame (with a warning) between stages. A barrier that only needs the
   frame's DO_NOT_USE groups (jump, MIRI ramp fitting) joins the stage before it when that
   stage's steps never change DO_NOT_USE; the refpix measurement is gathered from the tiles of
-  the stage before it (from a NIR full frame's four reference strips alone when the next
-  stage replays that one anyway); the last stage stores no rows once rate products are
-  certain.
+  the stage before it (from a full frame's reference strips alone, NIR's four or MIRI's two
+  side columns, when the next stage replays that one anyway); the last stage stores no rows
+  once rate products are certain.
 * Between stages the partly corrected ramp lives in files in a temporary directory
   (``TMPDIR``); when the input was already in memory it stays there, corrected in place.
 
@@ -114,6 +114,8 @@ KEEP_DO_NOT_USE = ("group_scale", "ipc", "superbias", "refpix", "linearity", "da
                    "reset", "jump")
 #: steps that set DO_NOT_USE from the flags alone, never from the data values
 DO_NOT_USE_FROM_FLAGS = ("dq_init", "firstframe", "lastframe", "rscd")
+#: steps that, when they run, set DO_NOT_USE on one group of every pixel alike (its index)
+WHOLE_GROUP_DO_NOT_USE = {"lastframe": -1}
 
 
 @dataclass
@@ -410,10 +412,7 @@ class TiledRun:
         pixels = None
         if following is not None and following.kind == "tiles" and following.measures_refpix:
             pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
-        # NIR full frames only: MIRI's reference columns would be cut out of every row of the
-        # frame-sized dark and linearity references (as costly as the frame's own pass), and
-        # its last group, DO_NOT_USE on every strip pixel, would still call for the census
-        strips = not stage.stored and pixels is not None and pixels.mode == "nir_full"
+        strips = not stage.stored and pixels is not None and pixels.mode in ("nir_full", "miri")
         log.info("Steps %s, %s (halo of %d rows)%s", names,
                  "on the reference-pixel strips" if strips else "tile by tile",
                  stage.total_halo, "; the first stage's steps again instead of its stored "
@@ -431,8 +430,9 @@ class TiledRun:
         counts, flags, replay_counts = Counter(), {}, Counter()
         if strips:
             after, tiles = self._run_on_strips(stage, pixels), []
-            if after.any():  # maybe not so on every pixel of the frame
-                after = self._census(stage, after)
+            undecided = after & ~self._whole_groups_flagged(stage)
+            if undecided.any():  # maybe not so on every pixel of the frame
+                after = (after & ~undecided) | self._census(stage, undecided)
         else:
             after, tiles = np.ones(self.shape[:2], bool), self.tiles
         skipped = False
@@ -506,6 +506,16 @@ class TiledRun:
             after &= dqflags.unusable_groups(model.groupdq[(Ellipsis, *own)])
             self._keep_meta(model)
         return after
+
+    def _whole_groups_flagged(self, stage: Stage) -> np.ndarray:
+        """[nints, ngroups] booleans: the groups a step of the stage that ran has set
+        DO_NOT_USE on every pixel alike (``WHOLE_GROUP_DO_NOT_USE``), so on the frame's."""
+        flagged = np.zeros(self.shape[:2], bool)
+        for step in stage.steps:
+            group = WHOLE_GROUP_DO_NOT_USE.get(step.name)
+            if group is not None and self._status(step.status_name) == "COMPLETE":
+                flagged[:, group] = True
+        return flagged
 
     def _census(self, stage: Stage, candidates: np.ndarray) -> np.ndarray:
         """The groups DO_NOT_USE on every pixel of the frame after the stage's steps, among

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from calwebb import dqflags
 
 SAT = dqflags.SATURATED
+DO_NOT_USE = np.uint8(dqflags.DO_NOT_USE)
 
 
 def groups_to_skip(table: np.ndarray, readpatt: str, subarray: str) -> tuple[int, int] | None:
@@ -26,23 +28,36 @@ def limit_skip(skip: int, ngroups: int) -> int:
     return min(skip, max(0, ngroups - 3))
 
 
-def skip_per_pixel(groupdq: np.ndarray, skip: int) -> np.ndarray:
-    """Groups to flag [nints, ny, nx]: ``skip``, lowered where saturation comes early.
-
-    A pixel whose first saturated group (0-based) is ``s`` ≥ 1 keeps two usable groups
-    before it when possible: ``clip(s - 2, 0, skip)``; pixels saturated in group 0 keep
-    ``skip``.
-    """
-    saturated = (groupdq & SAT) != 0
-    first_saturated = np.where(saturated.any(axis=1), saturated.argmax(axis=1), groupdq.shape[1])
-    lowered = np.clip(first_saturated - 2, 0, skip)
-    return np.where(first_saturated == 0, skip, lowered)
+def flag_skipped_groups(groupdq: np.ndarray, skip: int) -> np.ndarray:
+    """DO_NOT_USE on each pixel's first groups of every integration of ``groupdq`` [nints,
+    ngroups, ny, nx], in place; returns how many [nints, ny, nx]: ``skip``, lowered where
+    saturation comes early. A pixel whose first saturated group (0-based) is ``s`` ≥ 1 keeps
+    two usable groups before it when possible: ``clip(s - 2, 0, skip)``; pixels saturated in
+    group 0 keep ``skip``."""
+    skips = np.empty((groupdq.shape[0], *groupdq.shape[2:]), np.int64)
+    _flag_skipped(groupdq, skip, skips)
+    return skips
 
 
-def flag_skipped_groups(groupdq: np.ndarray, skips: np.ndarray) -> None:
-    """DO_NOT_USE on groups below each pixel's skip count, in place."""
-    groups = np.arange(groupdq.shape[1])[None, :, None, None]
-    groupdq[groups < skips[:, None]] |= np.uint8(dqflags.DO_NOT_USE)
+@njit(cache=True, parallel=True)
+def _flag_skipped(groupdq, skip, skips):
+    nints, ngroups, ny, nx = groupdq.shape
+    for row in prange(nints * ny):
+        integration = row // ny
+        y = row - integration * ny
+        first = np.full(nx, ngroups, np.int64)
+        for group in range(ngroups):
+            plane = groupdq[integration, group, y]
+            for x in range(nx):
+                if first[x] == ngroups and plane[x] & SAT:
+                    first[x] = group
+        for x in range(nx):
+            skips[integration, y, x] = skip if first[x] == 0 else min(max(first[x] - 2, 0), skip)
+        for group in range(skip):
+            plane = groupdq[integration, group, y]
+            for x in range(nx):
+                if group < skips[integration, y, x]:
+                    plane[x] |= DO_NOT_USE
 
 
 def _text(value) -> str:

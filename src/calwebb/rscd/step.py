@@ -3,7 +3,7 @@
 import numpy as np
 
 from calwebb import datamodels, dqflags
-from calwebb.rscd.flag import flag_skipped_groups, groups_to_skip, limit_skip, skip_per_pixel
+from calwebb.rscd.flag import flag_skipped_groups, groups_to_skip, limit_skip
 from calwebb.stpipe import Step
 
 
@@ -42,8 +42,7 @@ class RscdStep(Step):
             if dq.shape[0] == 0:
                 continue
             skip = limit_skip(skip, ngroups)
-            per_pixel = skip_per_pixel(dq, skip)
-            flag_skipped_groups(dq, per_pixel)
+            per_pixel = flag_skipped_groups(dq, skip)
             lowered = (per_pixel < skip).any(axis=0)
             model.pixeldq[lowered] |= dqflags.FLUX_ESTIMATED
             own = slice(None) if self.tile is None else self.tile.rows

@@ -313,10 +313,14 @@ class Step:
         """Called by a child when it finishes (pipelines advance their progress display)."""
 
     # -- status and results --------------------------------------------------------------------
+    @property
+    def status_name(self) -> str:
+        """This step's entry in ``meta.cal_step``."""
+        return self.cal_step_attr or self.class_alias or self.name.lower()
+
     def set_status(self, model: DataModel, status: str) -> None:
         """Set this step's ``meta.cal_step`` entry (``S_*`` keyword): COMPLETE/SKIPPED/FAILED."""
-        attribute = self.cal_step_attr or self.class_alias or self.name.lower()
-        setattr(model.meta.cal_step, attribute, status)
+        setattr(model.meta.cal_step, self.status_name, status)
 
     def skip_model(self, model: DataModel, reason: str) -> DataModel:
         """Log why the step does not apply, mark it SKIPPED and return the model unchanged."""
