@@ -1,5 +1,6 @@
 """Shared test set-up: helper modules in tests/ importable; loggers restored after each test."""
 
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -7,6 +8,19 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_dir(tmp_path_factory):
+    """calwebb's cache (remembered parses, the default local reference set) in a directory of
+    the test session, not the user's."""
+    previous = os.environ.get("CALWEBB_CACHE_DIR")
+    os.environ["CALWEBB_CACHE_DIR"] = str(tmp_path_factory.mktemp("calwebb-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("CALWEBB_CACHE_DIR", None)
+    else:
+        os.environ["CALWEBB_CACHE_DIR"] = previous
 
 
 @pytest.fixture(autouse=True)

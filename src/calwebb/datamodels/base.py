@@ -84,6 +84,9 @@ class DataModel:
     arrays: dict[str, ArraySpec] = {}
     #: metadata paths this model writes to a different HDU than the keyword table says
     keyword_hdus: dict[str, str] = {}
+    #: whether what parsing its FITS files gives is kept for the next read of the same
+    #: version of a file (``remembered``): for files read again and again, unchanged
+    remember_headers = False
 
     def __init__(self, init: Any = None, **arrays: Any):
         object.__setattr__(self, "_tree", {"meta": {}})

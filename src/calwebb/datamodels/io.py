@@ -38,6 +38,7 @@ from astropy.io import fits
 from calwebb.datamodels import keywords
 from calwebb.datamodels.asdf_library import asdf_config, core_plugins, open_asdf, write_asdf
 from calwebb.datamodels.fits_arrays import ImageLoader, TableLoader
+from calwebb.datamodels.remembered import remembered
 from calwebb.datamodels.tree import copy_containers, get_path, set_path
 from calwebb.errors import DataModelError
 
@@ -90,31 +91,45 @@ def open_fits(path: Path) -> fits.HDUList:
 
 
 def _read_fits(model: DataModel, path: Path) -> None:
+    cls = type(model)
+    if cls.remember_headers:  # files read again and again, unchanged (references)
+        tree, arrays = remembered(path, f"{cls.__module__}.{cls.__qualname__}",
+                                  lambda: _parse_fits(cls, path))
+    else:
+        tree, arrays = _parse_fits(cls, path)
+    model.tree.clear()
+    model.tree.update(tree)
+    model.tree.setdefault("meta", {})
+    for name, value in arrays.items():
+        if isinstance(value, np.ndarray):
+            setattr(model, name, value)
+        else:
+            model.set_loader(name, value)
+    _require_primary(model, path)
+
+
+def _parse_fits(cls: type[DataModel], path: Path) -> tuple[dict, dict[str, Any]]:
+    """(metadata tree, {array name: loader, or the table itself}) of a FITS file read as a
+    ``cls``: headers and embedded tree parsed, no image read."""
+    arrays: dict[str, Any] = {}
     with open_fits(path) as hdul:
         tree = _embedded_tree(hdul, path)
-        for name in type(model).arrays:
+        for name in cls.arrays:
             tree.pop(name, None)
-        _headers_to_tree(hdul, tree, model.keyword_hdus, path)
+        _headers_to_tree(hdul, tree, cls.keyword_hdus, path)
         _history_from_header(hdul, tree)
-        model.tree.clear()
-        model.tree.update(tree)
-        model.tree.setdefault("meta", {})
         present = {(hdu.name, hdu.ver) for hdu in hdul[1:]}
-        for name, spec in type(model).arrays.items():
+        for name, spec in cls.arrays.items():
             if (spec.extname, 1) not in present:
                 continue
             hdu = hdul[(spec.extname, 1)]
-            _check_hdu(path, hdu, spec, type(model).__name__)
+            _check_hdu(path, hdu, spec, cls.__name__)
             index = hdul.index_of((spec.extname, 1))
             if spec.is_table:
-                table = _table_array(hdu, path, hdul.fileinfo(index)["datLoc"])
-                if isinstance(table, TableLoader):
-                    model.set_loader(name, table)
-                else:
-                    setattr(model, name, table)
+                arrays[name] = _table_array(hdu, path, hdul.fileinfo(index)["datLoc"])
             else:
-                model.set_loader(name, ImageLoader(path, hdul, index, spec.dtype))
-    _require_primary(model, path)
+                arrays[name] = ImageLoader(path, hdul, index, spec.dtype)
+    return tree, arrays
 
 
 def _require_primary(model: DataModel, path: Path) -> None:

@@ -41,6 +41,7 @@ class ReferenceModel(DataModel):
     #: the primary array is an image on the detector only with at least this many axes
     image_min_ndim = 2
     keyword_hdus = _PRIMARY_PHOTOMETRY
+    remember_headers = True  # a pipeline reads the same references for exposure after exposure
 
     def __init__(self, init=None, **arrays):
         super().__init__(init, **arrays)

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from calwebb.cache_dir import cache_root
 from calwebb.errors import ReferenceFileError
 from calwebb.references import helper, prefetch
 
@@ -28,8 +29,7 @@ _injected: dict[str, str] = {}
 
 def default_cache_dir() -> Path:
     """Where the embedded local reference set lives when CALWEBB_REFS is not set."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "calwebb" / "crds"
+    return cache_root() / "crds"
 
 
 def configure() -> Path:

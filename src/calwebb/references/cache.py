@@ -22,6 +22,7 @@ from astropy.io import fits
 
 from calwebb.datamodels import keywords
 from calwebb.datamodels.asdf_library import open_asdf
+from calwebb.datamodels.remembered import remembered
 from calwebb.datamodels.tree import flatten, set_path
 from calwebb.errors import ReferenceFileError
 
@@ -107,7 +108,10 @@ def reference_metadata(path: str | os.PathLike) -> dict[str, object]:
 @lru_cache(maxsize=256)
 def _metadata_of(path: str, mtime_ns: int, size: int) -> dict[str, object]:
     """``reference_metadata`` of one version (modification time and size) of a file."""
-    path = Path(path)
+    return remembered(path, "reference metadata", lambda: _parse_metadata(Path(path)))
+
+
+def _parse_metadata(path: Path) -> dict[str, object]:
     tree: dict = {"meta": {}}
     try:
         if path.suffix.lower() == ".asdf":

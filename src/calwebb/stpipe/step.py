@@ -415,7 +415,12 @@ class Step:
             return
         from calwebb import references
 
-        self._record_crds_choices(model, references.best_references(model, rest))
+        try:
+            chosen = references.best_references(model, rest)
+        except ReferenceFileError as exc:  # no reference source: nothing to record
+            self.log.debug("%s not recorded: %s", ", ".join(rest), exc)
+            return
+        self._record_crds_choices(model, chosen)
 
     def open_reference(self, model: DataModel, reftype: str):
         """The ``reftype`` reference as a model cut to the science subarray, or None if N/A."""
