@@ -89,3 +89,15 @@ def test_reference_model_read_from_its_remembered_parse(cache, tmp_path):
     science.save(tmp_path / "science.fits")
     datamodels.ImageModel(tmp_path / "science.fits")  # science files are not remembered
     assert len(list(cache.glob("*.pickle"))) == 3
+
+
+def test_remembered_arrays_load_from_any_working_directory(cache, tmp_path, monkeypatch):
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (tmp_path / "refs").mkdir()
+    datamodels.GainModel(data=data).save(tmp_path / "refs" / "gain.fits")
+    monkeypatch.chdir(tmp_path / "refs")
+    datamodels.GainModel("gain.fits")  # parsed from a relative path
+    monkeypatch.chdir(tmp_path)
+    again = datamodels.GainModel(tmp_path / "refs" / "gain.fits")
+    assert len(list(cache.glob("*.pickle"))) == 1
+    np.testing.assert_array_equal(again.data, data)

@@ -121,7 +121,9 @@ class ImageLayout:
         """The stored values of the same parts as ``read``, memory-mapped read-only in their
         stored byte order (nothing is read until used); None when they are scaled (BSCALE or
         BZERO), as the stored values are then not the array's, when the image is not at least
-        2-D, or when the file system cannot map the file (it is then read instead)."""
+        2-D, when the columns are under half of each row (nearly every page of the rows would
+        be mapped in, and count as this process's memory, for a few bytes of each: reading
+        costs less), or when the file system cannot map the file (it is then read instead)."""
         if self.bscale != 1 or self.bzero != 0 or len(self.shape) < 2 or not math.prod(
                 self.shape):
             return None

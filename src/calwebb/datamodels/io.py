@@ -93,6 +93,7 @@ def open_fits(path: Path) -> fits.HDUList:
 def _read_fits(model: DataModel, path: Path) -> None:
     cls = type(model)
     if cls.remember_headers:  # files read again and again, unchanged (references)
+        path = path.absolute()  # as the remembered loaders hold it, whatever the directory
         tree, arrays = remembered(path, f"{cls.__module__}.{cls.__qualname__}",
                                   lambda: _parse_fits(cls, path))
     else:

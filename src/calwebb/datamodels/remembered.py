@@ -37,7 +37,7 @@ def remembered(path: str | os.PathLike, kind: str, compute: Callable[[], T]) -> 
         status = os.stat(path)
     except OSError:
         return compute()
-    version = "\0".join(map(str, (os.path.realpath(path), status.st_size, status.st_mtime_ns,
+    version = "\0".join(map(str, (os.path.abspath(path), status.st_size, status.st_mtime_ns,
                                   status.st_ino, kind, _code_version())))
     entry = cache_root() / "parsed" / f"{hashlib.sha1(version.encode()).hexdigest()}.pickle"
     try:

@@ -53,7 +53,7 @@ def _flag_skipped(groupdq, skip, skips):
                     first[x] = group
         for x in range(nx):
             skips[integration, y, x] = skip if first[x] == 0 else min(max(first[x] - 2, 0), skip)
-        for group in range(skip):
+        for group in range(min(skip, ngroups)):
             plane = groupdq[integration, group, y]
             for x in range(nx):
                 if group < skips[integration, y, x]:

@@ -417,7 +417,7 @@ class Step:
 
         try:
             chosen = references.best_references(model, rest)
-        except ReferenceFileError as exc:  # no reference source: nothing to record
+        except ReferenceFileError as exc:  # no reference source, or no answer: not recorded
             self.log.debug("%s not recorded: %s", ", ".join(rest), exc)
             return
         self._record_crds_choices(model, chosen)
