@@ -101,3 +101,21 @@ def test_remembered_arrays_load_from_any_working_directory(cache, tmp_path, monk
     again = datamodels.GainModel(tmp_path / "refs" / "gain.fits")
     assert len(list(cache.glob("*.pickle"))) == 1
     np.testing.assert_array_equal(again.data, data)
+
+
+def test_a_change_of_the_parsing_code_parses_again(cache, tmp_path):
+    """The code that made a result is part of its key: a parser edited since is run again."""
+    path = tmp_path / "file.fits"
+    path.write_bytes(b"x")
+    parser = tmp_path / "parser.py"
+    parser.write_text("def make(calls):\n    return lambda: calls.append(1) or 'parsed'\n")
+    namespace = {}
+    exec(compile(parser.read_text(), str(parser), "exec"), namespace)
+    calls = []
+    compute = namespace["make"](calls)
+    memo.remembered(path, "kind", compute)
+    memo.remembered(path, "kind", compute)
+    assert len(calls) == 1
+    os.utime(parser, ns=(10**18, 10**18))  # the parser's source is edited
+    memo._code_version.cache_clear()  # (as in a new process)
+    assert memo.remembered(path, "kind", compute) == "parsed" and len(calls) == 2

@@ -37,8 +37,9 @@ def remembered(path: str | os.PathLike, kind: str, compute: Callable[[], T]) -> 
         status = os.stat(path)
     except OSError:
         return compute()
+    parser = getattr(getattr(compute, "__code__", None), "co_filename", "")
     version = "\0".join(map(str, (os.path.abspath(path), status.st_size, status.st_mtime_ns,
-                                  status.st_ino, kind, _code_version())))
+                                  status.st_ino, kind, _code_version(parser))))
     entry = cache_root() / "parsed" / f"{hashlib.sha1(version.encode()).hexdigest()}.pickle"
     try:
         with open(entry, "rb") as stream:
@@ -53,14 +54,17 @@ def remembered(path: str | os.PathLike, kind: str, compute: Callable[[], T]) -> 
 
 
 @functools.cache
-def _code_version() -> str:
-    """calwebb's version and the state of the data-model code (parsing and the classes a
-    result holds), so that an edited checkout does not load what older code stored."""
+def _code_version(parser: str) -> str:
+    """calwebb's version and the state of the code that made a result: the data-model
+    package (parsing, the classes a result holds) and the ``parser``'s own source file, so
+    that an edited checkout does not load what older code stored."""
     from calwebb import __version__
 
     package = Path(__file__).parent
     files = sorted(package.glob("*.py")) + sorted(package.glob("*.yaml"))
-    return __version__ + "".join(f"|{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}"
+    if parser and Path(parser).is_file():
+        files.append(Path(parser))
+    return __version__ + "".join(f"|{file}:{file.stat().st_size}:{file.stat().st_mtime_ns}"
                                  for file in files)
 
 

@@ -412,7 +412,7 @@ class TiledRun:
         pixels = None
         if following is not None and following.kind == "tiles" and following.measures_refpix:
             pixels = following.steps[0].reference_pixels(self.frame_stub(), self.frame_shape)
-        strips = not stage.stored and pixels is not None and pixels.mode in ("nir_full", "miri")
+        strips = not stage.stored and pixels is not None and pixels.regions() is not None
         log.info("Steps %s, %s (halo of %d rows)%s", names,
                  "on the reference-pixel strips" if strips else "tile by tile",
                  stage.total_halo, "; the first stage's steps again instead of its stored "

@@ -1,7 +1,5 @@
 """RscdStep: exclude the MIRI groups disturbed by the previous reset."""
 
-import numpy as np
-
 from calwebb import datamodels, dqflags
 from calwebb.rscd.flag import flag_skipped_groups, groups_to_skip, limit_skip
 from calwebb.stpipe import Step
@@ -51,7 +49,7 @@ class RscdStep(Step):
                 f"keep_groups_saturation_{label}", int(lowered[own].sum())))
             setattr(record, f"keep_bright_firstgroup_{label}", self._total(
                 f"keep_bright_firstgroup_{label}",
-                int((np.asarray(per_pixel) == 0).any(axis=0)[own].sum())))
+                int((per_pixel == 0).any(axis=0)[own].sum())))
         self.set_status(model, "COMPLETE")
         return model
 
